@@ -1,0 +1,1 @@
+"""cohortbot: the operator's assistant for 8-day WeChat course cohorts."""

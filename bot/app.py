@@ -1,0 +1,59 @@
+"""The bot assembled: database, transport, clock, outbox, engine and scheduler, started
+and stopped in the right order. `run`, `simulate`, `demo` and the tests all come here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as Database
+
+from bot.clock import Clock
+from bot.cohort import CohortRun
+from bot.engine import Engine, Settings
+from bot.outbox import Outbox
+from bot.scheduler import CohortScheduler
+from bot.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    db: Database
+    transport: Transport
+    clock: Clock
+    settings: Settings
+    runs: list[CohortRun]
+    reconcile_minutes: float = 5
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.db, self.transport, self.clock, self.settings.pacing)
+        self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
+        self.scheduler = CohortScheduler(self.engine, self.clock, self.reconcile_minutes)
+        self._sender: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.outbox.recover(self.settings.grace)
+        await self.transport.start(self.engine.on_event)
+        for run in self.runs:
+            await self.engine.add_cohort(run)
+        self._sender = asyncio.create_task(self.outbox.run(), name="outbox")
+        self.outbox.wake()
+        await self.scheduler.start(self.runs)
+
+    async def drain(self) -> None:
+        """Wait until every queued message is sent."""
+        self.outbox.wake()
+        await asyncio.sleep(0)
+        await self.outbox.idle()
+
+    async def stop(self) -> None:
+        self.scheduler.stop()
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        await self.transport.stop()

@@ -1,0 +1,141 @@
+"""Check-ins (打卡): which message is one, which day it counts for, and counting it, with its
+acknowledgement and any reward it earns, in one transaction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from bot import templates
+from bot.cohort import CohortRun
+from bot.transports.base import Member
+from storage import repo
+
+DEFAULT_ACK = "✅ {name} 第{day}天{track}打卡成功（今日 {done}/{total}）"
+ALREADY = "{name} 今天的{track}已经打过卡啦，不用重复打卡 ✅"
+NOT_TODAY = "{name} 今天不是{track}打卡日哦，{days}再来打卡吧"
+TOO_LATE = "{name} 今天的{track}打卡已在 {until} 截止，明天早点来哦"
+
+# WeChat separates an @-mention from the text with U+2005 (four-per-em space).
+_SPACES = " \t\u2005\u3000\u00a0"
+
+
+def strip_bot_mention(text: str, bot_names: Collection[str], mentions_bot: bool) -> str:
+    """Trim the text and remove one leading @-mention of the bot."""
+    text = text.strip(_SPACES + "\r\n")
+    if not text.startswith("@"):
+        return text
+    for name in bot_names:
+        if name and text.startswith("@" + name):
+            rest = text[len(name) + 1 :]
+            if not rest or rest[0] in _SPACES:
+                return rest.strip(_SPACES + "\r\n")
+    if mentions_bot:
+        # The network says the bot was mentioned but under a name we do not know (a group
+        # alias): drop the first @word.
+        m = re.match(rf"@[^{_SPACES}]*[{_SPACES}]+", text)
+        if m:
+            return text[m.end() :].strip(_SPACES + "\r\n")
+    return text
+
+
+def match_track(run: CohortRun, text: str) -> tuple[str, str] | None:
+    """(track id, keyword) of the longest keyword the text starts with."""
+    for kw, tid in run.keywords:
+        if text.startswith(kw):
+            return tid, kw
+    return None
+
+
+def _day_list(days: list[int]) -> str:
+    return "、".join(f"第{d}天" for d in sorted(days))
+
+
+def count_checkin(
+    conn: Connection,
+    run: CohortRun,
+    member: Member,
+    track_id: str,
+    at: datetime,
+    now: datetime,
+    excluded: Collection[str],
+    ack_window: float,
+) -> bool:
+    """Record a check-in sent at ``at``; queue its acknowledgement and any reward it earns.
+    Returns True if it was counted (a new check-in)."""
+    track = run.playbook.tracks[track_id]
+    day = run.day(at)
+    name = member.shown
+    values: dict[str, object] = {"name": name, "day": day, "track": track.name, "playbook": run.playbook.name}
+    ack_at = now + timedelta(seconds=ack_window)
+
+    def ack(text: str) -> None:
+        repo.enqueue(
+            conn,
+            run.id,
+            room_id=run.room_id,
+            text=templates.render(text, values),
+            kind="ack",
+            mentions=[member.id],
+            now=now,
+            not_before=ack_at,
+        )
+
+    if day not in track.days:
+        later = [d for d in track.days if d > day]
+        if later:
+            ack(NOT_TODAY.replace("{days}", _day_list(later)))
+        return False
+    if track.until is not None and run.cal.local(at).time() > track.until:
+        values["until"] = f"{track.until:%H:%M}"
+        ack(TOO_LATE)
+        return False
+    if not repo.record_checkin(conn, run.id, member.id, track_id, day, at):
+        ack(ALREADY)
+        return False
+    values["done"] = repo.checked_in_present_count(conn, run.id, track_id, day, excluded)
+    values["total"] = repo.present_count(conn, run.id, excluded)
+    ack(track.ack or DEFAULT_ACK)
+    _grant_rewards(conn, run, member, track_id, now, after=ack_at)
+    return True
+
+
+def _grant_rewards(
+    conn: Connection, run: CohortRun, member: Member, track_id: str, now: datetime, after: datetime
+) -> None:
+    rewards = [r for r in run.playbook.rewards if r.track == track_id]
+    if not rewards:
+        return
+    days = len(repo.member_days(conn, run.id, member.id, track_id))
+    for r in rewards:
+        if days < r.count or not repo.grant_reward(conn, run.id, member.id, r.id, now):
+            continue
+        values = {
+            "name": member.shown,
+            "reward": r.name,
+            "playbook": run.playbook.name,
+            "track": run.playbook.tracks[track_id].name,
+        }
+        # After the acknowledgement, which waits a moment to travel with others.
+        repo.enqueue(
+            conn,
+            run.id,
+            member_id=member.id,
+            text=templates.render(r.dm, values),
+            kind="reward",
+            now=now,
+            not_before=after,
+        )
+        if r.announce:
+            repo.enqueue(
+                conn,
+                run.id,
+                room_id=run.room_id,
+                kind="reward",
+                now=now,
+                not_before=after,
+                text=templates.render(r.announce, values),
+            )

@@ -1,0 +1,44 @@
+"""A running cohort: its playbook, calendar, room and the lookups built once from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.plan import Calendar, PlannedItem, build_plan
+from bot.playbook import Playbook
+
+
+@dataclass
+class CohortRun:
+    id: str
+    playbook: Playbook
+    cal: Calendar
+    room: str  # as configured (topic or id)
+    room_id: str = ""  # as resolved on the transport at start
+    plan: list[PlannedItem] = field(default_factory=list)
+    # (keyword, track id), longest first, so the longest matching keyword wins.
+    keywords: list[tuple[str, str]] = field(default_factory=list)
+    command_words: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cohort_id: str, playbook: Playbook, cal: Calendar, room: str) -> CohortRun:
+        keywords = sorted(
+            ((kw, tid) for tid, t in playbook.tracks.items() for kw in t.keywords), key=lambda kt: -len(kt[0])
+        )
+        words = {w: name for name, ws in playbook.commands for w in ws}
+        return cls(
+            cohort_id,
+            playbook,
+            cal,
+            room,
+            plan=build_plan(playbook, cal),
+            keywords=keywords,
+            command_words=words,
+        )
+
+    def day(self, at: datetime) -> int:
+        return self.cal.day_of(at)
+
+    def running(self, at: datetime) -> bool:
+        return 1 <= self.day(at) <= self.playbook.days

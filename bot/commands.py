@@ -1,0 +1,115 @@
+"""Member commands (progress, leaderboard, today, help): the reply text for each."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from bot import templates
+from bot.cohort import CohortRun
+from storage import repo
+
+MEDALS = ["🥇", "🥈", "🥉"]
+
+
+def progress(conn: Connection, run: CohortRun, member_id: str, name: str, now: datetime) -> str:
+    today = run.day(now)
+    lines = [f"📋 {name} 的学习进度（{run.playbook.name}）"]
+    for tid, track in run.playbook.tracks.items():
+        days = repo.member_days(conn, run.id, member_id, tid)
+        line = f"· {track.name}：{len(days)}/{len(track.days)} 天"
+        if days:
+            line += "（" + "、".join(f"第{d}天" for d in days) + "）"
+        if today in track.days:
+            line += "，今天" + ("已打卡 ✅" if today in days else "还没打卡")
+        lines.append(line)
+    granted = set(repo.rewards_of(conn, run.id, member_id))
+    for r in run.playbook.rewards:
+        have = len(repo.member_days(conn, run.id, member_id, r.track))
+        state = "已获得 🎁" if r.id in granted else f"还差 {max(r.count - have, 0)} 天"
+        lines.append(f"· {r.name}：{state}")
+    return "\n".join(lines)
+
+
+def ranking(
+    conn: Connection, run: CohortRun, track: str | None, top: int, excluded: Collection[str]
+) -> list[tuple[str, int]]:
+    names = {m.member_id: m.alias or m.name for m in repo.members(conn, run.id)}
+    rows = [
+        (names[mid], n)
+        for mid, n, _ in repo.checkin_totals(conn, run.id, track)
+        if mid not in excluded and mid in names
+    ]
+    return rows[:top]
+
+
+def format_ranking(title: str, rows: list[tuple[str, int]], unit: str) -> str:
+    if not rows:
+        return f"{title}\n还没有人打卡，快来做第一个吧！"
+    lines = [title]
+    for i, (name, n) in enumerate(rows):
+        mark = MEDALS[i] if i < len(MEDALS) else f"{i + 1}."
+        lines.append(f"{mark} {name} {n}{unit}")
+    return "\n".join(lines)
+
+
+def leaderboard(conn: Connection, run: CohortRun, excluded: Collection[str]) -> str:
+    return format_ranking("🏆 打卡总排行榜（前 10 名）", ranking(conn, run, None, 10, excluded), " 次")
+
+
+def describe_item(run: CohortRun, index: int) -> str:
+    it = run.playbook.schedule[index]
+    tracks = run.playbook.tracks
+    if it.post is not None:
+        first = (
+            templates.render(it.post, {"playbook": run.playbook.name, "day": it.day, "total": ""})
+            .strip()
+            .splitlines()[0]
+        )
+        return first[:30] + ("…" if len(first) > 30 else "")
+    if it.remind is not None:
+        return f"{tracks[it.remind.track].name}打卡提醒"
+    if it.leaderboard is not None:
+        return f"{tracks[it.leaderboard.track].name}排行榜"
+    return ""  # nudges are private; not on the public timetable
+
+
+def today(run: CohortRun, now: datetime) -> str:
+    day = run.day(now)
+    start = run.cal.start
+    if day < 1:
+        return f"📅 {run.playbook.name} 将于 {start.month}月{start.day}日 开始，敬请期待！"
+    if day > run.playbook.days:
+        return f"📅 {run.playbook.name} 已经结束啦，感谢参与！"
+    lines = [f"📅 第{day}天安排"]
+    for i, it in enumerate(run.playbook.schedule):
+        if it.day == day and (text := describe_item(run, i)):
+            lines.append(f"{it.at:%H:%M} {text}")
+    checkins = [t for t in run.playbook.tracks.values() if day in t.days]
+    if checkins:
+        lines.append(
+            "今日打卡："
+            + "；".join(
+                f"{t.name}发「{t.keywords[0]}」" + (f"（{t.until:%H:%M} 前）" if t.until else "")
+                for t in checkins
+            )
+        )
+    if len(lines) == 1:
+        lines.append("今天没有安排，好好休息～")
+    return "\n".join(lines)
+
+
+def help_text(run: CohortRun) -> str:
+    c = run.playbook.commands
+    lines = [
+        f"🤖 我是{run.playbook.name}的助教机器人，可以发送：",
+        f"· 「{c.progress[0]}」查看你的打卡进度",
+        f"· 「{c.leaderboard[0]}」查看打卡排行榜",
+        f"· 「{c.today[0]}」查看今天的安排",
+        f"· 「{c.help[0]}」查看这条说明",
+    ]
+    for t in run.playbook.tracks.values():
+        lines.append(f"打卡{t.name}：在群里发「{t.keywords[0]}」")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""The deployment config (../shared/config-format.md): YAML file -> validated settings, with
+``${NAME}`` taken from the environment, and every cohort's playbook loaded and checked, so
+the bot never starts half-configured."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot import playbook as playbooks
+from bot.engine import Settings
+from bot.outbox import Pacing
+from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
+from bot.yamlfile import InputError, Loc, Problem, Source, read_yaml, validate
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TransportConfig(_Strict):
+    kind: Literal["wechaty", "simulated"] = Field(description="wechaty | simulated")
+    endpoint: str | None = Field(None, description="the puppet-service gateway, host:port")
+    token: str | None = Field(None, description="the gateway's token")
+
+
+class PacingConfig(_Strict):
+    same_chat_seconds: float = Field(1.5, ge=0)
+    any_chat_seconds: float = Field(3, ge=0)
+    per_minute: int = Field(30, ge=1)
+    max_mentions: int = Field(20, ge=1)
+    ack_window_seconds: float = Field(
+        3, ge=0, description="extension: how long an acknowledgement waits for others"
+    )
+
+
+class CohortConfig(_Strict):
+    id: str = Field(pattern=ID_PATTERN, description="[a-z0-9_-]+, unique")
+    playbook: str = Field(min_length=1, description="playbook file, relative to the config file")
+    room: str = Field(min_length=1, description="the group's name (topic) or its room id")
+    start: date = Field(description="day 1, e.g. 2026-12-01")
+
+
+class Config(_Strict):
+    timezone: TimeZoneName = "Asia/Shanghai"
+    database: str = Field("sqlite:///cohortbot.db", min_length=1, description="SQLAlchemy URL")
+    operators: list[str] = Field(default_factory=list)
+    bot_name: str | None = None
+    transport: TransportConfig
+    pacing: PacingConfig = Field(default_factory=PacingConfig)
+    grace_minutes: float = Field(
+        10, ge=0, description="extension: items missed while down are sent this late"
+    )
+    reconcile_minutes: float = Field(5, gt=0, description="extension: how often the member list is re-read")
+    cohorts: list[CohortConfig] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    path: Path
+    database_url: str
+    playbooks: dict[str, Playbook]  # by cohort id
+
+    def settings(self) -> Settings:
+        p = self.config.pacing
+        return Settings(
+            operators=frozenset(self.config.operators),
+            bot_name=self.config.bot_name,
+            pacing=Pacing(
+                p.same_chat_seconds, p.any_chat_seconds, p.per_minute, p.max_mentions, p.ack_window_seconds
+            ),
+            grace=timedelta(minutes=self.config.grace_minutes),
+        )
+
+
+def _expand(value: Any, loc: Loc, src: Source, env: dict[str, str], problems: list[Problem]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, (*loc, k), src, env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), src, env, problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m[1] not in env:
+                problems.append(
+                    src.problem(
+                        loc, f"environment variable {m[1]} is not set; export {m[1]}=... before starting"
+                    )
+                )
+                return ""
+            return env[m[1]]
+
+        return _ENV.sub(sub, value)
+    return value
+
+
+def _database_url(url: str, base: Path) -> str:
+    """A relative SQLite path is relative to the config file, like the playbooks."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((base / url[len(prefix) :]).resolve())
+    return url
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> Loaded:
+    src = read_yaml(path)
+    problems: list[Problem] = []
+    src.data = _expand(src.data, (), src, dict(os.environ) if env is None else env, problems)
+    if problems:
+        raise InputError(problems)
+    cfg = validate(src, Config)
+    base = Path(path).resolve().parent
+    seen: dict[str, int] = {}
+    for i, c in enumerate(cfg.cohorts):
+        if c.id in seen:
+            problems.append(
+                src.problem(
+                    ("cohorts", i, "id"), f"cohort id `{c.id}` is used twice; give each cohort its own id"
+                )
+            )
+        seen.setdefault(c.id, i)
+    if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
+        problems.append(
+            src.problem(("transport",), "`endpoint` is missing; add the gateway, e.g. 127.0.0.1:8788")
+        )
+    if problems:
+        raise InputError(problems)
+    loaded: dict[str, Playbook] = {}
+    cache: dict[Path, Playbook] = {}
+    for i, c in enumerate(cfg.cohorts):
+        pb_path = (base / c.playbook).resolve()
+        if not pb_path.is_file():
+            problems.append(
+                src.problem(
+                    ("cohorts", i, "playbook"), f"no playbook at {pb_path}; the path is relative to this file"
+                )
+            )
+            continue
+        if pb_path not in cache:
+            cache[pb_path] = playbooks.load(pb_path)  # its own errors name its own file
+        loaded[c.id] = cache[pb_path]
+    if problems:
+        raise InputError(problems)
+    return Loaded(cfg, Path(path), _database_url(cfg.database, base), loaded)

@@ -1,0 +1,280 @@
+"""What happens when a message arrives or a schedule item is due. Knows no network: it
+reads events from the Transport port, writes the database, and leaves sending to the
+outbox. Check-ins are counted in bot/checkins.py; items are composed in bot/items.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine as Database
+
+from bot import checkins, commands, items, templates
+from bot.clock import Clock
+from bot.cohort import CohortRun
+from bot.outbox import Outbox, Pacing
+from bot.plan import PlannedItem
+from bot.transports.base import Event, Incoming, Joined, Left, Member, Transport
+from storage import repo
+
+log = logging.getLogger(__name__)
+
+COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
+GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    operators: frozenset[str] = frozenset()
+    bot_name: str | None = None
+    pacing: Pacing = field(default_factory=Pacing)
+    grace: timedelta = timedelta(minutes=10)
+
+
+class Engine:
+    def __init__(
+        self, db: Database, clock: Clock, transport: Transport, outbox: Outbox, settings: Settings
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.transport = transport
+        self.outbox = outbox
+        self.settings = settings
+        self.runs: dict[str, CohortRun] = {}  # by room id
+        self._known: dict[str, set[str]] = {}  # cohort id -> member ids known present
+        self._cooldown: dict[tuple[str, str, str], datetime] = {}
+        self._fire_lock = asyncio.Lock()
+        self._bot_names: list[str] = []
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def excluded(self) -> frozenset[str]:
+        return self.settings.operators | {self.transport.bot_id()}
+
+    def bot_names(self) -> list[str]:
+        """How members @ the bot: the configured name, then its names in the rooms."""
+        return [n for n in (self.settings.bot_name, *self._bot_names) if n]
+
+    async def add_cohort(self, run: CohortRun) -> None:
+        run.room_id = await self.transport.resolve_room(run.room)
+        with self.db.begin() as conn:
+            repo.ensure_cohort(
+                conn, run.id, run.playbook.name, run.room, run.cal.start, str(run.cal.zone), self.clock.now()
+            )
+            repo.set_room_id(conn, run.id, run.room_id)
+        self.runs[run.room_id] = run
+        await self.reconcile(run)
+
+    async def reconcile(self, run: CohortRun) -> None:
+        """Make the stored member list match the room's (join events are unreliable)."""
+        found = await self.transport.members(run.room_id)
+        bot_id = self.transport.bot_id()
+        for m in found:
+            if m.id == bot_id:
+                self._bot_names = list(dict.fromkeys(n for n in (*self._bot_names, m.name, m.alias) if n))
+        people = [(m.id, m.name, m.alias) for m in found if m.id != bot_id]
+        with self.db.begin() as conn:
+            joined, left = repo.sync_members(conn, run.id, people, self.clock.now())
+        self._known[run.id] = {mid for mid, _, _ in people}
+        if joined or left:
+            log.info("%s: %d member(s) present, %d new, %d gone", run.id, len(people), len(joined), len(left))
+
+    # --- incoming events ----------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        try:
+            if isinstance(event, Incoming):
+                self._on_message(event)
+            elif isinstance(event, Joined):
+                self._on_joined(event)
+            elif isinstance(event, Left):
+                self._on_left(event)
+        except Exception:
+            # One bad event must not take the bot down; the database transaction rolled back.
+            log.exception("could not handle %r", event)
+
+    def _on_message(self, msg: Incoming) -> None:
+        if msg.sender.id == self.transport.bot_id():
+            return  # our own sends come back as messages
+        now = self.clock.now()
+        at = min(msg.at, now)
+        if msg.room_id is None:
+            self._on_direct(msg, now)
+            return
+        run = self.runs.get(msg.room_id)
+        if run is None:
+            return
+        text = checkins.strip_bot_mention(msg.text, self.bot_names(), msg.mentions_bot)
+        if not text:
+            return
+        command = run.command_words.get(text)
+        match = None if command else checkins.match_track(run, text)
+        if command is None and match is None:
+            return
+        with self.db.begin() as conn:
+            self._ensure_member(conn, run, msg.sender, now)
+            if command is not None:
+                self._reply_in_room(conn, run, msg.sender, command, now)
+            elif run.running(at):
+                assert match is not None
+                checkins.count_checkin(
+                    conn,
+                    run,
+                    msg.sender,
+                    match[0],
+                    at,
+                    now,
+                    self.excluded(),
+                    self.settings.pacing.ack_window_seconds,
+                )
+        self.outbox.wake()
+
+    def _ensure_member(self, conn, run: CohortRun, member: Member, now: datetime) -> None:  # type: ignore[no-untyped-def]
+        known = self._known.setdefault(run.id, set())
+        if member.id not in known:
+            repo.member_joined(conn, run.id, member.id, member.name, member.alias, now)
+            known.add(member.id)
+
+    def _reply_in_room(
+        self,
+        conn,
+        run: CohortRun,
+        sender: Member,
+        command: str,  # type: ignore[no-untyped-def]
+        now: datetime,
+    ) -> None:
+        key = (run.id, sender.id, command)
+        last = self._cooldown.get(key)
+        if last is not None and now - last < COMMAND_COOLDOWN:
+            return  # asked again within seconds: the answer is still on screen
+        self._cooldown[key] = now
+        text = self._answer(conn, run, sender, command, now)
+        repo.enqueue(
+            conn, run.id, room_id=run.room_id, text=text, kind="reply", mentions=[sender.id], now=now
+        )
+
+    def _answer(self, conn, run: CohortRun, sender: Member, command: str, now: datetime) -> str:  # type: ignore[no-untyped-def]
+        if command == "progress":
+            return commands.progress(conn, run, sender.id, sender.shown, now)
+        if command == "leaderboard":
+            return commands.leaderboard(conn, run, self.excluded())
+        if command == "today":
+            return commands.today(run, now)
+        return commands.help_text(run)
+
+    def _on_direct(self, msg: Incoming, now: datetime) -> None:
+        text = msg.text.strip()
+        runs = self._runs_of(msg.sender.id)
+        if not runs or not text:
+            return
+        run = runs[0]
+        command = run.command_words.get(text)
+        with self.db.begin() as conn:
+            if command is not None:
+                reply = self._answer(conn, run, msg.sender, command, now)
+            elif (match := checkins.match_track(run, text)) is not None:
+                c = run.playbook.commands
+                reply = templates.render(
+                    GO_TO_GROUP,
+                    {
+                        "keyword": match[1],
+                        "commands": "、".join(w[0] for w in (c.progress, c.leaderboard, c.today, c.help)),
+                    },
+                )
+            else:
+                return
+            repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now)
+        self.outbox.wake()
+
+    def _runs_of(self, member_id: str) -> list[CohortRun]:
+        """The cohorts this member is in, the latest start first."""
+        found = [r for r in self.runs.values() if member_id in self._known.get(r.id, ())]
+        return sorted(found, key=lambda r: r.cal.start, reverse=True)
+
+    def _on_joined(self, event: Joined) -> None:
+        run = self.runs.get(event.room_id)
+        if run is None:
+            return
+        now = self.clock.now()
+        bot_id = self.transport.bot_id()
+        with self.db.begin() as conn:
+            for m in event.members:
+                if m.id == bot_id:
+                    continue
+                new = repo.member_joined(conn, run.id, m.id, m.name, m.alias, event.at)
+                self._known.setdefault(run.id, set()).add(m.id)
+                if new and run.playbook.welcome and run.day(now) <= run.playbook.days:
+                    text = templates.render(
+                        run.playbook.welcome,
+                        {"name": m.shown, "playbook": run.playbook.name, "day": run.day(now)},
+                    )
+                    repo.enqueue(
+                        conn,
+                        run.id,
+                        room_id=run.room_id,
+                        text=text,
+                        kind="welcome",
+                        mentions=[m.id],
+                        now=now,
+                        not_before=now + timedelta(seconds=self.settings.pacing.ack_window_seconds),
+                    )
+        self.outbox.wake()
+
+    def _on_left(self, event: Left) -> None:
+        run = self.runs.get(event.room_id)
+        if run is None:
+            return
+        with self.db.begin() as conn:
+            for mid in event.member_ids:
+                repo.member_left(conn, run.id, mid, event.at)
+                self._known.get(run.id, set()).discard(mid)
+
+    # --- schedule items -----------------------------------------------------------------
+
+    async def fire(self, run: CohortRun, planned: PlannedItem) -> None:
+        """Send a due item, once: claimed in the database in the same transaction that
+        queues its messages."""
+        async with self._fire_lock:
+            try:
+                await self._fire(run, planned)
+            except Exception:
+                log.exception("%s: item %s failed", run.id, planned.item_id)
+
+    async def _fire(self, run: CohortRun, planned: PlannedItem) -> None:
+        now = self.clock.now()
+        if now - planned.due > self.settings.grace:
+            self.skip_missed(run, [planned])
+            return
+        if planned.item.kind != "post":
+            await self.reconcile(run)
+        with self.db.begin() as conn:
+            if not repo.claim_item(conn, run.id, planned.item_id, planned.due, now):
+                return
+            n = items.queue_item(conn, run, planned, now, self.excluded(), self.settings.pacing.max_mentions)
+        late = now - planned.due
+        log.info(
+            "%s: %s (%s) queued %d message(s)%s",
+            run.id,
+            planned.item_id,
+            planned.item.kind,
+            n,
+            f", {late} late" if late > timedelta(seconds=1) else "",
+        )
+        self.outbox.wake()
+
+    def skip_missed(self, run: CohortRun, missed: Iterable[PlannedItem]) -> None:
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            for p in missed:
+                if repo.claim_item(conn, run.id, p.item_id, p.due, now, status="missed"):
+                    log.warning(
+                        "%s: item %s was due at %s and is past the %s grace window; "
+                        "skipped (send it by hand if it still matters)",
+                        run.id,
+                        p.item_id,
+                        run.cal.local(p.due).strftime("%m-%d %H:%M"),
+                        self.settings.grace,
+                    )

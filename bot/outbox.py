@@ -1,0 +1,204 @@
+"""The one paced sender. Every message the bot sends is a row in the outbox table (written
+in the same transaction as whatever caused it); this loop sends the rows in order without
+breaking the pacing limits, folding acknowledgements that pile up into one message.
+
+Order: lower priority first, then first come first served. Limits (config `pacing`): a gap
+of ``same_chat_seconds`` between two sends to one chat, ``any_chat_seconds`` when the chat
+changes, at most ``per_minute`` sends in any 60 s, at most ``max_mentions`` @s a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from bot.clock import Clock
+from bot.transports.base import SendError, Transport
+from storage import repo
+from storage.repo import OutRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    same_chat_seconds: float = 1.5
+    any_chat_seconds: float = 3.0
+    per_minute: int = 30
+    max_mentions: int = 20
+    ack_window_seconds: float = 3.0  # an acknowledgement waits this long for others to join it
+    retries: int = 3  # attempts per message before it is recorded as failed
+
+
+class Outbox:
+    def __init__(self, db: Engine, transport: Transport, clock: Clock, pacing: Pacing) -> None:
+        self.db = db
+        self.transport = transport
+        self.clock = clock
+        self.pacing = pacing
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._last_chat: str | None = None
+        self._last_at: dict[str, datetime] = {}
+        self._last_any: datetime | None = None
+        self._window: deque[datetime] = deque()
+        self.sends = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    async def idle(self) -> None:
+        """Wait until nothing is pending."""
+        await self._idle.wait()
+
+    def recover(self, grace: timedelta) -> None:
+        """At start-up: never resend what a crash interrupted; drop what is too old to send."""
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            cut = repo.interrupted_sends(conn)
+            if cut:
+                log.warning(
+                    "%d message(s) were being sent when the bot stopped; not sending them again: %s",
+                    len(cut),
+                    [r.id for r in cut],
+                )
+                repo.mark(conn, [r.id for r in cut], "unknown")
+            stale = [r for r in repo.pending(conn, limit=100_000) if r.created_at < now - grace]
+            if stale:
+                log.warning(
+                    "%d queued message(s) older than %s were not sent (expired): %s",
+                    len(stale),
+                    grace,
+                    [r.text[:30] for r in stale[:5]],
+                )
+                repo.mark(conn, [r.id for r in stale], "expired")
+
+    def _earliest(self, chat: str, now: datetime) -> datetime:
+        p = self.pacing
+        t = now
+        if chat in self._last_at:
+            t = max(t, self._last_at[chat] + timedelta(seconds=p.same_chat_seconds))
+        if self._last_any is not None and chat != self._last_chat:
+            t = max(t, self._last_any + timedelta(seconds=p.any_chat_seconds))
+        while self._window and self._window[0] <= now - timedelta(seconds=60):
+            self._window.popleft()
+        if len(self._window) >= p.per_minute:
+            t = max(t, self._window[0] + timedelta(seconds=60))
+        return t
+
+    async def _sleep(self, seconds: float, wake_early: bool) -> None:
+        self._wake.clear()
+        if not wake_early:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def run(self) -> None:
+        while True:
+            await self._step()
+
+    async def _step(self) -> None:
+        self._wake.clear()
+        now = self.clock.now()
+        with self.db.connect() as conn:
+            rows = repo.pending(conn)
+        if not rows:
+            self._idle.set()
+            await self._wake.wait()
+            return
+        ready = [r for r in rows if r.not_before <= now]
+        if not ready:
+            wait = min(r.not_before for r in rows) - now
+            await self._sleep(wait.total_seconds(), wake_early=True)
+            return
+        head = ready[0]
+        earliest = self._earliest(head.chat, now)
+        if earliest > now:
+            # Sleep through the pacing gap; rows that arrive meanwhile can join this send.
+            await self._sleep((earliest - now).total_seconds(), wake_early=False)
+            return
+        batch = self._batch(head, rows)
+        await self._send(batch)
+
+    def _batch(self, head: OutRow, rows: list[OutRow]) -> list[OutRow]:
+        """The rows that go out as one message: acknowledgements to one room travel together
+        (whether or not their own wait is over), up to the mention limit."""
+        if head.kind != "ack":
+            return [head]
+        batch, mentions = [head], len(head.mentions)
+        for r in rows:
+            if r is head or r.kind != "ack" or r.room_id != head.room_id:
+                continue
+            if mentions + len(r.mentions) > self.pacing.max_mentions:
+                break
+            batch.append(r)
+            mentions += len(r.mentions)
+        return batch
+
+    async def _send(self, batch: list[OutRow]) -> None:
+        head = batch[0]
+        ids = [r.id for r in batch]
+        text = "\n".join(r.text for r in batch)
+        mentions = [m for r in batch for m in r.mentions]
+        with self.db.begin() as conn:
+            repo.mark(conn, ids, "sending")
+        now = self.clock.now()
+        try:
+            if head.room_id is not None:
+                await self.transport.send_room(head.room_id, text, mentions)
+            else:
+                assert head.member_id is not None
+                await self.transport.send_direct(head.member_id, text)
+        except Exception as exc:
+            self._note_send(head.chat, now)
+            await self._failed(batch, exc)
+            return
+        self._note_send(head.chat, now)
+        self.sends += 1
+        with self.db.begin() as conn:
+            repo.mark(conn, ids, "sent", at=now)
+
+    def _note_send(self, chat: str, at: datetime) -> None:
+        self._last_chat = chat
+        self._last_at[chat] = at
+        self._last_any = at
+        self._window.append(at)
+
+    async def _failed(self, batch: list[OutRow], exc: Exception) -> None:
+        retry = getattr(exc, "retry", True) if isinstance(exc, SendError) else True
+        with self.db.connect() as conn:
+            attempts = conn.execute(
+                repo.out_t.select()
+                .with_only_columns(repo.out_t.c.attempts)
+                .where(repo.out_t.c.id == batch[0].id)
+            ).scalar_one()
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            if retry and attempts < self.pacing.retries:
+                delay = timedelta(seconds=5 * 2 ** (attempts - 1))
+                log.warning("send to %s failed (%s); retrying in %s", batch[0].chat, exc, delay)
+                for r in batch:
+                    conn.execute(
+                        repo.out_t.update()
+                        .where(repo.out_t.c.id == r.id)
+                        .values(status="pending", not_before=now + delay, error=str(exc)[:500])
+                    )
+            else:
+                self.failed += len(batch)
+                log.error(
+                    "send to %s failed for good after %d attempt(s): %s; text: %.60s",
+                    batch[0].chat,
+                    attempts,
+                    exc,
+                    batch[0].text,
+                )
+                repo.mark(conn, [r.id for r in batch], "failed", error=str(exc))

@@ -1,0 +1,68 @@
+"""Playbook + cohort start date -> the dated schedule, and cohort-day arithmetic.
+
+Pure and timezone-aware: the playbook's zone applies here, at the edge; everything that
+leaves is UTC. Wall-clock times go through zoneinfo, so "07:30" stays 07:30 local across a
+daylight-saving change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.playbook import Playbook, ScheduleItem
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    item_id: str
+    due: datetime  # UTC
+    item: ScheduleItem
+
+    @property
+    def day(self) -> int:
+        return self.item.day
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A cohort's days in its time zone."""
+
+    start: date
+    days: int
+    zone: ZoneInfo
+
+    def at(self, day: int, when: time) -> datetime:
+        """UTC instant of local ``when`` on cohort ``day``."""
+        local = datetime.combine(self.start + timedelta(days=day - 1), when, tzinfo=self.zone)
+        # A wall time that does not exist (skipped by a DST jump) is normalised by the
+        # round trip through UTC, i.e. moved forward by the gap.
+        return local.astimezone(UTC)
+
+    def day_of(self, instant: datetime) -> int:
+        """The cohort day containing ``instant`` (may be < 1 or > days)."""
+        return (instant.astimezone(self.zone).date() - self.start).days + 1
+
+    def local(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.zone)
+
+    def start_utc(self) -> datetime:
+        return self.at(1, time(0, 0))
+
+    def end_utc(self) -> datetime:
+        """Midnight after the last day."""
+        return self.at(self.days + 1, time(0, 0))
+
+
+def calendar(playbook: Playbook, start: date, default_zone: str = "Asia/Shanghai") -> Calendar:
+    return Calendar(start, playbook.days, ZoneInfo(playbook.timezone or default_zone))
+
+
+def build_plan(playbook: Playbook, cal: Calendar) -> list[PlannedItem]:
+    items = [
+        PlannedItem(item_id, cal.at(it.day, it.at), it)
+        for item_id, it in zip(playbook.item_ids, playbook.schedule, strict=True)
+    ]
+    # Same minute: keep the playbook's order (sorted() is stable).
+    return sorted(items, key=lambda p: p.due)

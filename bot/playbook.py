@@ -1,0 +1,363 @@
+"""The playbook (format version 1, ../shared/playbook-format.md): YAML file -> validated model.
+
+Every rule of the format is checked here, at load time, and a playbook that breaks any of
+them is rejected whole with the file, line and fix of each problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import time
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
+
+from bot import templates
+from bot.yamlfile import InputError, Problem, Source, read_yaml, validate
+
+ID_PATTERN = r"^[a-z0-9_-]+$"
+
+# Which placeholders each kind of text can fill (playbook-format.md, "Templates").
+ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
+POST_FIELDS = ("playbook", "day", "total")
+REMIND_FIELDS = ("playbook", "day", "track", "done", "total")
+NUDGE_FIELDS = ("name", "day", "track", "playbook")
+LEADERBOARD_FIELDS = ("playbook", "day", "track")
+REWARD_FIELDS = ("name", "reward", "track", "playbook")
+WELCOME_FIELDS = ("name", "playbook", "day")
+
+
+def _parse_hhmm(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)):
+        hour, minute = int(m[1]), int(m[2])
+        if hour < 24 and minute < 60:
+            return time(hour, minute)
+    raise ValueError(
+        f'{value!r} is not a time of day; write it as "HH:MM" in 24-hour form, e.g. "07:30" or "19:30"'
+    )
+
+
+HHMM = Annotated[
+    time,
+    BeforeValidator(_parse_hhmm),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]?\d|2[0-3]):[0-5]\d$",
+            "description": 'time of day, "HH:MM", 24-hour',
+            "examples": ["07:30"],
+        }
+    ),
+]
+# Block scalars (|) end in a newline nobody means to send.
+Text = Annotated[str, BeforeValidator(lambda v: v.rstrip() if isinstance(v, str) else v), Field(min_length=1)]
+Keyword = Annotated[
+    str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v), Field(min_length=1)
+]
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        guess = difflib.get_close_matches(value, sorted(_zones()), n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else "; use an IANA name such as Asia/Shanghai"
+        raise ValueError(f"unknown time zone {value!r}{hint}") from None
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    BeforeValidator(check_timezone),
+    WithJsonSchema({"type": "string", "examples": ["Asia/Shanghai"], "description": "IANA time zone"}),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Track(_Strict):
+    name: Text = Field(description="shown as {track} in templates, e.g. 正课")
+    keywords: list[Keyword] = Field(min_length=1, description='check-in words, e.g. ["打卡", "完成"]')
+    days: list[int] = Field(
+        min_length=1, description="cohort days on which a check-in counts, e.g. [2, 3, 4, 5]"
+    )
+    until: HHMM | None = Field(None, description='check-ins later that day do not count, e.g. "12:00"')
+    ack: Text | None = Field(
+        None, description="reply to a check-in; may use " + ", ".join(f"{{{f}}}" for f in ACK_FIELDS)
+    )
+
+
+class Reward(_Strict):
+    id: Annotated[
+        str, Field(pattern=ID_PATTERN, description="reward id: lower-case letters, digits, - and _")
+    ]
+    name: Text = Field(description="shown as {reward} in templates")
+    track: str = Field(description="the track id whose check-ins count toward it")
+    count: int = Field(ge=1, description="distinct days checked in on that track")
+    dm: Text = Field(description="private message to the member who earns it")
+    announce: Text | None = Field(None, description="optional group post when it is earned")
+
+
+class Commands(_Strict):
+    progress: list[Keyword] = Field(default_factory=lambda: ["进度", "我的进度"])
+    leaderboard: list[Keyword] = Field(default_factory=lambda: ["排行榜"])
+    today: list[Keyword] = Field(default_factory=lambda: ["今日安排", "课表"])
+    help: list[Keyword] = Field(default_factory=lambda: ["帮助", "菜单"])
+
+
+class Remind(_Strict):
+    track: str = Field(description="track id")
+    text: Text = Field(description="posted with @-mentions of members not checked in today")
+
+
+class Nudge(_Strict):
+    track: str = Field(description="track id")
+    day: int | None = Field(None, description="the day checked; default: the item's own day")
+    dm: Text = Field(description="private message to each member not checked in on `day`")
+
+
+class Leaderboard(_Strict):
+    track: str = Field(description="track id")
+    top: int = Field(10, ge=1, le=100, description="how many to list")
+    title: Text | None = Field(None, description="optional first line; may use {playbook}, {day}, {track}")
+
+
+ItemKind = Literal["post", "remind", "nudge", "leaderboard"]
+KINDS: tuple[ItemKind, ...] = ("post", "remind", "nudge", "leaderboard")
+
+
+class ScheduleItem(_Strict):
+    day: int = Field(description="cohort day, 1..days")
+    at: HHMM = Field(description='time of day, "HH:MM" 24-hour, e.g. "19:30"')
+    id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
+        None, description="optional stable id, unique in the playbook"
+    )
+    post: Text | None = None
+    remind: Remind | None = None
+    nudge: Nudge | None = None
+    leaderboard: Leaderboard | None = None
+
+    @property
+    def kind(self) -> ItemKind:
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @property
+    def track(self) -> str | None:
+        body = getattr(self, self.kind)
+        return getattr(body, "track", None)
+
+    @property
+    def checked_day(self) -> int:
+        """The day whose check-ins the item looks at ({day} in its text)."""
+        if self.nudge is not None and self.nudge.day is not None:
+            return self.nudge.day
+        return self.day
+
+
+class Playbook(_Strict):
+    name: Text = Field(description="{playbook} in templates")
+    days: int = Field(ge=1, le=366, description="cohort length in days; day 1 is the start date")
+    timezone: TimeZoneName | None = Field(None, description="IANA zone; default: the config's")
+    tracks: dict[Annotated[str, Field(pattern=ID_PATTERN)], Track] = Field(
+        min_length=1, description="what members check in to, by track id"
+    )
+    rewards: list[Reward] = Field(default_factory=list)
+    commands: Commands = Field(default_factory=Commands)
+    welcome: Text | None = Field(
+        None,
+        description="optional (extension): group post for members who join; may use "
+        "{name}, {playbook}, {day}; joins close together share one post",
+    )
+    schedule: list[ScheduleItem] = Field(default_factory=list)
+
+    # Set by parse(): the stable id of each schedule item, in schedule order.
+    _item_ids: tuple[str, ...] = PrivateAttr(default=())
+    _path: str = PrivateAttr(default="")
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._item_ids
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
+def derive_item_ids(items: list[ScheduleItem]) -> list[str]:
+    """Explicit ids as given; others from day, time and kind (so editing the text keeps the
+    identity), with a counter only where two items share all three."""
+    taken = {it.id for it in items if it.id}
+    out: list[str] = []
+    for it in items:
+        if it.id:
+            out.append(it.id)
+            continue
+        base = f"d{it.day}-{it.at:%H%M}-{it.kind}" + (f"-{it.track}" if it.track else "")
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _cross_check(pb: Playbook, src: Source) -> list[Problem]:
+    """The rules pydantic cannot see field by field: references, ranges, ids, templates."""
+    problems: list[Problem] = []
+    tracks = list(pb.tracks)
+
+    def need_track(loc: tuple[str | int, ...], track: str) -> None:
+        if track not in pb.tracks:
+            guess = difflib.get_close_matches(track, tracks, n=1)
+            problems.append(
+                src.problem(
+                    loc,
+                    f"no track `{track}`; "
+                    + (f"did you mean `{guess[0]}`?" if guess else f"tracks are: {', '.join(tracks)}"),
+                )
+            )
+
+    def need_template(loc: tuple[str | int, ...], text: str | None, allowed: tuple[str, ...]) -> None:
+        if text is None:
+            return
+        try:
+            templates.check(text, allowed)
+        except ValueError as exc:
+            problems.append(src.problem(loc, str(exc)))
+
+    def need_day(loc: tuple[str | int, ...], day: int) -> None:
+        if not 1 <= day <= pb.days:
+            problems.append(src.problem(loc, f"day {day} is outside the cohort; use 1..{pb.days}"))
+
+    owner: dict[str, str] = {}
+    for tid, track in pb.tracks.items():
+        for i, d in enumerate(track.days):
+            need_day(("tracks", tid, "days", i), d)
+        if len(set(track.days)) != len(track.days):
+            problems.append(src.problem(("tracks", tid, "days"), "a day is listed twice; list each once"))
+        for i, kw in enumerate(track.keywords):
+            if kw in owner and owner[kw] != tid:
+                problems.append(
+                    src.problem(
+                        ("tracks", tid, "keywords", i),
+                        f"keyword {kw!r} also belongs to track `{owner[kw]}`; a keyword must name one track",
+                    )
+                )
+            owner.setdefault(kw, tid)
+        need_template(("tracks", tid, "ack"), track.ack, ACK_FIELDS)
+
+    seen_rewards: dict[str, int] = {}
+    for i, r in enumerate(pb.rewards):
+        if r.id in seen_rewards:
+            problems.append(
+                src.problem(
+                    ("rewards", i, "id"), f"reward id `{r.id}` is used twice; give each reward its own id"
+                )
+            )
+        seen_rewards[r.id] = i
+        need_track(("rewards", i, "track"), r.track)
+        if r.track in pb.tracks and r.count > len(pb.tracks[r.track].days):
+            problems.append(
+                src.problem(
+                    ("rewards", i, "count"),
+                    f"count {r.count} can never be reached: track `{r.track}` counts on "
+                    f"{len(pb.tracks[r.track].days)} days",
+                )
+            )
+        need_template(("rewards", i, "dm"), r.dm, REWARD_FIELDS)
+        need_template(("rewards", i, "announce"), r.announce, REWARD_FIELDS)
+
+    used: dict[str, str] = {}
+    for name, words in pb.commands:
+        for i, w in enumerate(words):
+            if w in used and used[w] != name:
+                problems.append(
+                    src.problem(("commands", name, i), f"{w!r} is already the `{used[w]}` command")
+                )
+            used.setdefault(w, name)
+
+    need_template(("welcome",), pb.welcome, WELCOME_FIELDS)
+
+    ids: dict[str, int] = {}
+    for i, it in enumerate(pb.schedule):
+        loc: tuple[str | int, ...] = ("schedule", i)
+        given = [k for k in KINDS if getattr(it, k) is not None]
+        if len(given) != 1:
+            what = "none" if not given else " and ".join(given)
+            problems.append(
+                src.problem(
+                    loc, f"an item needs exactly one of post, remind, nudge, leaderboard (it has {what})"
+                )
+            )
+            continue
+        need_day((*loc, "day"), it.day)
+        if it.id is not None:
+            if it.id in ids:
+                problems.append(
+                    src.problem(
+                        (*loc, "id"),
+                        f"id `{it.id}` is already used by schedule[{ids[it.id]}]; ids must be unique",
+                    )
+                )
+            ids.setdefault(it.id, i)
+        kind = it.kind
+        body = getattr(it, kind)
+        if kind == "post":
+            need_template((*loc, "post"), it.post, POST_FIELDS)
+            continue
+        need_track((*loc, kind, "track"), body.track)
+        if kind == "remind":
+            need_template((*loc, "remind", "text"), body.text, REMIND_FIELDS)
+        elif kind == "nudge":
+            if body.day is not None:
+                need_day((*loc, "nudge", "day"), body.day)
+                if body.day > it.day:
+                    problems.append(
+                        src.problem(
+                            (*loc, "nudge", "day"),
+                            f"day {body.day} has not happened yet on day {it.day}; nudge about "
+                            f"day {it.day} or earlier",
+                        )
+                    )
+            need_template((*loc, "nudge", "dm"), body.dm, NUDGE_FIELDS)
+        else:
+            need_template((*loc, "leaderboard", "title"), body.title, LEADERBOARD_FIELDS)
+    return problems
+
+
+def parse(src: Source) -> Playbook:
+    pb = validate(src, Playbook)
+    problems = _cross_check(pb, src)
+    if problems:
+        raise InputError(sorted(problems, key=lambda p: p.line))
+    pb._item_ids = tuple(derive_item_ids(pb.schedule))
+    pb._path = src.path
+    return pb
+
+
+def load(path: str | Path) -> Playbook:
+    """Read and validate a playbook file; InputError lists every problem with its line."""
+    return parse(read_yaml(path))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Playbook.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cohortbot playbook, version 1"
+    return schema

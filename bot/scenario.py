@@ -1,0 +1,148 @@
+"""The rehearsal scenario (../shared/scenario-format.md): YAML file -> validated, timed events."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.plan import Calendar
+from bot.transports.base import Member
+from bot.yamlfile import InputError, Problem, Source, read_yaml, validate
+
+BOT_ID = "cohortbot"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MemberSpec(_Strict):
+    id: str = Field(min_length=1, pattern=r"^\S+$", description="member id, no spaces")
+    name: str = Field(min_length=1)
+    alias: str | None = Field(None, description="optional group nickname")
+
+
+class EventSpec(_Strict):
+    at: str | datetime = Field(
+        description='"day N HH:MM" in the playbook\'s time zone, or ISO-8601 with offset'
+    )
+    sender: str | None = Field(None, alias="from", description="member id who sends `text`")
+    text: str | None = None
+    dm: bool = Field(False, description="a private message to the bot instead of a group message")
+    join: MemberSpec | None = None
+    leave: str | None = None
+
+
+class Scenario(_Strict):
+    start: date = Field(description="the cohort's day 1, e.g. 2026-12-01")
+    room: str = "训练营"
+    bot: str = Field("CohortBot", min_length=1)
+    operators: list[str] = Field(default_factory=list)
+    members: list[MemberSpec] = Field(default_factory=list)
+    events: list[EventSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TimedEvent:
+    at: datetime  # UTC
+    kind: str  # say | dm | join | leave
+    member: Member
+    text: str = ""
+
+
+_DAY = re.compile(r"^\s*day\s+(\d+)\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.I)
+
+
+def _when(value: str | datetime, cal: Calendar) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a date-time needs its offset, e.g. 2026-12-02T07:45:00+08:00")
+        return value
+    m = _DAY.match(value)
+    if m:
+        day, hour, minute, sec = int(m[1]), int(m[2]), int(m[3]), int(m[4] or 0)
+        if hour > 23 or minute > 59 or sec > 59:
+            raise ValueError(f'{value!r}: no such time of day; use "day N HH:MM", 24-hour')
+        return cal.at(day, time(hour, minute, sec))
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f'{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"'
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} needs its offset, e.g. {value.strip()}+08:00")
+    return parsed
+
+
+def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[TimedEvent]:
+    """The events in time order (same time: file order), checked against the cohort."""
+    problems: list[Problem] = []
+
+    def bad(loc: tuple[str | int, ...], msg: str) -> None:
+        problems.append(src.problem(loc, msg) if src else Problem("scenario", 1, "", msg))
+
+    known: dict[str, Member] = {}
+    for i, m in enumerate(sc.members):
+        if m.id in known:
+            bad(("members", i, "id"), f"member id {m.id!r} is listed twice")
+        if m.id == BOT_ID:
+            bad(("members", i, "id"), f"{BOT_ID!r} is the bot's own id; pick another")
+        known[m.id] = Member(m.id, m.name, m.alias)
+    for j in sc.events:
+        if j.join is not None:
+            known.setdefault(j.join.id, Member(j.join.id, j.join.name, j.join.alias))
+
+    out: list[TimedEvent] = []
+    start, end = cal.start_utc(), cal.end_utc()
+    for i, e in enumerate(sc.events):
+        loc: tuple[str | int, ...] = ("events", i)
+        shapes = [k for k, v in (("from", e.sender), ("join", e.join), ("leave", e.leave)) if v is not None]
+        if len(shapes) != 1:
+            bad(
+                loc,
+                "an event needs exactly one of `from` (with `text`), `join` or `leave`"
+                + (f" (it has {' and '.join(shapes)})" if shapes else ""),
+            )
+            continue
+        try:
+            at = _when(e.at, cal)
+        except ValueError as exc:
+            bad((*loc, "at"), str(exc))
+            continue
+        if not start <= at < end:
+            bad((*loc, "at"), f"this is outside the cohort (day 1 00:00 to day {cal.days} 23:59)")
+            continue
+        if e.join is not None:
+            out.append(TimedEvent(at, "join", known[e.join.id]))
+        elif e.leave is not None:
+            if e.leave not in known:
+                bad((*loc, "leave"), f"no member {e.leave!r}; list them under `members` or join them first")
+                continue
+            out.append(TimedEvent(at, "leave", known[e.leave]))
+        else:
+            assert e.sender is not None
+            if e.sender not in known:
+                bad((*loc, "from"), f"no member {e.sender!r}; list them under `members` or join them first")
+                continue
+            if e.text is None:
+                bad(loc, "a message event needs `text`")
+                continue
+            out.append(TimedEvent(at, "dm" if e.dm else "say", known[e.sender], str(e.text)))
+    if problems:
+        raise InputError(sorted(problems, key=lambda p: p.line))
+    return sorted(out, key=lambda ev: ev.at)
+
+
+def load(path: str | Path) -> tuple[Scenario, Source]:
+    src = read_yaml(path)
+    return validate(src, Scenario), src
+
+
+def from_dict(data: dict[str, Any]) -> Scenario:
+    return Scenario.model_validate(data)

@@ -1,0 +1,56 @@
+"""Safe ``{name}``-style templates: only plain placeholders, checked when a playbook loads.
+
+``str.format`` alone would let a template reach attributes (``{name.__class__}``) and would
+fail at send time on a stray brace; here a template is parsed once, up front, and
+rendering only substitutes values, so a member called ``{x}`` renders as ``{x}``.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+
+_formatter = string.Formatter()
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names in ``template``; ValueError with a readable reason if malformed."""
+    names: list[str] = []
+    try:
+        parsed = list(_formatter.parse(template))
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}: a lone '{{' or '}}' in a template; write '{{{{' or '}}}}' for a literal brace"
+        ) from None
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if not field_name.isidentifier():
+            raise ValueError(f"`{{{field_name}}}` is not a placeholder; use plain names like {{name}}")
+        if spec or conversion:
+            raise ValueError(
+                f"`{{{field_name}}}` may not carry a format (':' or '!'); write {{{field_name}}}"
+            )
+        names.append(field_name)
+    return names
+
+
+def check(template: str, allowed: Iterable[str]) -> None:
+    """ValueError unless every placeholder in ``template`` is one of ``allowed``."""
+    allowed = list(allowed)
+    for name in placeholders(template):
+        if name not in allowed:
+            raise ValueError(
+                f"`{{{name}}}` cannot be filled here; this text may use "
+                + ", ".join(f"{{{a}}}" for a in allowed)
+            )
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """Substitute values; placeholders were checked at load time."""
+    out: list[str] = []
+    for literal, field_name, _, _ in _formatter.parse(template):
+        out.append(literal)
+        if field_name is not None:
+            out.append(str(values.get(field_name, "")))
+    return "".join(out)

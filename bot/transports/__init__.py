@@ -1,0 +1,1 @@
+"""Chat networks behind one small port (base.Transport)."""

@@ -1,0 +1,237 @@
+"""Operator-written YAML -> plain data that remembers the line of every value, and errors
+that name the file, the line and the fix.
+
+Playbooks, configs and scenarios all come through here, so every bad input gets the same
+kind of message: ``playbooks/x.yaml:12: schedule[3].at: ... write "19:30"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        return f"{self.path}:{self.line}: {where}{self.message}"
+
+
+class InputError(Exception):
+    """One or more problems in one input file; the whole file is rejected."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Source:
+    """A parsed YAML file: its data, and the 1-based line of each value by location."""
+
+    path: str
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line(self, loc: Loc) -> int:
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        return Problem(self.path, self.line(loc), format_loc(loc), message)
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps "19:30" a string (YAML 1.1 would read 19:30 as the base-60
+    number 1170, a trap for anyone writing times unquoted) and rejects duplicate keys."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _digit in "0123456789":
+    _Loader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
+        0, ("tag:yaml.org,2002:str", re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$"))
+    )
+
+
+def _build(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise InputError(
+                    [
+                        Problem(
+                            path,
+                            key_node.start_mark.line + 1,
+                            format_loc(loc),
+                            "a key must be a plain word, not a list or mapping",
+                        )
+                    ]
+                )
+            if key in out:
+                raise InputError(
+                    [
+                        Problem(
+                            path,
+                            key_node.start_mark.line + 1,
+                            format_loc(loc),
+                            f"`{key}` appears twice here; keep one (YAML would silently drop the first)",
+                        )
+                    ]
+                )
+            out[key] = _build(value_node, loader, (*loc, key), lines, path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(n, loader, (*loc, i), lines, path) for i, n in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, path: str) -> Source:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Loc, int] = {}
+        data = None if node is None else _build(node, loader, (), lines, path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        what = (exc.problem or exc.context or "").strip()
+        raise InputError(
+            [
+                Problem(
+                    path,
+                    line,
+                    "",
+                    f"this is not valid YAML ({what}); check the indentation, and put text that "
+                    "contains ': ' or starts with '@', '{', '[' or '*' in quotes",
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError([Problem(path, 1, "", f"this is not valid YAML ({exc})")]) from None
+    finally:
+        loader.dispose()
+    return Source(path, data, lines)
+
+
+def read_yaml(path: str | Path) -> Source:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError([Problem(str(path), 1, "", "no such file; check the path")]) from None
+    except IsADirectoryError:
+        raise InputError([Problem(str(path), 1, "", "this is a folder, not a file")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(str(path), 1, "", "not UTF-8 text; save it as UTF-8")]) from None
+    except OSError as exc:
+        raise InputError([Problem(str(path), 1, "", f"cannot read it: {exc.strerror}")]) from None
+    return parse_yaml(text, str(path))
+
+
+def validate(source: Source, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """Validate ``source.data`` as ``model``; every problem comes back with its line."""
+    if not isinstance(source.data, dict):
+        raise InputError(
+            [
+                source.problem(
+                    (),
+                    "the file must be a YAML mapping (key: value lines)"
+                    + ("; it is empty" if source.data is None else ""),
+                )
+            ]
+        )
+    try:
+        return model.model_validate(source.data, context=context)
+    except ValidationError as exc:
+        raise InputError(_explain(source, model, exc)) from None
+
+
+def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (for listing allowed keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list index: the item type was already unwrapped
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            f = current.model_fields.get(str(part))
+            if f is None:
+                return None
+            current = f.annotation
+        current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    args = getattr(tp, "__args__", ())
+    for a in args:
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+        inner = _unwrap(a)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return tp
+
+
+def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            parent = _model_at(model, loc[:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            msg = f"unknown key `{key}`"
+            msg += f"; did you mean `{guess[0]}`?" if guess else ""
+            if allowed:
+                msg += f" Allowed here: {', '.join(allowed)}"
+            problems.append(source.problem(loc, msg))
+            continue
+        if kind == "missing":
+            parent = _model_at(model, loc[:-1])
+            f = parent.model_fields.get(str(loc[-1])) if parent else None
+            hint = f" ({f.description})" if f and f.description else ""
+            problems.append(source.problem(loc[:-1], f"`{loc[-1]}` is missing; add it{hint}"))
+            continue
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        elif kind in ("string_type",):
+            msg += "; put the value in quotes"
+        elif kind.endswith("_parsing") or kind.endswith("_type"):
+            msg += f" (got {err.get('input')!r})"
+        problems.append(source.problem(loc, msg))
+    problems.sort(key=lambda p: p.line)
+    return problems

@@ -1,0 +1,106 @@
+"""The tables. Uniqueness constraints here are what make sends and grants happen once:
+claim the row first, act second."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, whatever the database keeps (SQLite keeps naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class Cohort(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    playbook: str
+    room: str  # as configured: a topic or a room id
+    room_id: str | None = None  # as resolved on the transport
+    start: date
+    timezone: str
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Member(SQLModel, table=True):
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    name: str
+    alias: str | None = None  # the group nickname, when the network has one
+    present: bool = True
+    joined_at: datetime = Field(sa_column=_utc())
+    left_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class CheckIn(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "member_id", "track", "day"),
+        Index("ix_checkin_day", "cohort_id", "track", "day"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: str = Field(foreign_key="cohort.id")
+    member_id: str
+    track: str
+    day: int
+    at: datetime = Field(sa_column=_utc())
+
+
+class RewardGrant(SQLModel, table=True):
+    __tablename__ = "reward_grant"
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    reward_id: str = Field(primary_key=True)
+    at: datetime = Field(sa_column=_utc())
+
+
+class ItemRun(SQLModel, table=True):
+    """One row per schedule item per cohort: claimed before anything is sent."""
+
+    __tablename__ = "item_run"
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    item_id: str = Field(primary_key=True)
+    due: datetime = Field(sa_column=_utc())
+    at: datetime = Field(sa_column=_utc())
+    status: str  # done | missed
+
+
+class Outgoing(SQLModel, table=True):
+    """The outbox: every message the bot will send, written in the same transaction as the
+    claim that causes it, sent by the paced sender, marked as it goes."""
+
+    __table_args__ = (Index("ix_outgoing_pending", "status", "priority", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: str = Field(foreign_key="cohort.id")
+    room_id: str | None = None  # set for group messages
+    member_id: str | None = None  # set for direct messages
+    text: str
+    mentions: str = ""  # member ids, space-separated, in order
+    kind: str  # post, ack, reply, remind, nudge, leaderboard, reward, notice
+    priority: int = 0  # lower goes first; bulk direct messages wait behind the group
+    created_at: datetime = Field(sa_column=_utc())
+    not_before: datetime = Field(sa_column=_utc())
+    status: str = "pending"  # pending | sending | sent | failed | expired | unknown
+    sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    attempts: int = 0
+    error: str | None = None

@@ -1,0 +1,410 @@
+"""The queries the bot needs, named for what they mean. Each takes an open connection, so
+the caller decides what one transaction holds (a check-in, its acknowledgement and any
+reward it earns commit together)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.models import CheckIn, Cohort, ItemRun, Member, Outgoing, RewardGrant, UTCDateTime
+
+cohort_t: Table = Cohort.__table__  # type: ignore[attr-defined]
+member_t: Table = Member.__table__  # type: ignore[attr-defined]
+checkin_t: Table = CheckIn.__table__  # type: ignore[attr-defined]
+grant_t: Table = RewardGrant.__table__  # type: ignore[attr-defined]
+item_t: Table = ItemRun.__table__  # type: ignore[attr-defined]
+out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
+
+
+def _insert_new(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert unless the row's unique key exists; True if this call created it."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    result = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    return result.rowcount == 1
+
+
+# --- cohorts -------------------------------------------------------------------------
+
+
+def ensure_cohort(
+    conn: Connection, cohort_id: str, playbook: str, room: str, start: date, timezone: str, now: datetime
+) -> None:
+    if not _insert_new(
+        conn,
+        cohort_t,
+        dict(id=cohort_id, playbook=playbook, room=room, start=start, timezone=timezone, created_at=now),
+    ):
+        conn.execute(
+            update(cohort_t)
+            .where(cohort_t.c.id == cohort_id)
+            .values(playbook=playbook, room=room, start=start, timezone=timezone)
+        )
+
+
+def set_room_id(conn: Connection, cohort_id: str, room_id: str) -> None:
+    conn.execute(update(cohort_t).where(cohort_t.c.id == cohort_id).values(room_id=room_id))
+
+
+# --- members -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    member_id: str
+    name: str
+    alias: str | None
+    present: bool
+
+
+def member_joined(
+    conn: Connection, cohort_id: str, member_id: str, name: str, alias: str | None, at: datetime
+) -> bool:
+    """Record a member as present; True if they were not present before."""
+    if _insert_new(
+        conn,
+        member_t,
+        dict(cohort_id=cohort_id, member_id=member_id, name=name, alias=alias, present=True, joined_at=at),
+    ):
+        return True
+    res = conn.execute(
+        update(member_t)
+        .where(
+            member_t.c.cohort_id == cohort_id,
+            member_t.c.member_id == member_id,
+            member_t.c.present.is_(False),
+        )
+        .values(present=True, joined_at=at, left_at=None, name=name, alias=alias)
+    )
+    return res.rowcount == 1
+
+
+def rename_member(conn: Connection, cohort_id: str, member_id: str, name: str, alias: str | None) -> None:
+    conn.execute(
+        update(member_t)
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id)
+        .values(name=name, alias=alias)
+    )
+
+
+def member_left(conn: Connection, cohort_id: str, member_id: str, at: datetime) -> bool:
+    res = conn.execute(
+        update(member_t)
+        .where(
+            member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id, member_t.c.present.is_(True)
+        )
+        .values(present=False, left_at=at)
+    )
+    return res.rowcount == 1
+
+
+def members(conn: Connection, cohort_id: str, present_only: bool = True) -> list[MemberRow]:
+    q = select(member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present).where(
+        member_t.c.cohort_id == cohort_id
+    )
+    if present_only:
+        q = q.where(member_t.c.present.is_(True))
+    return [MemberRow(*r) for r in conn.execute(q.order_by(member_t.c.joined_at, member_t.c.member_id))]
+
+
+def member(conn: Connection, cohort_id: str, member_id: str) -> MemberRow | None:
+    r = conn.execute(
+        select(member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present).where(
+            member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id
+        )
+    ).first()
+    return MemberRow(*r) if r else None
+
+
+def sync_members(
+    conn: Connection, cohort_id: str, present: Sequence[tuple[str, str, str | None]], at: datetime
+) -> tuple[list[str], list[str]]:
+    """Make the stored presence match the room's own member list (join events are not
+    reliable). Returns (joined ids, left ids)."""
+    known = {m.member_id: m for m in members(conn, cohort_id, present_only=False)}
+    now_ids = {mid for mid, _, _ in present}
+    joined = []
+    for mid, name, alias in present:
+        old = known.get(mid)
+        if old is None or not old.present:
+            member_joined(conn, cohort_id, mid, name, alias, at)
+            joined.append(mid)
+        elif (old.name, old.alias) != (name, alias):
+            rename_member(conn, cohort_id, mid, name, alias)
+    left = [mid for mid, m in known.items() if m.present and mid not in now_ids]
+    for mid in left:
+        member_left(conn, cohort_id, mid, at)
+    return joined, left
+
+
+# --- check-ins and rewards -------------------------------------------------------------
+
+
+def record_checkin(
+    conn: Connection, cohort_id: str, member_id: str, track: str, day: int, at: datetime
+) -> bool:
+    """Count a check-in; False if this member already checked in on this track and day."""
+    return _insert_new(
+        conn, checkin_t, dict(cohort_id=cohort_id, member_id=member_id, track=track, day=day, at=at)
+    )
+
+
+def checked_in_ids(conn: Connection, cohort_id: str, track: str, day: int) -> set[str]:
+    return set(
+        conn.execute(
+            select(checkin_t.c.member_id).where(
+                checkin_t.c.cohort_id == cohort_id, checkin_t.c.track == track, checkin_t.c.day == day
+            )
+        ).scalars()
+    )
+
+
+def checked_in_present_count(
+    conn: Connection, cohort_id: str, track: str, day: int, exclude: Iterable[str] = ()
+) -> int:
+    """Members still in the group with a counted check-in on that track and day."""
+    q = (
+        select(func.count())
+        .select_from(
+            checkin_t.join(
+                member_t,
+                and_(
+                    member_t.c.cohort_id == checkin_t.c.cohort_id,
+                    member_t.c.member_id == checkin_t.c.member_id,
+                ),
+            )
+        )
+        .where(
+            checkin_t.c.cohort_id == cohort_id,
+            checkin_t.c.track == track,
+            checkin_t.c.day == day,
+            member_t.c.present.is_(True),
+        )
+    )
+    exclude = list(exclude)
+    if exclude:
+        q = q.where(checkin_t.c.member_id.not_in(exclude))
+    return conn.execute(q).scalar_one()
+
+
+def present_count(conn: Connection, cohort_id: str, exclude: Iterable[str] = ()) -> int:
+    q = (
+        select(func.count())
+        .select_from(member_t)
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+    )
+    exclude = list(exclude)
+    if exclude:
+        q = q.where(member_t.c.member_id.not_in(exclude))
+    return conn.execute(q).scalar_one()
+
+
+def member_days(conn: Connection, cohort_id: str, member_id: str, track: str) -> list[int]:
+    return sorted(
+        conn.execute(
+            select(checkin_t.c.day).where(
+                checkin_t.c.cohort_id == cohort_id,
+                checkin_t.c.member_id == member_id,
+                checkin_t.c.track == track,
+            )
+        ).scalars()
+    )
+
+
+def checkin_totals(
+    conn: Connection, cohort_id: str, track: str | None = None
+) -> list[tuple[str, int, datetime]]:
+    """(member id, check-ins, time of the last one) for members present, most first; ties
+    go to whoever got there first."""
+    q = (
+        select(checkin_t.c.member_id, func.count(), func.max(checkin_t.c.at))
+        .join(
+            member_t,
+            and_(
+                member_t.c.cohort_id == checkin_t.c.cohort_id, member_t.c.member_id == checkin_t.c.member_id
+            ),
+        )
+        .where(checkin_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+        .group_by(checkin_t.c.member_id)
+    )
+    if track is not None:
+        q = q.where(checkin_t.c.track == track)
+    rows = [(mid, n, _aware(last)) for mid, n, last in conn.execute(q)]
+    return sorted(rows, key=lambda r: (-r[1], r[2], r[0]))
+
+
+def _aware(value: Any) -> datetime:
+    # max() over a typed column comes back untyped from SQLite: restore the UTC type.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return UTCDateTime().process_result_value(value, None)  # type: ignore[return-value]
+
+
+def checkins_by_day(conn: Connection, cohort_id: str) -> dict[tuple[str, int], int]:
+    q = (
+        select(checkin_t.c.track, checkin_t.c.day, func.count())
+        .where(checkin_t.c.cohort_id == cohort_id)
+        .group_by(checkin_t.c.track, checkin_t.c.day)
+    )
+    return {(t, d): n for t, d, n in conn.execute(q)}
+
+
+def grant_reward(conn: Connection, cohort_id: str, member_id: str, reward_id: str, at: datetime) -> bool:
+    """Claim a reward for a member; False if it was granted before."""
+    return _insert_new(
+        conn, grant_t, dict(cohort_id=cohort_id, member_id=member_id, reward_id=reward_id, at=at)
+    )
+
+
+def rewards_of(conn: Connection, cohort_id: str, member_id: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(grant_t.c.reward_id)
+            .where(grant_t.c.cohort_id == cohort_id, grant_t.c.member_id == member_id)
+            .order_by(grant_t.c.at)
+        ).scalars()
+    )
+
+
+def grants(conn: Connection, cohort_id: str) -> list[tuple[str, str, datetime]]:
+    return [
+        (m, r, a)
+        for m, r, a in conn.execute(
+            select(grant_t.c.member_id, grant_t.c.reward_id, grant_t.c.at)
+            .where(grant_t.c.cohort_id == cohort_id)
+            .order_by(grant_t.c.at)
+        )
+    ]
+
+
+# --- schedule items ---------------------------------------------------------------------
+
+
+def claim_item(
+    conn: Connection, cohort_id: str, item_id: str, due: datetime, at: datetime, status: str = "done"
+) -> bool:
+    """Claim a schedule item before acting on it; False if it was claimed before."""
+    return _insert_new(
+        conn, item_t, dict(cohort_id=cohort_id, item_id=item_id, due=due, at=at, status=status)
+    )
+
+
+def claimed_items(conn: Connection, cohort_id: str) -> dict[str, str]:
+    return dict(
+        conn.execute(select(item_t.c.item_id, item_t.c.status).where(item_t.c.cohort_id == cohort_id)).all()
+    )
+
+
+# --- outbox -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutRow:
+    id: int
+    cohort_id: str
+    room_id: str | None
+    member_id: str | None
+    text: str
+    mentions: tuple[str, ...]
+    kind: str
+    priority: int
+    not_before: datetime
+    created_at: datetime
+
+    @property
+    def chat(self) -> str:
+        return f"room:{self.room_id}" if self.room_id is not None else f"dm:{self.member_id}"
+
+
+def enqueue(
+    conn: Connection,
+    cohort_id: str,
+    *,
+    text: str,
+    kind: str,
+    now: datetime,
+    room_id: str | None = None,
+    member_id: str | None = None,
+    mentions: Sequence[str] = (),
+    priority: int = 0,
+    not_before: datetime | None = None,
+) -> None:
+    if (room_id is None) == (member_id is None):
+        raise ValueError("a message goes to a room or to a member")
+    if any(" " in m for m in mentions):
+        raise ValueError("member ids must not contain spaces")
+    conn.execute(
+        out_t.insert().values(
+            cohort_id=cohort_id,
+            room_id=room_id,
+            member_id=member_id,
+            text=text,
+            mentions=" ".join(mentions),
+            kind=kind,
+            priority=priority,
+            created_at=now,
+            not_before=not_before or now,
+            status="pending",
+        )
+    )
+
+
+_OUT_COLS = (
+    out_t.c.id,
+    out_t.c.cohort_id,
+    out_t.c.room_id,
+    out_t.c.member_id,
+    out_t.c.text,
+    out_t.c.mentions,
+    out_t.c.kind,
+    out_t.c.priority,
+    out_t.c.not_before,
+    out_t.c.created_at,
+)
+
+
+def _out_row(r: Any) -> OutRow:
+    return OutRow(r[0], r[1], r[2], r[3], r[4], tuple(r[5].split()) if r[5] else (), r[6], r[7], r[8], r[9])
+
+
+def pending(conn: Connection, limit: int = 500) -> list[OutRow]:
+    q = (
+        select(*_OUT_COLS)
+        .where(out_t.c.status == "pending")
+        .order_by(out_t.c.priority, out_t.c.id)
+        .limit(limit)
+    )
+    return [_out_row(r) for r in conn.execute(q)]
+
+
+def mark(
+    conn: Connection, ids: Sequence[int], status: str, at: datetime | None = None, error: str | None = None
+) -> None:
+    values: dict[str, Any] = {"status": status}
+    if status == "sent":
+        values["sent_at"] = at
+    if status == "sending":
+        values["attempts"] = out_t.c.attempts + 1
+    if error is not None:
+        values["error"] = error[:500]
+    conn.execute(update(out_t).where(out_t.c.id.in_(list(ids))).values(**values))
+
+
+def interrupted_sends(conn: Connection) -> list[OutRow]:
+    """Rows a previous run started sending but never marked: whether WeChat got them is
+    unknown, so they are not sent again."""
+    return [_out_row(r) for r in conn.execute(select(*_OUT_COLS).where(out_t.c.status == "sending"))]
+
+
+def outbox_counts(conn: Connection, cohort_id: str) -> dict[tuple[str, str], int]:
+    q = (
+        select(out_t.c.kind, out_t.c.status, func.count())
+        .where(out_t.c.cohort_id == cohort_id)
+        .group_by(out_t.c.kind, out_t.c.status)
+    )
+    return {(k, s): n for k, s, n in conn.execute(q)}
