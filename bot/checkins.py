@@ -134,7 +134,7 @@ def _grant_rewards(
                 conn,
                 run.id,
                 room_id=run.room_id,
-                kind="reward",
+                kind="announce",
                 now=now,
                 not_before=after,
                 text=templates.render(r.announce, values),

@@ -25,6 +25,9 @@ from storage.repo import OutRow
 
 log = logging.getLogger(__name__)
 
+# Short group notices that may travel together in one message, mentions and all.
+FOLDABLE = frozenset({"ack", "welcome", "announce"})
+
 
 @dataclass(frozen=True)
 class Pacing:
@@ -130,13 +133,14 @@ class Outbox:
         await self._send(batch)
 
     def _batch(self, head: OutRow, rows: list[OutRow]) -> list[OutRow]:
-        """The rows that go out as one message: acknowledgements to one room travel together
-        (whether or not their own wait is over), up to the mention limit."""
-        if head.kind != "ack":
+        """The rows that go out as one message: short notices to one room (acknowledgements,
+        welcomes, reward announcements) travel together, whether or not their own wait is
+        over, up to the mention limit."""
+        if head.kind not in FOLDABLE:
             return [head]
         batch, mentions = [head], len(head.mentions)
         for r in rows:
-            if r is head or r.kind != "ack" or r.room_id != head.room_id:
+            if r is head or r.kind not in FOLDABLE or r.room_id != head.room_id or r.room_id is None:
                 continue
             if mentions + len(r.mentions) > self.pacing.max_mentions:
                 break

@@ -96,11 +96,12 @@ class Outgoing(SQLModel, table=True):
     member_id: str | None = None  # set for direct messages
     text: str
     mentions: str = ""  # member ids, space-separated, in order
-    kind: str  # post, ack, reply, remind, nudge, leaderboard, reward, notice
+    kind: str  # post, ack, welcome, announce, reply, remind, nudge, leaderboard, reward
     priority: int = 0  # lower goes first; bulk direct messages wait behind the group
     created_at: datetime = Field(sa_column=_utc())
     not_before: datetime = Field(sa_column=_utc())
     status: str = "pending"  # pending | sending | sent | failed | expired | unknown
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    batch: int | None = None  # the first row's id when several rows went out as one message
     attempts: int = 0
     error: str | None = None

@@ -388,6 +388,7 @@ def mark(
     values: dict[str, Any] = {"status": status}
     if status == "sent":
         values["sent_at"] = at
+        values["batch"] = ids[0]  # rows that went out together as one message
     if status == "sending":
         values["attempts"] = out_t.c.attempts + 1
     if error is not None:
@@ -408,3 +409,13 @@ def outbox_counts(conn: Connection, cohort_id: str) -> dict[tuple[str, str], int
         .group_by(out_t.c.kind, out_t.c.status)
     )
     return {(k, s): n for k, s, n in conn.execute(q)}
+
+
+def sent_log(conn: Connection, cohort_id: str) -> list[tuple[str, datetime, int, int]]:
+    """(kind, sent at, number of @-mentions, batch) of every row sent, in order."""
+    q = (
+        select(out_t.c.kind, out_t.c.sent_at, out_t.c.mentions, out_t.c.batch)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.status == "sent")
+        .order_by(out_t.c.id)
+    )
+    return [(k, a, len(m.split()), b) for k, a, m, b in conn.execute(q)]
