@@ -61,7 +61,6 @@ def count_checkin(
     track_id: str,
     at: datetime,
     now: datetime,
-    excluded: Collection[str],
     ack_window: float,
 ) -> bool:
     """Record a check-in sent at ``at``; queue its acknowledgement and any reward it earns.
@@ -96,8 +95,7 @@ def count_checkin(
     if not repo.record_checkin(conn, run.id, member.id, track_id, day, at):
         ack(ALREADY)
         return False
-    values["done"] = repo.checked_in_present_count(conn, run.id, track_id, day, excluded)
-    values["total"] = repo.present_count(conn, run.id, excluded)
+    values["done"], values["total"] = repo.day_counts(conn, run.id, track_id, day)
     ack(track.ack or DEFAULT_ACK)
     _grant_rewards(conn, run, member, track_id, now, after=ack_at)
     return True

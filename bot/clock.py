@@ -84,6 +84,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def now(self) -> datetime:
         return self.start_time + timedelta(seconds=self._virtual)
 
+    def set_now(self, when: datetime) -> None:
+        """Re-anchor the virtual clock so that now() is ``when``; timers already scheduled
+        keep their delays."""
+        self.start_time = when.astimezone(UTC) - timedelta(seconds=self._virtual)
+
 
 class VirtualClock:
     """The clock of a :class:`VirtualTimeLoop`; valid only inside that loop."""

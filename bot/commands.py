@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -33,15 +32,9 @@ def progress(conn: Connection, run: CohortRun, member_id: str, name: str, now: d
     return "\n".join(lines)
 
 
-def ranking(
-    conn: Connection, run: CohortRun, track: str | None, top: int, excluded: Collection[str]
-) -> list[tuple[str, int]]:
+def ranking(conn: Connection, run: CohortRun, track: str | None, top: int) -> list[tuple[str, int]]:
     names = {m.member_id: m.alias or m.name for m in repo.members(conn, run.id)}
-    rows = [
-        (names[mid], n)
-        for mid, n, _ in repo.checkin_totals(conn, run.id, track)
-        if mid not in excluded and mid in names
-    ]
+    rows = [(names[mid], n) for mid, n, _ in repo.checkin_totals(conn, run.id, track) if mid in names]
     return rows[:top]
 
 
@@ -55,8 +48,8 @@ def format_ranking(title: str, rows: list[tuple[str, int]], unit: str) -> str:
     return "\n".join(lines)
 
 
-def leaderboard(conn: Connection, run: CohortRun, excluded: Collection[str]) -> str:
-    return format_ranking("🏆 打卡总排行榜（前 10 名）", ranking(conn, run, None, 10, excluded), " 次")
+def leaderboard(conn: Connection, run: CohortRun) -> str:
+    return format_ranking("🏆 打卡总排行榜（前 10 名）", ranking(conn, run, None, 10), " 次")
 
 
 def describe_item(run: CohortRun, index: int) -> str:

@@ -19,6 +19,7 @@ from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
 from bot.transports.base import Event, Incoming, Joined, Left, Member, Transport
 from storage import repo
+from storage.models import LEARNER, OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ class Engine:
 
     # --- set-up ---------------------------------------------------------------------
 
-    def excluded(self) -> frozenset[str]:
-        return self.settings.operators | {self.transport.bot_id()}
+    def role(self, member_id: str) -> str:
+        return OPERATOR if member_id in self.settings.operators else LEARNER
 
     def bot_names(self) -> list[str]:
         """How members @ the bot: the configured name, then its names in the rooms."""
@@ -77,7 +78,7 @@ class Engine:
                 self._bot_names = list(dict.fromkeys(n for n in (*self._bot_names, m.name, m.alias) if n))
         people = [(m.id, m.name, m.alias) for m in found if m.id != bot_id]
         with self.db.begin() as conn:
-            joined, left = repo.sync_members(conn, run.id, people, self.clock.now())
+            joined, left = repo.sync_members(conn, run.id, people, self.clock.now(), self.settings.operators)
         self._known[run.id] = {mid for mid, _, _ in people}
         if joined or left:
             log.info("%s: %d member(s) present, %d new, %d gone", run.id, len(people), len(joined), len(left))
@@ -127,7 +128,6 @@ class Engine:
                     match[0],
                     at,
                     now,
-                    self.excluded(),
                     self.settings.pacing.ack_window_seconds,
                 )
         self.outbox.wake()
@@ -135,7 +135,7 @@ class Engine:
     def _ensure_member(self, conn, run: CohortRun, member: Member, now: datetime) -> None:  # type: ignore[no-untyped-def]
         known = self._known.setdefault(run.id, set())
         if member.id not in known:
-            repo.member_joined(conn, run.id, member.id, member.name, member.alias, now)
+            repo.member_joined(conn, run.id, member.id, member.name, member.alias, now, self.role(member.id))
             known.add(member.id)
 
     def _reply_in_room(
@@ -160,7 +160,7 @@ class Engine:
         if command == "progress":
             return commands.progress(conn, run, sender.id, sender.shown, now)
         if command == "leaderboard":
-            return commands.leaderboard(conn, run, self.excluded())
+            return commands.leaderboard(conn, run)
         if command == "today":
             return commands.today(run, now)
         return commands.help_text(run)
@@ -204,7 +204,7 @@ class Engine:
             for m in event.members:
                 if m.id == bot_id:
                     continue
-                new = repo.member_joined(conn, run.id, m.id, m.name, m.alias, event.at)
+                new = repo.member_joined(conn, run.id, m.id, m.name, m.alias, event.at, self.role(m.id))
                 self._known.setdefault(run.id, set()).add(m.id)
                 if new and run.playbook.welcome and run.day(now) <= run.playbook.days:
                     text = templates.render(
@@ -253,7 +253,7 @@ class Engine:
         with self.db.begin() as conn:
             if not repo.claim_item(conn, run.id, planned.item_id, planned.due, now):
                 return
-            n = items.queue_item(conn, run, planned, now, self.excluded(), self.settings.pacing.max_mentions)
+            n = items.queue_item(conn, run, planned, now, self.settings.pacing.max_mentions)
         late = now - planned.due
         log.info(
             "%s: %s (%s) queued %d message(s)%s",

@@ -3,7 +3,6 @@ checked in, private nudges, a leaderboard. Queued in the transaction that claims
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -16,12 +15,10 @@ from storage import repo
 DEFAULT_LEADERBOARD_TITLE = "🏆 {track}排行榜（截至第{day}天）"
 
 
-def not_checked_in(
-    conn: Connection, run: CohortRun, track: str, day: int, excluded: Collection[str]
-) -> list[repo.MemberRow]:
+def not_checked_in(conn: Connection, run: CohortRun, track: str, day: int) -> list[repo.MemberRow]:
     """Members in the group now, less the bot and operators, with no check-in that day."""
     done = repo.checked_in_ids(conn, run.id, track, day)
-    return [m for m in repo.members(conn, run.id) if m.member_id not in done and m.member_id not in excluded]
+    return [m for m in repo.learners(conn, run.id) if m.member_id not in done]
 
 
 def chunks(ids: list[str], size: int) -> list[list[str]]:
@@ -33,7 +30,6 @@ def queue_item(
     run: CohortRun,
     planned: PlannedItem,
     now: datetime,
-    excluded: Collection[str],
     max_mentions: int,
 ) -> int:
     """Queue what the item sends; returns how many messages."""
@@ -43,7 +39,7 @@ def queue_item(
     values: dict[str, object] = {
         "playbook": pb.name,
         "day": day,
-        "total": repo.present_count(conn, run.id, excluded),
+        "total": repo.present_count(conn, run.id),
     }
     if it.post is not None:
         repo.enqueue(
@@ -54,10 +50,10 @@ def queue_item(
     assert track_id is not None
     values["track"] = pb.tracks[track_id].name
     if it.remind is not None:
-        missing = not_checked_in(conn, run, track_id, day, excluded)
+        missing = not_checked_in(conn, run, track_id, day)
         if not missing:
             return 0
-        values["done"] = repo.checked_in_present_count(conn, run.id, track_id, day, excluded)
+        values["done"] = repo.day_counts(conn, run.id, track_id, day)[0]
         text = templates.render(it.remind.text, values)
         parts = chunks([m.member_id for m in missing], max_mentions)
         for i, ids in enumerate(parts, 1):
@@ -68,7 +64,7 @@ def queue_item(
             )
         return len(parts)
     if it.nudge is not None:
-        missing = not_checked_in(conn, run, track_id, day, excluded)
+        missing = not_checked_in(conn, run, track_id, day)
         for m in missing:
             text = templates.render(it.nudge.dm, {**values, "name": m.alias or m.name})
             # Bulk private messages wait behind the group's own traffic.
@@ -77,7 +73,7 @@ def queue_item(
     assert it.leaderboard is not None
     board = it.leaderboard
     title = templates.render(board.title or DEFAULT_LEADERBOARD_TITLE, values)
-    rows = commands.ranking(conn, run, track_id, board.top, excluded)
+    rows = commands.ranking(conn, run, track_id, board.top)
     repo.enqueue(
         conn,
         run.id,

@@ -113,40 +113,39 @@ class Outbox:
         self._wake.clear()
         now = self.clock.now()
         with self.db.connect() as conn:
-            rows = repo.pending(conn)
-        if not rows:
-            self._idle.set()
-            await self._wake.wait()
+            head = repo.next_ready(conn, now)
+            wakeup = repo.next_wakeup(conn) if head is None else None
+        if head is None:
+            if wakeup is None:
+                self._idle.set()
+                await self._wake.wait()
+            else:
+                await self._sleep((wakeup - now).total_seconds(), wake_early=True)
             return
-        ready = [r for r in rows if r.not_before <= now]
-        if not ready:
-            wait = min(r.not_before for r in rows) - now
-            await self._sleep(wait.total_seconds(), wake_early=True)
-            return
-        head = ready[0]
         earliest = self._earliest(head.chat, now)
         if earliest > now:
             # Sleep through the pacing gap; rows that arrive meanwhile can join this send.
             await self._sleep((earliest - now).total_seconds(), wake_early=False)
             return
-        batch = self._batch(head, rows)
-        await self._send(batch)
+        await self._send(self._batch(head))
 
-    def _batch(self, head: OutRow, rows: list[OutRow]) -> list[OutRow]:
+    def _batch(self, head: OutRow) -> list[OutRow]:
         """The rows that go out as one message: short notices to one room (acknowledgements,
         welcomes, reward announcements) travel together, whether or not their own wait is
         over, up to the mention limit."""
-        if head.kind not in FOLDABLE:
+        if head.kind not in FOLDABLE or head.room_id is None:
             return [head]
+        with self.db.connect() as conn:
+            rows = repo.foldable(conn, head.room_id, FOLDABLE, self.pacing.max_mentions + 1)
         batch, mentions = [head], len(head.mentions)
         for r in rows:
-            if r is head or r.kind not in FOLDABLE or r.room_id != head.room_id or r.room_id is None:
+            if r.id == head.id:
                 continue
             if mentions + len(r.mentions) > self.pacing.max_mentions:
                 break
             batch.append(r)
             mentions += len(r.mentions)
-        return batch
+        return sorted(batch, key=lambda r: r.id)
 
     async def _send(self, batch: list[OutRow]) -> None:
         head = batch[0]

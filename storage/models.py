@@ -33,6 +33,10 @@ def _utc(nullable: bool = False) -> Column:  # type: ignore[type-arg]
     return Column(UTCDateTime(), nullable=nullable)
 
 
+LEARNER = "member"
+OPERATOR = "operator"  # in the group, but not counted, reminded or ranked
+
+
 class Cohort(SQLModel, table=True):
     id: str = Field(primary_key=True)
     playbook: str
@@ -49,6 +53,7 @@ class Member(SQLModel, table=True):
     name: str
     alias: str | None = None  # the group nickname, when the network has one
     present: bool = True
+    role: str = LEARNER  # member | operator
     joined_at: datetime = Field(sa_column=_utc())
     left_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
@@ -95,7 +100,7 @@ class Outgoing(SQLModel, table=True):
     room_id: str | None = None  # set for group messages
     member_id: str | None = None  # set for direct messages
     text: str
-    mentions: str = ""  # member ids, space-separated, in order
+    mentions: str = ""  # member ids, a JSON list, in order
     kind: str  # post, ack, welcome, announce, reply, remind, nudge, leaderboard, reward
     priority: int = 0  # lower goes first; bulk direct messages wait behind the group
     created_at: datetime = Field(sa_column=_utc())

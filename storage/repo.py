@@ -4,15 +4,27 @@ reward it earns commit together)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, select, update
+from sqlalchemy import Connection, Executable, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.models import CheckIn, Cohort, ItemRun, Member, Outgoing, RewardGrant, UTCDateTime
+from storage.models import (
+    LEARNER,
+    OPERATOR,
+    CheckIn,
+    Cohort,
+    ItemRun,
+    Member,
+    Outgoing,
+    RewardGrant,
+    UTCDateTime,
+)
 
 cohort_t: Table = Cohort.__table__  # type: ignore[attr-defined]
 member_t: Table = Member.__table__  # type: ignore[attr-defined]
@@ -22,11 +34,18 @@ item_t: Table = ItemRun.__table__  # type: ignore[attr-defined]
 out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
 
 
+@cache
+def _insert_new_stmt(dialect_name: str, table: Table) -> Executable:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    # RETURNING, not rowcount: PostgreSQL reports -1 for an insert that returns its key.
+    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+
+
 def _insert_new(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless the row's unique key exists; True if this call created it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    # Statements on the check-in path are built once and executed with parameters: building
+    # a statement per call costs more than SQLite takes to run it.
+    return conn.execute(_insert_new_stmt(conn.dialect.name, table), values).first() is not None
 
 
 # --- cohorts -------------------------------------------------------------------------
@@ -60,16 +79,35 @@ class MemberRow:
     name: str
     alias: str | None
     present: bool
+    role: str = LEARNER
+
+    @property
+    def shown(self) -> str:
+        return self.alias or self.name
 
 
 def member_joined(
-    conn: Connection, cohort_id: str, member_id: str, name: str, alias: str | None, at: datetime
+    conn: Connection,
+    cohort_id: str,
+    member_id: str,
+    name: str,
+    alias: str | None,
+    at: datetime,
+    role: str = LEARNER,
 ) -> bool:
     """Record a member as present; True if they were not present before."""
     if _insert_new(
         conn,
         member_t,
-        dict(cohort_id=cohort_id, member_id=member_id, name=name, alias=alias, present=True, joined_at=at),
+        dict(
+            cohort_id=cohort_id,
+            member_id=member_id,
+            name=name,
+            alias=alias,
+            present=True,
+            joined_at=at,
+            role=role,
+        ),
     ):
         return True
     res = conn.execute(
@@ -79,16 +117,18 @@ def member_joined(
             member_t.c.member_id == member_id,
             member_t.c.present.is_(False),
         )
-        .values(present=True, joined_at=at, left_at=None, name=name, alias=alias)
+        .values(present=True, joined_at=at, left_at=None, name=name, alias=alias, role=role)
     )
     return res.rowcount == 1
 
 
-def rename_member(conn: Connection, cohort_id: str, member_id: str, name: str, alias: str | None) -> None:
+def rename_member(
+    conn: Connection, cohort_id: str, member_id: str, name: str, alias: str | None, role: str
+) -> None:
     conn.execute(
         update(member_t)
         .where(member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id)
-        .values(name=name, alias=alias)
+        .values(name=name, alias=alias, role=role)
     )
 
 
@@ -103,26 +143,35 @@ def member_left(conn: Connection, cohort_id: str, member_id: str, at: datetime) 
     return res.rowcount == 1
 
 
+_MEMBER_COLS = (member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present, member_t.c.role)
+
+
 def members(conn: Connection, cohort_id: str, present_only: bool = True) -> list[MemberRow]:
-    q = select(member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present).where(
-        member_t.c.cohort_id == cohort_id
-    )
+    """Everyone recorded in the cohort's group (operators too), in order of joining."""
+    q = select(*_MEMBER_COLS).where(member_t.c.cohort_id == cohort_id)
     if present_only:
         q = q.where(member_t.c.present.is_(True))
     return [MemberRow(*r) for r in conn.execute(q.order_by(member_t.c.joined_at, member_t.c.member_id))]
 
 
+def learners(conn: Connection, cohort_id: str) -> list[MemberRow]:
+    """The members in the group now, less the operators: whom reminders and counts are about."""
+    return [m for m in members(conn, cohort_id) if m.role == LEARNER]
+
+
 def member(conn: Connection, cohort_id: str, member_id: str) -> MemberRow | None:
     r = conn.execute(
-        select(member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present).where(
-            member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id
-        )
+        select(*_MEMBER_COLS).where(member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id)
     ).first()
     return MemberRow(*r) if r else None
 
 
 def sync_members(
-    conn: Connection, cohort_id: str, present: Sequence[tuple[str, str, str | None]], at: datetime
+    conn: Connection,
+    cohort_id: str,
+    present: Sequence[tuple[str, str, str | None]],
+    at: datetime,
+    operators: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Make the stored presence match the room's own member list (join events are not
     reliable). Returns (joined ids, left ids)."""
@@ -131,11 +180,12 @@ def sync_members(
     joined = []
     for mid, name, alias in present:
         old = known.get(mid)
+        role = OPERATOR if mid in operators else LEARNER
         if old is None or not old.present:
-            member_joined(conn, cohort_id, mid, name, alias, at)
+            member_joined(conn, cohort_id, mid, name, alias, at, role)
             joined.append(mid)
-        elif (old.name, old.alias) != (name, alias):
-            rename_member(conn, cohort_id, mid, name, alias)
+        elif (old.name, old.alias, old.role) != (name, alias, role):
+            rename_member(conn, cohort_id, mid, name, alias, role)
     left = [mid for mid, m in known.items() if m.present and mid not in now_ids]
     for mid in left:
         member_left(conn, cohort_id, mid, at)
@@ -164,44 +214,46 @@ def checked_in_ids(conn: Connection, cohort_id: str, track: str, day: int) -> se
     )
 
 
-def checked_in_present_count(
-    conn: Connection, cohort_id: str, track: str, day: int, exclude: Iterable[str] = ()
-) -> int:
-    """Members still in the group with a counted check-in on that track and day."""
-    q = (
-        select(func.count())
-        .select_from(
-            checkin_t.join(
-                member_t,
-                and_(
-                    member_t.c.cohort_id == checkin_t.c.cohort_id,
-                    member_t.c.member_id == checkin_t.c.member_id,
-                ),
-            )
-        )
-        .where(
-            checkin_t.c.cohort_id == cohort_id,
-            checkin_t.c.track == track,
-            checkin_t.c.day == day,
-            member_t.c.present.is_(True),
-        )
+_learner_here = and_(
+    member_t.c.cohort_id == checkin_t.c.cohort_id,
+    member_t.c.member_id == checkin_t.c.member_id,
+    member_t.c.present.is_(True),
+    member_t.c.role == LEARNER,
+)
+
+
+_DAY_COUNTS = select(
+    select(func.count())
+    .select_from(checkin_t.join(member_t, _learner_here))
+    .where(
+        checkin_t.c.cohort_id == bindparam("cohort"),
+        checkin_t.c.track == bindparam("track"),
+        checkin_t.c.day == bindparam("day"),
     )
-    exclude = list(exclude)
-    if exclude:
-        q = q.where(checkin_t.c.member_id.not_in(exclude))
-    return conn.execute(q).scalar_one()
+    .scalar_subquery(),
+    select(func.count())
+    .select_from(member_t)
+    .where(
+        member_t.c.cohort_id == bindparam("cohort"), member_t.c.present.is_(True), member_t.c.role == LEARNER
+    )
+    .scalar_subquery(),
+)
 
 
-def present_count(conn: Connection, cohort_id: str, exclude: Iterable[str] = ()) -> int:
-    q = (
+def day_counts(conn: Connection, cohort_id: str, track: str, day: int) -> tuple[int, int]:
+    """({done}, {total}): learners in the group now with a check-in on that track and day,
+    and learners in the group now. One round trip: this runs for every check-in."""
+    done, total = conn.execute(_DAY_COUNTS, {"cohort": cohort_id, "track": track, "day": day}).one()
+    return done, total
+
+
+def present_count(conn: Connection, cohort_id: str) -> int:
+    """Learners in the group now ({total})."""
+    return conn.execute(
         select(func.count())
         .select_from(member_t)
-        .where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
-    )
-    exclude = list(exclude)
-    if exclude:
-        q = q.where(member_t.c.member_id.not_in(exclude))
-    return conn.execute(q).scalar_one()
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True), member_t.c.role == LEARNER)
+    ).scalar_one()
 
 
 def member_days(conn: Connection, cohort_id: str, member_id: str, track: str) -> list[int]:
@@ -223,13 +275,8 @@ def checkin_totals(
     go to whoever got there first."""
     q = (
         select(checkin_t.c.member_id, func.count(), func.max(checkin_t.c.at))
-        .join(
-            member_t,
-            and_(
-                member_t.c.cohort_id == checkin_t.c.cohort_id, member_t.c.member_id == checkin_t.c.member_id
-            ),
-        )
-        .where(checkin_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+        .join(member_t, _learner_here)
+        .where(checkin_t.c.cohort_id == cohort_id)
         .group_by(checkin_t.c.member_id)
     )
     if track is not None:
@@ -238,8 +285,10 @@ def checkin_totals(
     return sorted(rows, key=lambda r: (-r[1], r[2], r[0]))
 
 
-def _aware(value: Any) -> datetime:
-    # max() over a typed column comes back untyped from SQLite: restore the UTC type.
+def _aware(value: Any) -> Any:
+    # min()/max() over a typed column come back untyped from SQLite: restore the UTC type.
+    if value is None:
+        return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return UTCDateTime().process_result_value(value, None)  # type: ignore[return-value]
@@ -336,22 +385,24 @@ def enqueue(
 ) -> None:
     if (room_id is None) == (member_id is None):
         raise ValueError("a message goes to a room or to a member")
-    if any(" " in m for m in mentions):
-        raise ValueError("member ids must not contain spaces")
     conn.execute(
-        out_t.insert().values(
+        _ENQUEUE,
+        dict(
             cohort_id=cohort_id,
             room_id=room_id,
             member_id=member_id,
             text=text,
-            mentions=" ".join(mentions),
+            mentions=json.dumps(list(mentions), ensure_ascii=False) if mentions else "",
             kind=kind,
             priority=priority,
             created_at=now,
             not_before=not_before or now,
             status="pending",
-        )
+        ),
     )
+
+
+_ENQUEUE = out_t.insert()
 
 
 _OUT_COLS = (
@@ -369,7 +420,9 @@ _OUT_COLS = (
 
 
 def _out_row(r: Any) -> OutRow:
-    return OutRow(r[0], r[1], r[2], r[3], r[4], tuple(r[5].split()) if r[5] else (), r[6], r[7], r[8], r[9])
+    return OutRow(
+        r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])) if r[5] else (), r[6], r[7], r[8], r[9]
+    )
 
 
 def pending(conn: Connection, limit: int = 500) -> list[OutRow]:
@@ -380,6 +433,42 @@ def pending(conn: Connection, limit: int = 500) -> list[OutRow]:
         .limit(limit)
     )
     return [_out_row(r) for r in conn.execute(q)]
+
+
+_NEXT_READY = (
+    select(*_OUT_COLS)
+    .where(out_t.c.status == "pending", out_t.c.not_before <= bindparam("now"))
+    .order_by(out_t.c.priority, out_t.c.id)
+    .limit(1)
+)
+_NEXT_WAKEUP = select(func.min(out_t.c.not_before)).where(out_t.c.status == "pending")
+_FOLDABLE = (
+    select(*_OUT_COLS)
+    .where(
+        out_t.c.status == "pending",
+        out_t.c.room_id == bindparam("room"),
+        out_t.c.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(out_t.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def next_ready(conn: Connection, now: datetime) -> OutRow | None:
+    """The message to send next: the first pending one whose wait is over."""
+    r = conn.execute(_NEXT_READY, {"now": now}).first()
+    return _out_row(r) if r else None
+
+
+def next_wakeup(conn: Connection) -> datetime | None:
+    """When the earliest pending message may go, or None if nothing is pending."""
+    return _aware(conn.execute(_NEXT_WAKEUP).scalar())
+
+
+def foldable(conn: Connection, room_id: str, kinds: Collection[str], limit: int) -> list[OutRow]:
+    """Pending notices of these kinds to one room, oldest first."""
+    params = {"room": room_id, "kinds": list(kinds), "limit": limit}
+    return [_out_row(r) for r in conn.execute(_FOLDABLE, params)]
 
 
 def mark(
@@ -418,4 +507,4 @@ def sent_log(conn: Connection, cohort_id: str) -> list[tuple[str, datetime, int,
         .where(out_t.c.cohort_id == cohort_id, out_t.c.status == "sent")
         .order_by(out_t.c.id)
     )
-    return [(k, a, len(m.split()), b) for k, a, m, b in conn.execute(q)]
+    return [(k, a, len(json.loads(m)) if m else 0, b) for k, a, m, b in conn.execute(q)]
