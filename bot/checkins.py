@@ -17,6 +17,7 @@ from storage import repo
 DEFAULT_ACK = "✅ {name} 第{day}天{track}打卡成功（今日 {done}/{total}）"
 ALREADY = "{name} 今天的{track}已经打过卡啦，不用重复打卡 ✅"
 NOT_TODAY = "{name} 今天不是{track}打卡日哦，{days}再来打卡吧"
+ENDED = "{name} {track}打卡已经结束啦，谢谢你的坚持 🌟"
 TOO_LATE = "{name} 今天的{track}打卡已在 {until} 截止，明天早点来哦"
 
 # WeChat separates an @-mention from the text with U+2005 (four-per-em space).
@@ -85,8 +86,7 @@ def count_checkin(
 
     if day not in track.days:
         later = [d for d in track.days if d > day]
-        if later:
-            ack(NOT_TODAY.replace("{days}", _day_list(later)))
+        ack(NOT_TODAY.replace("{days}", _day_list(later)) if later else ENDED)
         return False
     if track.until is not None and run.cal.local(at).time() > track.until:
         values["until"] = f"{track.until:%H:%M}"

@@ -98,7 +98,7 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
         if j.join is not None:
             known.setdefault(j.join.id, Member(j.join.id, j.join.name, j.join.alias))
 
-    out: list[TimedEvent] = []
+    out: list[tuple[int, TimedEvent]] = []  # (index in the file, event)
     start, end = cal.start_utc(), cal.end_utc()
     for i, e in enumerate(sc.events):
         loc: tuple[str | int, ...] = ("events", i)
@@ -119,12 +119,12 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
             bad((*loc, "at"), f"this is outside the cohort (day 1 00:00 to day {cal.days} 23:59)")
             continue
         if e.join is not None:
-            out.append(TimedEvent(at, "join", known[e.join.id]))
+            out.append((i, TimedEvent(at, "join", known[e.join.id])))
         elif e.leave is not None:
             if e.leave not in known:
                 bad((*loc, "leave"), f"no member {e.leave!r}; list them under `members` or join them first")
                 continue
-            out.append(TimedEvent(at, "leave", known[e.leave]))
+            out.append((i, TimedEvent(at, "leave", known[e.leave])))
         else:
             assert e.sender is not None
             if e.sender not in known:
@@ -133,10 +133,33 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
             if e.text is None:
                 bad(loc, "a message event needs `text`")
                 continue
-            out.append(TimedEvent(at, "dm" if e.dm else "say", known[e.sender], str(e.text)))
+            out.append((i, TimedEvent(at, "dm" if e.dm else "say", known[e.sender], str(e.text))))
+    ordered = sorted(out, key=lambda ie: ie[1].at)
+    # Replay who is in the group, so a message from someone not (yet, or any more) in it is
+    # caught here rather than silently counted.
+    here = {m.id for m in sc.members}
+    for i, ev in ordered:
+        mid = ev.member.id
+        when = (
+            cal.local(ev.at)
+            .strftime("day %d %H:%M")
+            .replace(f"day {cal.local(ev.at):%d}", f"day {cal.day_of(ev.at)}")
+        )
+        if ev.kind == "join":
+            here.add(mid)
+        elif ev.kind == "leave":
+            if mid not in here:
+                bad(("events", i, "leave"), f"{mid!r} is not in the group at {when}; leave after joining")
+            here.discard(mid)
+        elif mid not in here:
+            bad(
+                ("events", i, "from"),
+                f"{mid!r} is not in the group at {when}; move the message after "
+                "their `join`, or before their `leave`",
+            )
     if problems:
         raise InputError(sorted(problems, key=lambda p: p.line))
-    return sorted(out, key=lambda ev: ev.at)
+    return [ev for _, ev in ordered]
 
 
 def load(path: str | Path) -> tuple[Scenario, Source]:

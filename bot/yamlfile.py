@@ -12,7 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -80,40 +81,51 @@ for _digit in "0123456789":
     )
 
 
-def _build(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
-    lines[loc] = node.start_mark.line + 1
+def _problem(path: str, node: yaml.Node, loc: Loc, message: str) -> InputError:
+    return InputError([Problem(path, node.start_mark.line + 1, format_loc(loc), message)])
+
+
+def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # e.g. 2026-13-01: YAML sees a date, Python refuses it.
+        raise _problem(
+            path, node, loc, f"{node.value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01"
+        ) from None
+
+
+def _build(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int], path: str, line: int) -> Any:
+    """Construct ``node``, recording for each location the line an error there should name:
+    a mapping entry's key line, a list item's own line."""
+    lines[loc] = line
     if isinstance(node, yaml.MappingNode):
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)
+        merged = len(node.value) - explicit  # flatten_mapping puts merged (<<) pairs first
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = _scalar(key_node, loader, loc, path)
             if isinstance(key, list | dict):
-                raise InputError(
-                    [
-                        Problem(
-                            path,
-                            key_node.start_mark.line + 1,
-                            format_loc(loc),
-                            "a key must be a plain word, not a list or mapping",
-                        )
-                    ]
+                raise _problem(path, key_node, loc, "a key must be a plain word, not a list or mapping")
+            if key in out and index >= merged and key in explicit_keys(node.value[merged:index]):
+                raise _problem(
+                    path,
+                    key_node,
+                    loc,
+                    f"`{key}` appears twice here; keep one (YAML would silently drop the first)",
                 )
-            if key in out:
-                raise InputError(
-                    [
-                        Problem(
-                            path,
-                            key_node.start_mark.line + 1,
-                            format_loc(loc),
-                            f"`{key}` appears twice here; keep one (YAML would silently drop the first)",
-                        )
-                    ]
-                )
-            out[key] = _build(value_node, loader, (*loc, key), lines, path)
+            out[key] = _build(value_node, loader, (*loc, key), lines, path, key_node.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(n, loader, (*loc, i), lines, path) for i, n in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        return [
+            _build(n, loader, (*loc, i), lines, path, n.start_mark.line + 1) for i, n in enumerate(node.value)
+        ]
+    return _scalar(node, loader, loc, path)
+
+
+def explicit_keys(pairs: list[tuple[yaml.Node, yaml.Node]]) -> set[Any]:
+    return {k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)}
 
 
 def parse_yaml(text: str, path: str) -> Source:
@@ -121,7 +133,7 @@ def parse_yaml(text: str, path: str) -> Source:
     try:
         node = loader.get_single_node()
         lines: dict[Loc, int] = {}
-        data = None if node is None else _build(node, loader, (), lines, path)
+        data = None if node is None else _build(node, loader, (), lines, path, node.start_mark.line + 1)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -181,26 +193,41 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at ``loc`` (for listing allowed keys)."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int):
-            continue  # a list index: the item type was already unwrapped
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            f = current.model_fields.get(str(part))
-            if f is None:
-                return None
-            current = f.annotation
-        current = _unwrap(current)
+        current = _step(current, part)
+        if current is None:
+            return None
+    current = _strip_optional(current)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _unwrap(tp: Any) -> Any:
-    args = getattr(tp, "__args__", ())
-    for a in args:
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            return a
-        inner = _unwrap(a)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
+def _strip_optional(tp: Any) -> Any:
+    args = [a for a in getattr(tp, "__args__", ()) if a is not type(None)]
+    if get_origin(tp) in (Union, UnionType) and len(args) == 1:
+        return _strip_optional(args[0])
+    if get_origin(tp) is Annotated:
+        return _strip_optional(get_args(tp)[0])
     return tp
+
+
+def _step(tp: Any, part: str | int) -> Any:
+    """The type found one step (a field, a list index, a dict key) inside ``tp``."""
+    tp = _strip_optional(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, f in tp.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+        return None
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    """The keys a file may use: aliases where they are set (`from`, not `sender`)."""
+    return sorted(f.alias or name for name, f in model.model_fields.items())
 
 
 def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> list[Problem]:
@@ -211,7 +238,7 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
         if kind == "extra_forbidden":
             key = str(loc[-1])
             parent = _model_at(model, loc[:-1])
-            allowed = sorted(parent.model_fields) if parent else []
+            allowed = _field_names(parent) if parent else []
             guess = difflib.get_close_matches(key, allowed, n=1)
             msg = f"unknown key `{key}`"
             msg += f"; did you mean `{guess[0]}`?" if guess else ""
@@ -221,12 +248,23 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
             continue
         if kind == "missing":
             parent = _model_at(model, loc[:-1])
-            f = parent.model_fields.get(str(loc[-1])) if parent else None
+            f = (
+                next((f for n, f in parent.model_fields.items() if loc[-1] in (n, f.alias)), None)
+                if parent
+                else None
+            )
             hint = f" ({f.description})" if f and f.description else ""
             problems.append(source.problem(loc[:-1], f"`{loc[-1]}` is missing; add it{hint}"))
             continue
+        if loc and loc[-1] == "[key]":  # a mapping key (e.g. a track id) failed validation
+            loc = loc[:-1]
+            kind = "bad_key"
         msg = err["msg"]
-        if msg.startswith("Value error, "):
+        if kind in ("string_pattern_mismatch", "bad_key") and "a-z0-9_-" in str(err.get("ctx", {})):
+            bad = str(err.get("input"))
+            slug = re.sub(r"[^a-z0-9_-]+", "-", bad.lower()).strip("-") or "lesson"
+            msg = f"{bad!r} is not a valid id; use lower-case letters, digits, - and _, e.g. {slug!r}"
+        elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif kind in ("string_type",):
             msg += "; put the value in quotes"
