@@ -140,11 +140,7 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
     here = {m.id for m in sc.members}
     for i, ev in ordered:
         mid = ev.member.id
-        when = (
-            cal.local(ev.at)
-            .strftime("day %d %H:%M")
-            .replace(f"day {cal.local(ev.at):%d}", f"day {cal.day_of(ev.at)}")
-        )
+        when = f"day {cal.day_of(ev.at)} {cal.local(ev.at):%H:%M}"
         if ev.kind == "join":
             here.add(mid)
         elif ev.kind == "leave":
