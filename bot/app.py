@@ -50,8 +50,13 @@ class Bot:
         await asyncio.sleep(0)
         await self.outbox.idle()
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 0) -> None:
+        """Stop; with ``drain_seconds``, first give queued messages that long to go out
+        (what is still queued after that goes out at the next start, within the grace)."""
         self.scheduler.stop()
+        if drain_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), drain_seconds)
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot import playbook as playbooks
 from bot.engine import Settings
 from bot.outbox import Pacing
-from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
+from bot.playbook import ID_PATTERN, Int, Playbook, TimeZoneName
 from bot.yamlfile import InputError, Loc, Problem, Source, read_yaml, validate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -35,8 +35,8 @@ class TransportConfig(_Strict):
 class PacingConfig(_Strict):
     same_chat_seconds: float = Field(1.5, ge=0)
     any_chat_seconds: float = Field(3, ge=0)
-    per_minute: int = Field(30, ge=1)
-    max_mentions: int = Field(20, ge=1)
+    per_minute: Int = Field(30, ge=1)
+    max_mentions: Int = Field(20, ge=1)
     ack_window_seconds: float = Field(
         3, ge=0, description="extension: how long an acknowledgement waits for others"
     )

@@ -24,6 +24,7 @@ from storage.models import LEARNER, OPERATOR
 log = logging.getLogger(__name__)
 
 COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
+OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
 GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
 
 
@@ -88,7 +89,7 @@ class Engine:
     async def on_event(self, event: Event) -> None:
         try:
             if isinstance(event, Incoming):
-                self._on_message(event)
+                await self._on_message(event)
             elif isinstance(event, Joined):
                 self._on_joined(event)
             elif isinstance(event, Left):
@@ -97,12 +98,16 @@ class Engine:
             # One bad event must not take the bot down; the database transaction rolled back.
             log.exception("could not handle %r", event)
 
-    def _on_message(self, msg: Incoming) -> None:
+    async def _on_message(self, msg: Incoming) -> None:
         if msg.sender.id == self.transport.bot_id():
             return  # our own sends come back as messages
         now = self.clock.now()
         at = min(msg.at, now)
         if msg.room_id is None:
+            if msg.text.strip() and not self._runs_of(msg.sender.id):
+                # Maybe a member who joined without a join event: look at the rooms again.
+                for run in self.runs.values():
+                    await self.reconcile(run)
             self._on_direct(msg, now)
             return
         run = self.runs.get(msg.room_id)
@@ -119,6 +124,16 @@ class Engine:
             self._ensure_member(conn, run, msg.sender, now)
             if command is not None:
                 self._reply_in_room(conn, run, msg.sender, command, now)
+            elif self.role(msg.sender.id) == OPERATOR:
+                repo.enqueue(
+                    conn,
+                    run.id,
+                    room_id=run.room_id,
+                    text=OPERATOR_CHECKIN,
+                    kind="ack",
+                    mentions=[msg.sender.id],
+                    now=now,
+                )
             elif run.running(at):
                 assert match is not None
                 checkins.count_checkin(

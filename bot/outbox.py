@@ -151,7 +151,8 @@ class Outbox:
         head = batch[0]
         ids = [r.id for r in batch]
         text = "\n".join(r.text for r in batch)
-        mentions = [m for r in batch for m in r.mentions]
+        # One @ per member, even if two of their notices travel together.
+        mentions = list(dict.fromkeys(m for r in batch for m in r.mentions))
         with self.db.begin() as conn:
             repo.mark(conn, ids, "sending")
         now = self.clock.now()

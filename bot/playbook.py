@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, Strict, WithJsonSchema
 
 from bot import templates
 from bot.yamlfile import InputError, Problem, Source, read_yaml, validate
@@ -56,6 +56,8 @@ HHMM = Annotated[
     ),
 ]
 # Block scalars (|) end in a newline nobody means to send.
+# Strict: YAML turns `yes`/`true` into booleans, which lax pydantic would take as 1.
+Int = Annotated[int, Strict()]
 Text = Annotated[str, BeforeValidator(lambda v: v.rstrip() if isinstance(v, str) else v), Field(min_length=1)]
 Keyword = Annotated[
     str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v), Field(min_length=1)
@@ -93,7 +95,7 @@ class _Strict(BaseModel):
 class Track(_Strict):
     name: Text = Field(description="shown as {track} in templates, e.g. 正课")
     keywords: list[Keyword] = Field(min_length=1, description='check-in words, e.g. ["打卡", "完成"]')
-    days: list[int] = Field(
+    days: list[Int] = Field(
         min_length=1, description="cohort days on which a check-in counts, e.g. [2, 3, 4, 5]"
     )
     until: HHMM | None = Field(None, description='check-ins later that day do not count, e.g. "12:00"')
@@ -108,7 +110,7 @@ class Reward(_Strict):
     ]
     name: Text = Field(description="shown as {reward} in templates")
     track: str = Field(description="the track id whose check-ins count toward it")
-    count: int = Field(ge=1, description="distinct days checked in on that track")
+    count: Int = Field(ge=1, description="distinct days checked in on that track")
     dm: Text = Field(description="private message to the member who earns it")
     announce: Text | None = Field(None, description="optional group post when it is earned")
 
@@ -127,13 +129,13 @@ class Remind(_Strict):
 
 class Nudge(_Strict):
     track: str = Field(description="track id")
-    day: int | None = Field(None, description="the day checked; default: the item's own day")
+    day: Int | None = Field(None, description="the day checked; default: the item's own day")
     dm: Text = Field(description="private message to each member not checked in on `day`")
 
 
 class Leaderboard(_Strict):
     track: str = Field(description="track id")
-    top: int = Field(10, ge=1, le=100, description="how many to list")
+    top: Int = Field(10, ge=1, le=100, description="how many to list")
     title: Text | None = Field(None, description="optional first line; may use {playbook}, {day}, {track}")
 
 
@@ -142,7 +144,7 @@ KINDS: tuple[ItemKind, ...] = ("post", "remind", "nudge", "leaderboard")
 
 
 class ScheduleItem(_Strict):
-    day: int = Field(description="cohort day, 1..days")
+    day: Int = Field(description="cohort day, 1..days")
     at: HHMM = Field(description='time of day, "HH:MM" 24-hour, e.g. "19:30"')
     id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
         None, description="optional stable id, unique in the playbook"
@@ -171,7 +173,7 @@ class ScheduleItem(_Strict):
 
 class Playbook(_Strict):
     name: Text = Field(description="{playbook} in templates")
-    days: int = Field(ge=1, le=366, description="cohort length in days; day 1 is the start date")
+    days: Int = Field(ge=1, le=366, description="cohort length in days; day 1 is the start date")
     timezone: TimeZoneName | None = Field(None, description="IANA zone; default: the config's")
     tracks: dict[Annotated[str, Field(pattern=ID_PATTERN)], Track] = Field(
         min_length=1, description="what members check in to, by track id"

@@ -64,5 +64,5 @@ async def _run_terminal(loaded: Loaded, console: Console) -> int:
         await stop.wait()
     finally:
         reader.cancel()
-        await bot.stop()
+        await bot.stop(drain_seconds=10)
     return 0

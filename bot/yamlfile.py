@@ -243,7 +243,7 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
             msg = f"unknown key `{key}`"
             msg += f"; did you mean `{guess[0]}`?" if guess else ""
             if allowed:
-                msg += f" Allowed here: {', '.join(allowed)}"
+                msg += f"; allowed here: {', '.join(allowed)}"
             problems.append(source.problem(loc, msg))
             continue
         if kind == "missing":
