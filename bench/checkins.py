@@ -39,7 +39,9 @@ def burst(db_url: str) -> dict[str, float]:
     people = [Member(f"u{i:03d}", f"学员{i:03d}") for i in range(MEMBERS)]
 
     async def main(clock: VirtualClock) -> dict[str, float]:
-        group = SimulatedGroup(clock, rooms={"room": "班级群"}, members=people, bot=Member(BOT_ID, "CohortBot"))
+        group = SimulatedGroup(
+            clock, rooms={"room": "班级群"}, members=people, bot=Member(BOT_ID, "CohortBot")
+        )
         run = CohortRun.create("bench", pb, cal, "班级群")
         from storage.db import open_db
 
@@ -100,10 +102,14 @@ def main() -> None:
 
         b = burst(url("burst.db"))
         print(f"database: {args.db} (file, WAL)" if args.db == "sqlite" else f"database: {args.pg}")
-        print(f"burst: {MEMBERS} check-ins in one minute, {b['counted']} counted, "
-              f"acknowledged in {b['sends']} sends")
+        print(
+            f"burst: {MEMBERS} check-ins in one minute, {b['counted']} counted, "
+            f"acknowledged in {b['sends']} sends"
+        )
         print(f"  check-ins handled per CPU second: {b['rate']:,.0f}   (target >= 1,000)")
-        print(f"  handler latency p50: {b['p50_ms']:.2f} ms   p99: {b['p99_ms']:.2f} ms   (target p99 < 5 ms)")
+        print(
+            f"  handler latency p50: {b['p50_ms']:.2f} ms   p99: {b['p99_ms']:.2f} ms   (target p99 < 5 ms)"
+        )
         wall, sends = whole_cohort(url("cohort.db"))
         print(f"8-day cohort, {MEMBERS} members: {wall:.1f} s wall time, {sends} sends   (target < 10 s)")
 

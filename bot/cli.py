@@ -214,11 +214,12 @@ def run(config: Annotated[Path, typer.Option("--config", help="the deployment co
     from bot.runner import run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job is noise
     try:
         loaded = configs.load(config)
     except InputError as exc:
         raise fail(exc) from None
-    code = run_forever(loaded, err)
+    code = run_forever(loaded, out)
     raise typer.Exit(code)
 
 
@@ -228,3 +229,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("stopped")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,7 @@ def build_runs(loaded: Loaded) -> list[CohortRun]:
 def run_forever(loaded: Loaded, console: Console) -> int:
     kind = loaded.config.transport.kind
     if kind == "wechaty":
-        console.print(
+        Console(stderr=True).print(
             "[bold red]error[/] transport.kind: wechaty is not available yet in this version; "
             "use `kind: simulated` to try the bot in a terminal group"
         )

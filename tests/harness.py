@@ -128,12 +128,17 @@ class Harness:
         loop.set_now(_when(now, cal))
         clock = VirtualClock(loop)
         if group is None:
-            group = SimulatedGroup(clock, rooms={"room": room}, members=people or [],
-                                   bot=Member(BOT_ID, bot_name))
+            group = SimulatedGroup(
+                clock, rooms={"room": room}, members=people or [], bot=Member(BOT_ID, bot_name)
+            )
         else:
             group.clock = clock
-        settings = Settings(operators=frozenset(operators), bot_name=bot_name,
-                            pacing=pacing or Pacing(), grace=timedelta(minutes=grace_minutes))
+        settings = Settings(
+            operators=frozenset(operators),
+            bot_name=bot_name,
+            pacing=pacing or Pacing(),
+            grace=timedelta(minutes=grace_minutes),
+        )
         run = CohortRun.create("c1", pb, cal, room)
         bot = Bot(open_db(db_url), group, clock, settings, [run], reconcile_minutes=0)
         h = cls(bot, group, clock, run)
@@ -168,8 +173,11 @@ class Harness:
         return [s for s in self.sent if s.chat == "room"]
 
     def dms(self, member_id: str | None = None) -> list[Sent]:
-        return [s for s in self.sent if s.chat.startswith("dm:")
-                and (member_id is None or s.chat == f"dm:{member_id}")]
+        return [
+            s
+            for s in self.sent
+            if s.chat.startswith("dm:") and (member_id is None or s.chat == f"dm:{member_id}")
+        ]
 
     def local(self, s: Sent) -> str:
         return self.run.cal.local(s.at).strftime("%d %H:%M:%S")

@@ -26,7 +26,7 @@ def pg_url():
         engine = create_engine(URL)
         with engine.connect() as conn:
             conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at {URL} is not reachable in CI: {exc}")
         pytest.skip(f"no PostgreSQL at {URL}")

@@ -12,8 +12,9 @@ PEOPLE = members("op1:王助教", "u01:小明", "u02:小红", "u03:小刚")
 
 
 async def start(tmp_path, now: str, **kw) -> Harness:
-    return await Harness.start(people=PEOPLE, operators=("op1",), now=now,
-                               db_url=f"sqlite:///{tmp_path / 'bot.db'}", **kw)
+    return await Harness.start(
+        people=PEOPLE, operators=("op1",), now=now, db_url=f"sqlite:///{tmp_path / 'bot.db'}", **kw
+    )
 
 
 async def test_restart_mid_cohort_sends_nothing_twice(tmp_path):
@@ -80,10 +81,12 @@ async def test_acknowledged_checkins_survive_a_restart(tmp_path):
 
     h2 = await start(tmp_path, "day 5 07:59")
     await h2.until("day 5 08:00")
-    await h2.say("u01", "晨读")      # the 4th day: the reward is earned now, once
-    await h2.say("u01", "晨读")      # and a duplicate
+    await h2.say("u01", "晨读")  # the 4th day: the reward is earned now, once
+    await h2.say("u01", "晨读")  # and a duplicate
     await h2.settle()
-    assert [s.text for s in h2.dms("u01")] == ["恭喜完成 4 天晨读！资料大礼包：https://example.com/pack 提取码 8888"]
+    assert [s.text for s in h2.dms("u01")] == [
+        "恭喜完成 4 天晨读！资料大礼包：https://example.com/pack 提取码 8888"
+    ]
     acks = "\n".join(s.text for s in h2.room())
     assert "今天的晨读已经打过卡啦" in acks
     await h2.stop()
@@ -101,7 +104,7 @@ async def test_a_send_cut_by_a_crash_is_not_repeated_and_queued_ones_go_out(tmp_
         repo.mark(conn, [first.id], "sending")
     # Crash: the sender never marked it sent. The bot process dies here.
     h.bot.scheduler.stop()
-    h.bot._sender.cancel()  # noqa: SLF001 - simulating a crash, not a clean stop
+    h.bot._sender.cancel()
 
     h2 = await start(tmp_path, "day 2 08:02")
     await h2.settle()
@@ -119,7 +122,7 @@ async def test_queued_messages_older_than_grace_expire_on_restart(tmp_path):
     with h.bot.db.begin() as conn:
         repo.enqueue(conn, "c1", room_id="room", text="旧消息", kind="post", now=h.clock.now())
     h.bot.scheduler.stop()
-    h.bot._sender.cancel()  # noqa: SLF001 - crash before it could be sent
+    h.bot._sender.cancel()
 
     h2 = await start(tmp_path, "day 2 09:00")
     await h2.settle()

@@ -2,6 +2,7 @@
 the contract's own example, checked against answers worked out independently from the
 scenario."""
 
+import itertools
 import json
 from collections import defaultdict
 from datetime import timedelta
@@ -25,7 +26,7 @@ def sample_run():
 
 
 def test_every_post_goes_out_once_at_its_minute(sample_run):
-    pb, sc, result = sample_run
+    pb, _sc, result = sample_run
     cal = result.cal
     posts = {cal.at(it.day, it.at): it.post.rstrip() for it in pb.schedule if it.post is not None}
     sent = defaultdict(list)
@@ -59,7 +60,13 @@ def test_reminders_mention_exactly_the_unfinished(sample_run):
                 present.discard(ev.member.id)
             elif ev.kind == "say":
                 text = ev.text.removeprefix("@CohortBot").strip()
-                track = "reading" if text.startswith("晨读") else "lesson" if text.startswith(("打卡", "完成")) else None
+                track = (
+                    "reading"
+                    if text.startswith("晨读")
+                    else "lesson"
+                    if text.startswith(("打卡", "完成"))
+                    else None
+                )
                 day = cal.day_of(ev.at)
                 t = pb.tracks.get(track) if track else None
                 if t and day in t.days and (t.until is None or cal.local(ev.at).time() <= t.until):
@@ -70,8 +77,11 @@ def test_reminders_mention_exactly_the_unfinished(sample_run):
     for due, missing in expected.items():
         # The reminder's own messages: sent from its minute on, starting with its text.
         text = next(it.remind.text for d, it in reminders if d == due).split("{")[0]
-        msgs = [s for s in result.sent if s.chat == "room" and due <= s.at < due + timedelta(minutes=5)
-                and s.text.startswith(text)]
+        msgs = [
+            s
+            for s in result.sent
+            if s.chat == "room" and due <= s.at < due + timedelta(minutes=5) and s.text.startswith(text)
+        ]
         mentioned = [m for s in msgs for m in s.mentions]
         assert sorted(mentioned) == sorted(missing), f"reminder at {cal.local(due)}"
         assert len(mentioned) == len(set(mentioned))
@@ -79,8 +89,9 @@ def test_reminders_mention_exactly_the_unfinished(sample_run):
 
 
 def test_rewards_match_the_checkins(sample_run):
-    pb, sc, result = sample_run
+    pb, _sc, result = sample_run
     from storage import repo
+
     with result.bot.db.connect() as conn:
         grants = repo.grants(conn, "simulated")
         for mid, reward_id, _ in grants:
@@ -100,12 +111,12 @@ def test_rewards_match_the_checkins(sample_run):
 def test_pacing_holds_over_the_whole_cohort(sample_run):
     _, _, result = sample_run
     sent = result.sent
-    for a, b in zip(sent, sent[1:], strict=False):
+    for a, b in itertools.pairwise(sent):
         gap = (b.at - a.at).total_seconds()
         assert gap >= (1.5 if a.chat == b.chat else 3.0) - 1e-6, (a, b)
     times = [s.at for s in sent]
     for i, t in enumerate(times):
-        assert sum(1 for u in times[i:i + 31] if u - t < timedelta(seconds=60)) <= 30
+        assert sum(1 for u in times[i : i + 31] if u - t < timedelta(seconds=60)) <= 30
 
 
 def test_contract_example_transcript():
@@ -113,18 +124,28 @@ def test_contract_example_transcript():
     import textwrap
 
     from bot.scenario import Scenario
+
     pb = load_playbook(EXAMPLE)
-    sc = Scenario.model_validate({
-        "start": "2026-12-01", "room": "训练营 1 班", "bot": "CohortBot", "operators": ["op1"],
-        "members": [{"id": "op1", "name": "王助教"}, {"id": "u01", "name": "小明"}, {"id": "u02", "name": "小红"}],
-        "events": [
-            {"at": "day 2 07:45", "from": "u01", "text": "晨读打卡"},
-            {"at": "day 2 20:10", "from": "u02", "text": "@CohortBot 打卡"},
-            {"at": "day 3 09:00", "join": {"id": "u09", "name": "新同学"}},
-            {"at": "day 4 12:00", "leave": "u02"},
-            {"at": "day 4 12:05", "from": "u01", "dm": True, "text": "进度"},
-        ],
-    })
+    sc = Scenario.model_validate(
+        {
+            "start": "2026-12-01",
+            "room": "训练营 1 班",
+            "bot": "CohortBot",
+            "operators": ["op1"],
+            "members": [
+                {"id": "op1", "name": "王助教"},
+                {"id": "u01", "name": "小明"},
+                {"id": "u02", "name": "小红"},
+            ],
+            "events": [
+                {"at": "day 2 07:45", "from": "u01", "text": "晨读打卡"},
+                {"at": "day 2 20:10", "from": "u02", "text": "@CohortBot 打卡"},
+                {"at": "day 3 09:00", "join": {"id": "u09", "name": "新同学"}},
+                {"at": "day 4 12:00", "leave": "u02"},
+                {"at": "day 4 12:05", "from": "u01", "dm": True, "text": "进度"},
+            ],
+        }
+    )
     result = simulate(pb, sc)
     lines = [json.loads(to_json(s, result.cal)) for s in result.sent]
     expected = textwrap.dedent("""\

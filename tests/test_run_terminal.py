@@ -1,0 +1,70 @@
+"""`cohortbot run` with `transport.kind: simulated`: the operator types as members in the
+terminal and sees the bot answer, on the real clock, with the database kept across runs."""
+
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tests.harness import SAMPLE
+
+CONFIG = """\
+timezone: Asia/Shanghai
+database: sqlite:///bot.db
+operators: [op1]
+bot_name: CohortBot
+transport:
+  kind: simulated
+cohorts:
+  - id: py-test
+    playbook: {playbook}
+    room: Python 8天训练营 1班
+    start: {start}
+"""
+
+
+def run(tmp_path: Path, lines: str) -> subprocess.CompletedProcess[str]:
+    # Start yesterday in China, so today is lesson day 2 there.
+    start = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(playbook=SAMPLE, start=start), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TZ": "Asia/Shanghai"},
+    )
+
+
+def test_terminal_group_answers_and_counts(tmp_path):
+    result = run(tmp_path, "join u01 小明\nu01: 帮助\nu01: 打卡\ndm u01: 进度\nquit\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Type as a member of the group" in out
+    assert "CohortBot → Python 8天训练营 1班: @小明 🤖 我是Python 入门体验营的助教机器人" in out
+    assert "小明 第2天正课打卡成功！今日已完成 1/1" in out
+    assert "私聊 u01" in out and "小明 的学习进度" in out
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "bot.db").exists()  # relative to the config file
+
+
+def test_wechaty_transport_is_refused_cleanly(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        CONFIG.format(playbook=SAMPLE, start="2026-12-01").replace(
+            "kind: simulated", "kind: wechaty\n  endpoint: 127.0.0.1:8788\n  token: x"
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "not available yet" in result.stderr
+    assert "Traceback" not in result.stderr
