@@ -17,7 +17,7 @@ from bot import playbook as playbooks
 from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.playbook import ID_PATTERN, Int, Playbook, TimeZoneName
-from bot.yamlfile import InputError, Loc, Problem, Source, read_yaml, validate
+from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,7 +52,7 @@ class CohortConfig(_Strict):
 class Config(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
     database: str = Field("sqlite:///cohortbot.db", min_length=1, description="SQLAlchemy URL")
-    operators: list[str] = Field(default_factory=list)
+    operators: EmptyList[str] = Field(default_factory=list)
     bot_name: str | None = None
     transport: TransportConfig
     pacing: PacingConfig = Field(default_factory=PacingConfig)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, Strict, WithJsonSchema
 
 from bot import templates
-from bot.yamlfile import InputError, Problem, Source, read_yaml, validate
+from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9_-]+$"
 
@@ -178,14 +178,14 @@ class Playbook(_Strict):
     tracks: dict[Annotated[str, Field(pattern=ID_PATTERN)], Track] = Field(
         min_length=1, description="what members check in to, by track id"
     )
-    rewards: list[Reward] = Field(default_factory=list)
+    rewards: EmptyList[Reward] = Field(default_factory=list)
     commands: Commands = Field(default_factory=Commands)
     welcome: Text | None = Field(
         None,
         description="optional (extension): group post for members who join; may use "
         "{name}, {playbook}, {day}; joins close together share one post",
     )
-    schedule: list[ScheduleItem] = Field(default_factory=list)
+    schedule: EmptyList[ScheduleItem] = Field(default_factory=list)
 
     # Set by parse(): the stable id of each schedule item, in schedule order.
     _item_ids: tuple[str, ...] = PrivateAttr(default=())
@@ -360,6 +360,7 @@ def load(path: str | Path) -> Playbook:
 
 def json_schema() -> dict[str, Any]:
     schema = Playbook.model_json_schema(mode="validation")
+    schema["properties"]["tracks"]["additionalProperties"] = False  # ids must match the pattern
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "cohortbot playbook, version 1"
     return schema

@@ -12,13 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.plan import Calendar
 from bot.transports.base import Member
-from bot.yamlfile import InputError, Problem, Source, read_yaml, validate
+from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
 BOT_ID = "cohortbot"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MemberSpec(_Strict):
@@ -42,9 +42,9 @@ class Scenario(_Strict):
     start: date = Field(description="the cohort's day 1, e.g. 2026-12-01")
     room: str = "训练营"
     bot: str = Field("CohortBot", min_length=1)
-    operators: list[str] = Field(default_factory=list)
-    members: list[MemberSpec] = Field(default_factory=list)
-    events: list[EventSpec] = Field(default_factory=list)
+    operators: EmptyList[str] = Field(default_factory=list)
+    members: EmptyList[MemberSpec] = Field(default_factory=list)
+    events: EmptyList[EventSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

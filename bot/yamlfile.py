@@ -16,9 +16,12 @@ from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 Loc = tuple[str | int, ...]
+T = TypeVar("T")
+# `schedule:` with nothing under it is YAML null; an operator means an empty list.
+EmptyList = Annotated[list[T], BeforeValidator(lambda v: [] if v is None else v)]
 M = TypeVar("M", bound=BaseModel)
 
 
