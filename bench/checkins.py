@@ -96,6 +96,8 @@ def main() -> None:
 
                 engine = create_engine(args.pg)
                 SQLModel.metadata.drop_all(engine)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("drop table if exists alembic_version")
                 engine.dispose()
                 return args.pg
             return f"sqlite:///{Path(tmp) / name}"

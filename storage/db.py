@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
 
-from storage import models  # noqa: F401  (registers the tables)
+from storage import migrate, models  # noqa: F401  (models registers the tables)
 
 
 def open_db(url: str) -> Engine:
@@ -32,5 +31,5 @@ def open_db(url: str) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    migrate.upgrade(engine)
     return engine

@@ -31,6 +31,8 @@ def pg_url():
             pytest.fail(f"PostgreSQL at {URL} is not reachable in CI: {exc}")
         pytest.skip(f"no PostgreSQL at {URL}")
     SQLModel.metadata.drop_all(engine)  # a scratch database: start clean every test
+    with engine.begin() as conn:
+        conn.execute(text("drop table if exists alembic_version"))
     engine.dispose()
     return URL
 
