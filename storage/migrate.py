@@ -25,7 +25,9 @@ def upgrade(engine: Engine) -> None:
 
 
 def revision(engine: Engine, message: str) -> None:
-    """Write a new migration for what the models changed (developers: see README)."""
+    """Write a new migration for what the models changed since the last one (developers:
+    see README). ``engine`` may be a scratch database: it is brought to head first."""
+    upgrade(engine)
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
