@@ -107,7 +107,14 @@ class Outbox:
 
     async def run(self) -> None:
         while True:
-            await self._step()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database hiccup must not silence the bot for good: log, wait, go on.
+                log.exception("outbox: could not send; trying again in 5 s")
+                await asyncio.sleep(5)
 
     async def _step(self) -> None:
         self._wake.clear()
