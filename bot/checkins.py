@@ -116,6 +116,7 @@ def _grant_rewards(
             "reward": r.name,
             "playbook": run.playbook.name,
             "track": run.playbook.tracks[track_id].name,
+            "day": run.day(now),
         }
         # After the acknowledgement, which waits a moment to travel with others.
         repo.enqueue(

@@ -39,6 +39,3 @@ class CohortRun:
 
     def day(self, at: datetime) -> int:
         return self.cal.day_of(at)
-
-    def running(self, at: datetime) -> bool:
-        return 1 <= self.day(at) <= self.playbook.days

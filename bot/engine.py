@@ -24,6 +24,7 @@ from storage.models import LEARNER, OPERATOR
 log = logging.getLogger(__name__)
 
 COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
+EARLY_WELCOME = "👋 欢迎 {name} 加入{playbook}！我们将在 {start} 正式开营，发送「帮助」看看我能做什么～"
 OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
 GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
 
@@ -134,8 +135,9 @@ class Engine:
                     mentions=[msg.sender.id],
                     now=now,
                 )
-            elif run.running(at):
+            else:
                 assert match is not None
+                # Outside the track's days (before day 1 too) the member is told why.
                 checkins.count_checkin(
                     conn,
                     run,
@@ -221,10 +223,17 @@ class Engine:
                     continue
                 new = repo.member_joined(conn, run.id, m.id, m.name, m.alias, event.at, self.role(m.id))
                 self._known.setdefault(run.id, set()).add(m.id)
-                if new and run.playbook.welcome and run.day(now) <= run.playbook.days:
+                day = run.day(now)
+                if new and run.playbook.welcome and day <= run.playbook.days:
+                    start = run.cal.start
+                    # Groups fill up before day 1, when "今天是第-1天" would make no sense.
+                    template = (
+                        run.playbook.welcome
+                        if day >= 1
+                        else EARLY_WELCOME.replace("{start}", f"{start.month}月{start.day}日")
+                    )
                     text = templates.render(
-                        run.playbook.welcome,
-                        {"name": m.shown, "playbook": run.playbook.name, "day": run.day(now)},
+                        template, {"name": m.shown, "playbook": run.playbook.name, "day": day}
                     )
                     repo.enqueue(
                         conn,
@@ -264,7 +273,12 @@ class Engine:
             self.skip_missed(run, [planned])
             return
         if planned.item.kind != "post":
-            await self.reconcile(run)
+            try:
+                await self.reconcile(run)
+            except Exception:
+                # The stored list is a day's joins and leaves behind at worst; better than
+                # losing the item.
+                log.exception("%s: could not re-read the member list; using the stored one", run.id)
         with self.db.begin() as conn:
             if not repo.claim_item(conn, run.id, planned.item_id, planned.due, now):
                 return

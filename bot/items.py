@@ -49,11 +49,11 @@ def queue_item(
     track_id = it.track
     assert track_id is not None
     values["track"] = pb.tracks[track_id].name
+    values["done"] = repo.day_counts(conn, run.id, track_id, day)[0]
     if it.remind is not None:
         missing = not_checked_in(conn, run, track_id, day)
         if not missing:
             return 0
-        values["done"] = repo.day_counts(conn, run.id, track_id, day)[0]
         text = templates.render(it.remind.text, values)
         parts = chunks([m.member_id for m in missing], max_mentions)
         for i, ids in enumerate(parts, 1):

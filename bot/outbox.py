@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Short group notices that may travel together in one message, mentions and all.
 FOLDABLE = frozenset({"ack", "welcome", "announce"})
+# A reward the member has earned is delivered however late: the grant is already recorded.
+NEVER_EXPIRE = frozenset({"reward"})
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class Outbox:
         await self._idle.wait()
 
     def recover(self, grace: timedelta) -> None:
-        """At start-up: never resend what a crash interrupted; drop what is too old to send."""
+        """At start-up: never resend what a crash interrupted; drop group notices too old to
+        make sense; remember the recent sends so pacing holds across the restart."""
         now = self.clock.now()
         with self.db.begin() as conn:
             cut = repo.interrupted_sends(conn)
@@ -71,18 +74,20 @@ class Outbox:
                 log.warning(
                     "%d message(s) were being sent when the bot stopped; not sending them again: %s",
                     len(cut),
-                    [r.id for r in cut],
+                    [r.text[:30] for r in cut[:5]],
                 )
                 repo.mark(conn, [r.id for r in cut], "unknown")
-            stale = [r for r in repo.pending(conn, limit=100_000) if r.created_at < now - grace]
+            stale = repo.stale_pending(conn, now - grace, NEVER_EXPIRE)
             if stale:
                 log.warning(
-                    "%d queued message(s) older than %s were not sent (expired): %s",
+                    "%d queued message(s) were due more than %s ago and were not sent: %s",
                     len(stale),
                     grace,
                     [r.text[:30] for r in stale[:5]],
                 )
                 repo.mark(conn, [r.id for r in stale], "expired")
+            for chat, at in repo.recent_sends(conn, now - timedelta(seconds=60)):
+                self._note_send(chat, at)
 
     def _earliest(self, chat: str, now: datetime) -> datetime:
         p = self.pacing
@@ -155,13 +160,16 @@ class Outbox:
         return sorted(batch, key=lambda r: r.id)
 
     async def _send(self, batch: list[OutRow]) -> None:
+        with self.db.begin() as conn:
+            claimed = set(repo.claim_sends(conn, [r.id for r in batch]))
+        batch = [r for r in batch if r.id in claimed]
+        if not batch:
+            return  # another sender took them
         head = batch[0]
         ids = [r.id for r in batch]
         text = "\n".join(r.text for r in batch)
         # One @ per member, even if two of their notices travel together.
         mentions = list(dict.fromkeys(m for r in batch for m in r.mentions))
-        with self.db.begin() as conn:
-            repo.mark(conn, ids, "sending")
         now = self.clock.now()
         try:
             if head.room_id is not None:
@@ -185,31 +193,21 @@ class Outbox:
         self._window.append(at)
 
     async def _failed(self, batch: list[OutRow], exc: Exception) -> None:
-        retry = getattr(exc, "retry", True) if isinstance(exc, SendError) else True
-        with self.db.connect() as conn:
-            attempts = conn.execute(
-                repo.out_t.select()
-                .with_only_columns(repo.out_t.c.attempts)
-                .where(repo.out_t.c.id == batch[0].id)
-            ).scalar_one()
-        now = self.clock.now()
+        retry = exc.retry if isinstance(exc, SendError) else True
+        ids = [r.id for r in batch]
         with self.db.begin() as conn:
-            if retry and attempts < self.pacing.retries:
-                delay = timedelta(seconds=5 * 2 ** (attempts - 1))
+            tried = repo.attempts(conn, ids[0])
+            if retry and tried < self.pacing.retries:
+                delay = timedelta(seconds=5 * 2 ** (tried - 1))
                 log.warning("send to %s failed (%s); retrying in %s", batch[0].chat, exc, delay)
-                for r in batch:
-                    conn.execute(
-                        repo.out_t.update()
-                        .where(repo.out_t.c.id == r.id)
-                        .values(status="pending", not_before=now + delay, error=str(exc)[:500])
-                    )
+                repo.retry_later(conn, ids, self.clock.now() + delay, str(exc))
             else:
                 self.failed += len(batch)
                 log.error(
                     "send to %s failed for good after %d attempt(s): %s; text: %.60s",
                     batch[0].chat,
-                    attempts,
+                    tried,
                     exc,
                     batch[0].text,
                 )
-                repo.mark(conn, [r.id for r in batch], "failed", error=str(exc))
+                repo.mark(conn, ids, "failed", error=str(exc))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, Strict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
 from bot import templates
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
@@ -25,9 +25,9 @@ ID_PATTERN = r"^[a-z0-9_-]+$"
 ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
 POST_FIELDS = ("playbook", "day", "total")
 REMIND_FIELDS = ("playbook", "day", "track", "done", "total")
-NUDGE_FIELDS = ("name", "day", "track", "playbook")
+NUDGE_FIELDS = ("name", "day", "track", "playbook", "done", "total")
 LEADERBOARD_FIELDS = ("playbook", "day", "track")
-REWARD_FIELDS = ("name", "reward", "track", "playbook")
+REWARD_FIELDS = ("name", "reward", "track", "playbook", "day")
 WELCOME_FIELDS = ("name", "playbook", "day")
 
 
@@ -55,9 +55,18 @@ HHMM = Annotated[
         }
     ),
 ]
+
+
 # Block scalars (|) end in a newline nobody means to send.
-# Strict: YAML turns `yes`/`true` into booleans, which lax pydantic would take as 1.
-Int = Annotated[int, Strict()]
+# YAML turns `yes`/`true` into booleans, which pydantic would take as 1. Text digits ("20",
+# e.g. from ${ENV} in a config) are fine.
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number; write a whole number like 2")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
 Text = Annotated[str, BeforeValidator(lambda v: v.rstrip() if isinstance(v, str) else v), Field(min_length=1)]
 Keyword = Annotated[
     str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v), Field(min_length=1)
@@ -69,9 +78,11 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def check_timezone(value: str | None) -> str | None:
+def check_timezone(value: Any) -> str | None:
     if value is None:
         return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a time zone; write an IANA name such as Asia/Shanghai")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -115,11 +126,14 @@ class Reward(_Strict):
     announce: Text | None = Field(None, description="optional group post when it is earned")
 
 
+Words = Annotated[list[Keyword], Field(min_length=1)]
+
+
 class Commands(_Strict):
-    progress: list[Keyword] = Field(default_factory=lambda: ["进度", "我的进度"])
-    leaderboard: list[Keyword] = Field(default_factory=lambda: ["排行榜"])
-    today: list[Keyword] = Field(default_factory=lambda: ["今日安排", "课表"])
-    help: list[Keyword] = Field(default_factory=lambda: ["帮助", "菜单"])
+    progress: Words = Field(default_factory=lambda: ["进度", "我的进度"])
+    leaderboard: Words = Field(default_factory=lambda: ["排行榜"])
+    today: Words = Field(default_factory=lambda: ["今日安排", "课表"])
+    help: Words = Field(default_factory=lambda: ["帮助", "菜单"])
 
 
 class Remind(_Strict):
@@ -324,6 +338,20 @@ def _cross_check(pb: Playbook, src: Source) -> list[Problem]:
             need_template((*loc, "post"), it.post, POST_FIELDS)
             continue
         need_track((*loc, kind, "track"), body.track)
+        track = pb.tracks.get(body.track)
+        checked = it.checked_day
+        in_cohort = 1 <= checked <= pb.days
+        if kind in ("remind", "nudge") and track is not None and in_cohort and checked not in track.days:
+            # Everyone would be "not checked in" on a day nobody can check in.
+            where = (*loc, "nudge", "day") if kind == "nudge" and body.day is not None else (*loc, "day")
+            problems.append(
+                src.problem(
+                    where,
+                    f"track `{body.track}` counts only on days "
+                    f"{', '.join(map(str, track.days))}; a {kind} about day {checked} "
+                    f"would reach everyone. Pick one of those days",
+                )
+            )
         if kind == "remind":
             need_template((*loc, "remind", "text"), body.text, REMIND_FIELDS)
         elif kind == "nudge":

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,6 +161,3 @@ def load(path: str | Path) -> tuple[Scenario, Source]:
     src = read_yaml(path)
     return validate(src, Scenario), src
 
-
-def from_dict(data: dict[str, Any]) -> Scenario:
-    return Scenario.model_validate(data)

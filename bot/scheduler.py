@@ -95,6 +95,3 @@ class CohortScheduler:
     def stop(self) -> None:
         if self.aps.running:
             self.aps.shutdown(wait=False)
-
-    def pending_jobs(self) -> int:
-        return len(self.aps.get_jobs())

@@ -425,16 +425,6 @@ def _out_row(r: Any) -> OutRow:
     )
 
 
-def pending(conn: Connection, limit: int = 500) -> list[OutRow]:
-    q = (
-        select(*_OUT_COLS)
-        .where(out_t.c.status == "pending")
-        .order_by(out_t.c.priority, out_t.c.id)
-        .limit(limit)
-    )
-    return [_out_row(r) for r in conn.execute(q)]
-
-
 _NEXT_READY = (
     select(*_OUT_COLS)
     .where(out_t.c.status == "pending", out_t.c.not_before <= bindparam("now"))
@@ -478,11 +468,33 @@ def mark(
     if status == "sent":
         values["sent_at"] = at
         values["batch"] = ids[0]  # rows that went out together as one message
-    if status == "sending":
-        values["attempts"] = out_t.c.attempts + 1
     if error is not None:
         values["error"] = error[:500]
     conn.execute(update(out_t).where(out_t.c.id.in_(list(ids))).values(**values))
+
+
+def claim_sends(conn: Connection, ids: Sequence[int]) -> list[int]:
+    """Move pending rows to `sending`; returns the ids this call claimed, so that a second
+    sender on the same database can never send the same row."""
+    res = conn.execute(
+        update(out_t)
+        .where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending")
+        .values(status="sending", attempts=out_t.c.attempts + 1)
+        .returning(out_t.c.id)
+    )
+    return sorted(res.scalars())
+
+
+def retry_later(conn: Connection, ids: Sequence[int], not_before: datetime, error: str) -> None:
+    conn.execute(
+        update(out_t)
+        .where(out_t.c.id.in_(list(ids)))
+        .values(status="pending", not_before=not_before, error=error[:500])
+    )
+
+
+def attempts(conn: Connection, row_id: int) -> int:
+    return conn.execute(select(out_t.c.attempts).where(out_t.c.id == row_id)).scalar_one()
 
 
 def interrupted_sends(conn: Connection) -> list[OutRow]:
@@ -491,13 +503,23 @@ def interrupted_sends(conn: Connection) -> list[OutRow]:
     return [_out_row(r) for r in conn.execute(select(*_OUT_COLS).where(out_t.c.status == "sending"))]
 
 
-def outbox_counts(conn: Connection, cohort_id: str) -> dict[tuple[str, str], int]:
-    q = (
-        select(out_t.c.kind, out_t.c.status, func.count())
-        .where(out_t.c.cohort_id == cohort_id)
-        .group_by(out_t.c.kind, out_t.c.status)
+def stale_pending(conn: Connection, before: datetime, keep_kinds: Collection[str]) -> list[OutRow]:
+    """Pending rows that were due before ``before``, except the kinds that must always go."""
+    q = select(*_OUT_COLS).where(
+        out_t.c.status == "pending", out_t.c.not_before < before, out_t.c.kind.not_in(list(keep_kinds))
     )
-    return {(k, s): n for k, s, n in conn.execute(q)}
+    return [_out_row(r) for r in conn.execute(q)]
+
+
+def recent_sends(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
+    """(chat, sent at) of the messages sent since ``since``, oldest first: the pacing
+    history a restart must not forget."""
+    q = (
+        select(out_t.c.room_id, out_t.c.member_id, out_t.c.sent_at)
+        .where(out_t.c.status == "sent", out_t.c.sent_at >= since, out_t.c.batch == out_t.c.id)
+        .order_by(out_t.c.sent_at)
+    )
+    return [(f"room:{r}" if r is not None else f"dm:{m}", a) for r, m, a in conn.execute(q)]
 
 
 def sent_log(conn: Connection, cohort_id: str) -> list[tuple[str, datetime, int, int]]:

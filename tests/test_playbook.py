@@ -451,9 +451,9 @@ def test_reward_count_unreachable():
 
 POST = ("playbook", "day", "total")
 REMIND = ("playbook", "day", "track", "done", "total")
-NUDGE = ("name", "day", "track", "playbook")
+NUDGE = ("name", "day", "track", "playbook", "done", "total")
 ACK = ("name", "day", "track", "done", "total", "playbook")
-REWARD = ("name", "reward", "track", "playbook")
+REWARD = ("name", "reward", "track", "playbook", "day")
 ALL = ("name", "day", "track", "reward", "playbook", "done", "total")
 
 

@@ -100,7 +100,7 @@ async def test_a_send_cut_by_a_crash_is_not_repeated_and_queued_ones_go_out(tmp_
         now = h.clock.now()
         repo.enqueue(conn, "c1", room_id="room", text="在发送途中崩溃的消息", kind="post", now=now)
         repo.enqueue(conn, "c1", room_id="room", text="排队中的消息", kind="post", now=now)
-        first = repo.pending(conn)[0]
+        first = repo.next_ready(conn, now)
         repo.mark(conn, [first.id], "sending")
     # Crash: the sender never marked it sent. The bot process dies here.
     h.bot.scheduler.stop()
