@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
 from bot import playbook as playbooks
 from bot import scenario as scenarios
+from bot.plan import StartDate
 from bot.yamlfile import InputError, read_yaml
 
 app = typer.Typer(
@@ -96,9 +98,14 @@ def preview(
     from bot.plan import calendar
 
     try:
-        day1 = date.fromisoformat(start)
+        day1 = TypeAdapter(StartDate).validate_python(date.fromisoformat(start))
     except ValueError:
-        err.print(f"[bold red]error[/] --start {start!r}: write the date as YYYY-MM-DD, e.g. 2026-12-01")
+        err.print(f"[bold red]error[/] --start {start!r}: write a date as YYYY-MM-DD, e.g. 2026-12-01")
+        raise typer.Exit(2) from None
+    try:
+        playbooks.check_timezone(timezone)
+    except ValueError as exc:
+        err.print(f"[bold red]error[/] --timezone: {exc}")
         raise typer.Exit(2) from None
     try:
         pb = playbooks.load(playbook)

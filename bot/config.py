@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot import playbook as playbooks
 from bot.engine import Settings
 from bot.outbox import Pacing
+from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Int, Playbook, TimeZoneName
 from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
 
@@ -46,7 +47,7 @@ class CohortConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN, description="[a-z0-9_-]+, unique")
     playbook: str = Field(min_length=1, description="playbook file, relative to the config file")
     room: str = Field(min_length=1, description="the group's name (topic) or its room id")
-    start: date = Field(description="day 1, e.g. 2026-12-01")
+    start: StartDate
 
 
 class Config(_Strict):
@@ -128,6 +129,17 @@ def load(path: str | Path, env: dict[str, str] | None = None) -> Loaded:
                 )
             )
         seen.setdefault(c.id, i)
+    rooms: dict[str, str] = {}
+    for i, c in enumerate(cfg.cohorts):
+        if c.room in rooms:
+            problems.append(
+                src.problem(
+                    ("cohorts", i, "room"),
+                    f"room {c.room!r} already runs cohort `{rooms[c.room]}`; a group runs one cohort "
+                    "(give this cohort its own group, or remove the finished one)",
+                )
+            )
+        rooms.setdefault(c.room, c.id)
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
         problems.append(
             src.problem(("transport",), "`endpoint` is missing; add the gateway, e.g. 127.0.0.1:8788")

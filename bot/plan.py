@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
+
 from bot.playbook import Playbook, ScheduleItem
+
+# A cohort's start, as operators write it; bounded so date arithmetic cannot overflow.
+StartDate = Annotated[
+    date, Field(ge=date(2000, 1, 1), le=date(2999, 12, 31), description="day 1, e.g. 2026-12-01")
+]
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ import signal
 import sys
 
 from rich.console import Console
+from sqlalchemy import Engine as Database
 
 from bot.app import Bot
 from bot.clock import SystemClock
 from bot.cohort import CohortRun
 from bot.config import Loaded
 from bot.plan import calendar
-from storage.db import open_db
+from storage.db import AlreadyRunning, open_db, single_instance
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +37,22 @@ def run_forever(loaded: Loaded, console: Console) -> int:
             "use `kind: simulated` to try the bot in a terminal group"
         )
         return 2
-    return asyncio.run(_run_terminal(loaded, console))
+    db = open_db(loaded.database_url)
+    try:
+        with single_instance(db):
+            return asyncio.run(_run_terminal(loaded, db, console))
+    except AlreadyRunning as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc}; stop it first (one bot per database)")
+        return 2
 
 
-async def _run_terminal(loaded: Loaded, console: Console) -> int:
+async def _run_terminal(loaded: Loaded, db: Database, console: Console) -> int:
     from bot.terminal import TerminalGroup
 
     clock = SystemClock()
     runs = build_runs(loaded)
     group = TerminalGroup(clock, console, {c.room: c.room for c in loaded.config.cohorts})
-    bot = Bot(
-        open_db(loaded.database_url),
-        group,
-        clock,
-        loaded.settings(),
-        runs,
-        reconcile_minutes=loaded.config.reconcile_minutes,
-    )
+    bot = Bot(db, group, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes)
     await bot.start()
     log.info("running %d cohort(s) on a terminal group; database %s", len(runs), loaded.database_url)
     stop = asyncio.Event()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.plan import Calendar
+from bot.plan import Calendar, StartDate
 from bot.transports.base import Member
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
@@ -38,7 +38,7 @@ class EventSpec(_Strict):
 
 
 class Scenario(_Strict):
-    start: date = Field(description="the cohort's day 1, e.g. 2026-12-01")
+    start: StartDate
     room: str = "训练营"
     bot: str = Field("CohortBot", min_length=1)
     operators: EmptyList[str] = Field(default_factory=list)
@@ -67,6 +67,8 @@ def _when(value: str | datetime, cal: Calendar) -> datetime:
         day, hour, minute, sec = int(m[1]), int(m[2]), int(m[3]), int(m[4] or 0)
         if hour > 23 or minute > 59 or sec > 59:
             raise ValueError(f'{value!r}: no such time of day; use "day N HH:MM", 24-hour')
+        if day > 10_000:  # before the date arithmetic overflows
+            raise ValueError(f"day {day} is outside the cohort; use 1..{cal.days}")
         return cal.at(day, time(hour, minute, sec))
     try:
         parsed = datetime.fromisoformat(value.strip())
@@ -160,4 +162,3 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
 def load(path: str | Path) -> tuple[Scenario, Source]:
     src = read_yaml(path)
     return validate(src, Scenario), src
-

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 
 from rich.table import Table
 
+from bot.outbox import FOLDABLE
 from bot.scenario import Scenario
 from bot.simulate import COHORT_ID, Result
 from storage import repo
@@ -43,28 +44,29 @@ def summary_tables(result: Result, sc: Scenario) -> list[Table]:
         who = f"{everyone[first[0]].name} ({cal.local(first[1]):%m-%d %H:%M})" if first else "-"
         rewards.add_row(r.name, str(counts[r.id]), who)
 
+    # Rows are what the bot had to say; a batch is one message (notices fold together).
     per_day: dict[int, Counter[str]] = defaultdict(Counter)
     batches: set[int] = set()
     for kind, at, mentions, batch in log:
         day = cal.day_of(at)
+        per_day[day][kind] += 1
         if kind == "remind":
             per_day[day]["mentioned"] += mentions
-        if kind == "ack":
-            per_day[day]["acked"] += 1
-        if batch not in batches:  # count messages, not the rows folded into them
-            batches.add(batch)
-            per_day[day][kind] += 1
+        if kind in FOLDABLE and batch not in batches:
+            per_day[day]["notices"] += 1
+        batches.add(batch)
     sends = Table(title="What the bot sent, per day")
     cols = [
         ("post", "posts"),
         ("remind", "reminders"),
         ("mentioned", "@-mentioned"),
         ("nudge", "nudges (DM)"),
-        ("acked", "acknowledgements"),
-        ("ack", "ack messages"),
-        ("reward", "reward DMs"),
+        ("ack", "check-in replies"),
+        ("welcome", "welcomes"),
         ("announce", "reward posts"),
-        ("reply", "replies"),
+        ("notices", "messages they took"),
+        ("reward", "reward DMs"),
+        ("reply", "command replies"),
         ("leaderboard", "leaderboards"),
     ]
     sends.add_column("day", justify="right")
@@ -73,6 +75,7 @@ def summary_tables(result: Result, sc: Scenario) -> list[Table]:
     for day in sorted(per_day):
         sends.add_row(str(day), *(str(per_day[day][k]) for k, _ in cols))
     sends.caption = (
-        f"{len(result.sent)} sends in all; {len(log)} queued messages, short group notices folded together"
+        f"{len(result.sent)} sends in all for {len(log)} messages: check-in replies, welcomes and "
+        "reward posts that arrive together share one message"
     )
     return [checkins, rewards, sends]

@@ -98,36 +98,64 @@ def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
         ) from None
 
 
-def _build(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int], path: str, line: int) -> Any:
-    """Construct ``node``, recording for each location the line an error there should name:
+MAX_VALUES = 100_000  # far above any real playbook; stops a file of nested aliases exploding
+
+
+@dataclass
+class _Builder:
+    """Constructs the data, recording for each location the line an error there should name:
     a mapping entry's key line, a list item's own line."""
-    lines[loc] = line
-    if isinstance(node, yaml.MappingNode):
+
+    loader: _Loader
+    path: str
+    lines: dict[Loc, int] = field(default_factory=dict)
+    active: set[int] = field(default_factory=set)  # nodes being built: an alias to one loops
+    count: int = 0
+
+    def build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _problem(
+                self.path,
+                node,
+                loc,
+                "this file expands to too many values; write it out without nested aliases (*name)",
+            )
+        if id(node) in self.active:
+            raise _problem(self.path, node, loc, "an alias (*name) refers to the value it is inside")
+        self.lines[loc] = line
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, loc)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(n, (*loc, i), n.start_mark.line + 1) for i, n in enumerate(node.value)]
+            return _scalar(node, self.loader, loc, self.path)
+        finally:
+            self.active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-        loader.flatten_mapping(node)
+        self.loader.flatten_mapping(node)
         merged = len(node.value) - explicit  # flatten_mapping puts merged (<<) pairs first
         out: dict[Any, Any] = {}
         for index, (key_node, value_node) in enumerate(node.value):
-            key = _scalar(key_node, loader, loc, path)
+            key = _scalar(key_node, self.loader, loc, self.path)
             if isinstance(key, list | dict):
-                raise _problem(path, key_node, loc, "a key must be a plain word, not a list or mapping")
-            if key in out and index >= merged and key in explicit_keys(node.value[merged:index]):
+                raise _problem(self.path, key_node, loc, "a key must be a plain word, not a list or mapping")
+            # A key given twice by hand is a mistake; one that overrides a merged (<<) key is not.
+            if key in out and index >= merged and key in _explicit_keys(node.value[merged:index]):
                 raise _problem(
-                    path,
+                    self.path,
                     key_node,
                     loc,
                     f"`{key}` appears twice here; keep one (YAML would silently drop the first)",
                 )
-            out[key] = _build(value_node, loader, (*loc, key), lines, path, key_node.start_mark.line + 1)
+            out[key] = self.build(value_node, (*loc, key), key_node.start_mark.line + 1)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(n, loader, (*loc, i), lines, path, n.start_mark.line + 1) for i, n in enumerate(node.value)
-        ]
-    return _scalar(node, loader, loc, path)
 
 
-def explicit_keys(pairs: list[tuple[yaml.Node, yaml.Node]]) -> set[Any]:
+def _explicit_keys(pairs: list[tuple[yaml.Node, yaml.Node]]) -> set[Any]:
     return {k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)}
 
 
@@ -135,8 +163,8 @@ def parse_yaml(text: str, path: str) -> Source:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        lines: dict[Loc, int] = {}
-        data = None if node is None else _build(node, loader, (), lines, path, node.start_mark.line + 1)
+        builder = _Builder(loader, path)
+        data = None if node is None else builder.build(node, (), node.start_mark.line + 1)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -156,7 +184,7 @@ def parse_yaml(text: str, path: str) -> Source:
         raise InputError([Problem(path, 1, "", f"this is not valid YAML ({exc})")]) from None
     finally:
         loader.dispose()
-    return Source(path, data, lines)
+    return Source(path, data, builder.lines)
 
 
 def read_yaml(path: str | Path) -> Source:
