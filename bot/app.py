@@ -32,6 +32,7 @@ class Bot:
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.transport, self.clock, self.settings.pacing)
         self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
+        self.outbox.on_failed = self.engine.report_failed
         self.scheduler = CohortScheduler(self.engine, self.clock, self.reconcile_minutes)
         self._sender: asyncio.Task[None] | None = None
 

@@ -256,6 +256,19 @@ class Engine:
                 repo.member_left(conn, run.id, mid, event.at)
                 self._known.get(run.id, set()).discard(mid)
 
+    def report_failed(self, rows: list[repo.OutRow], error: str) -> None:
+        """Tell the operators, privately, about messages that could not be sent."""
+        if all(r.kind == "alert" for r in rows) or not self.settings.operators:
+            return  # an alert that fails is only logged: no loops
+        head = rows[0]
+        where = "群里" if head.room_id is not None else f"给 {head.member_id} 的私信"
+        text = f"⚠️ 有一条{where}的消息发送失败（{error[:80]}），没有重发，请手动处理：\n{head.text[:200]}"
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            for op in sorted(self.settings.operators):
+                repo.enqueue(conn, head.cohort_id, member_id=op, text=text, kind="alert", now=now)
+        self.outbox.wake()
+
     # --- schedule items -----------------------------------------------------------------
 
     async def fire(self, run: CohortRun, planned: PlannedItem) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +47,8 @@ class Outbox:
         self.db = db
         self.transport = transport
         self.clock = clock
+        # Told about messages that failed for good (the engine tells the operators).
+        self.on_failed: Callable[[list[OutRow], str], None] | None = None
         self.pacing = pacing
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -122,6 +125,8 @@ class Outbox:
                 await asyncio.sleep(5)
 
     async def _step(self) -> None:
+        # While the network reconnects, everything stays queued (and unclaimed) in the table.
+        await self.transport.wait_ready()
         self._wake.clear()
         now = self.clock.now()
         with self.db.connect() as conn:
@@ -211,3 +216,5 @@ class Outbox:
                     batch[0].text,
                 )
                 repo.mark(conn, ids, "failed", error=str(exc))
+        if self.on_failed is not None and not (retry and tried < self.pacing.retries):
+            self.on_failed(batch, str(exc))

@@ -221,3 +221,34 @@ def test_second_run_on_one_database_exits_cleanly(tmp_path):
         assert "Traceback" not in second.stderr
     finally:
         first.communicate("quit\n", timeout=60)
+
+
+async def test_a_send_that_fails_once_is_retried_and_sent_once():
+    from bot.transports.base import SendError
+
+    h = await Harness.start(people=PEOPLE, operators=("op1",))
+    h.group.fail_next.append(SendError("gateway busy", retry=True))
+    await h.until("day 1 19:40")
+    await h.settle()
+    opening = [s for s in h.room() if s.text.startswith("【开营仪式】")]
+    assert len(opening) == 1
+    assert (opening[0].at - h.when("day 1 19:30")).total_seconds() >= 5  # after the back-off
+    assert h.dms("op1") == []
+    await h.stop()
+
+
+async def test_a_send_that_keeps_failing_is_reported_to_the_operators_not_repeated():
+    from bot.transports.base import SendError
+
+    h = await Harness.start(people=PEOPLE, operators=("op1",))
+    h.group.fail_next.extend(SendError("room sending is restricted", retry=True) for _ in range(3))
+    await h.until("day 1 19:45")
+    await h.settle()
+    assert not any(s.text.startswith("【开营仪式】") for s in h.room())
+    [alert] = h.dms("op1")
+    assert "发送失败" in alert.text and "room sending is restricted" in alert.text
+    assert "【开营仪式】" in alert.text
+    with h.bot.db.connect() as conn:
+        statuses = {r.text: r.status for r in conn.execute(repo.out_t.select())}
+    assert statuses["【开营仪式】欢迎来到Python 入门体验营！"] == "failed"
+    await h.stop()

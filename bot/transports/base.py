@@ -64,6 +64,9 @@ class Transport(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def wait_ready(self) -> None:
+        """Return once sends can go through (at once, unless the network is reconnecting)."""
+
     async def resolve_room(self, room: str) -> str:
         """A room's id from its topic or id; LookupError naming it when it is not there."""
 

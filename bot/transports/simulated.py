@@ -57,6 +57,9 @@ class SimulatedGroup:
     def bot_id(self) -> str:
         return self.bot.id
 
+    async def wait_ready(self) -> None:
+        return None
+
     async def resolve_room(self, room: str) -> str:
         if room in self.rooms:
             return room

@@ -1,0 +1,354 @@
+"""The Transport port over a Wechaty puppet-service gateway (python-wechaty, gRPC).
+
+The gateway (Node.js Wechaty with a puppet such as padlocal, xp, wechat4u or workpro) holds
+the WeChat account; this adapter is a client of it. It talks to python-wechaty's
+``PuppetService`` directly rather than through the ``Wechaty`` facade, because the facade
+(0.10.7) sleeps a fixed 60 s after a lost connection and then dies if the gateway is still
+down, starts a plugin web server that fails when port 5000 is taken, never fires its
+heartbeat event (it listens for "heart-beat", the service emits "heartbeat"), and writes
+"@name" from contact names rather than group aliases when it mentions people.
+
+What this adds around it:
+- one connection at a time, supervised: a stream that ends, fails, or stops answering
+  ``ding`` is closed and reopened with exponential back-off;
+- events are handled one by one, in arrival order, with duplicate message ids dropped;
+- sends wait for a live connection (the outbox keeps everything queued meanwhile);
+- names and group aliases are cached, member lists read fresh from the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.clock import Clock
+from bot.transports import wechaty_compat as wx
+from bot.transports.base import EventSink, Incoming, Joined, Left, Member, SendError
+
+log = logging.getLogger(__name__)
+
+AT_SEPARATOR = "\u2005"  # what WeChat puts after an @name
+
+
+class GatewayError(RuntimeError):
+    """The gateway cannot be used as configured (wrong token, never reachable)."""
+
+
+class WechatyTransport:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        clock: Clock,
+        *,
+        connect_timeout: float = 120,
+        room_wait: float = 60,
+        ping_every: float = 30,
+        ping_timeout: float = 10,
+        send_timeout: float = 30,
+        max_backoff: float = 60,
+    ) -> None:
+        self.endpoint = endpoint
+        self.token = token
+        self.clock = clock
+        self.connect_timeout = connect_timeout
+        self.room_wait = room_wait
+        self.ping_every = ping_every
+        self.ping_timeout = ping_timeout
+        self.send_timeout = send_timeout
+        self.max_backoff = max_backoff
+        self._puppet: Any = None
+        self._bot_id = ""
+        self._ready = asyncio.Event()
+        self._dong = asyncio.Event()
+        self._events: EventSink | None = None
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids
+        self._names: dict[str, str] = {}  # contact id -> name
+        self._aliases: dict[tuple[str, str], str | None] = {}  # (room, contact) -> group alias
+        self._fatal: Exception | None = None
+        self.connects = 0
+
+    # --- the Transport port ----------------------------------------------------------
+
+    async def start(self, events: EventSink) -> None:
+        """Connect, log in, and keep the connection up; GatewayError if the gateway cannot
+        be reached within ``connect_timeout`` or refuses the token."""
+        self._events = events
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="wechaty-connection"),
+            asyncio.create_task(self._consume(), name="wechaty-events"),
+        ]
+        try:
+            await asyncio.wait_for(self._wait_first_login(), self.connect_timeout)
+        except TimeoutError:
+            await self.stop()
+            raise GatewayError(
+                f"no logged-in account at the gateway {self.endpoint} after {self.connect_timeout:.0f} s; "
+                "check that the gateway runs, that `endpoint` is its address, and that its account "
+                "is logged in"
+            ) from None
+        except GatewayError:
+            await self.stop()
+            raise
+
+    async def _wait_first_login(self) -> None:
+        while not self._ready.is_set():
+            if self._fatal is not None:
+                raise GatewayError(str(self._fatal))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), 0.5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._close()
+
+    def bot_id(self) -> str:
+        return self._bot_id
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def resolve_room(self, room: str) -> str:
+        """The id of the room whose id or topic is ``room``; the room list of a freshly
+        logged-in account can take a while to load, so keep looking for ``room_wait`` s."""
+        deadline = asyncio.get_running_loop().time() + self.room_wait
+        topics: list[str] = []
+        while True:
+            await self.wait_ready()
+            try:
+                ids = await self._puppet.room_list()
+                if room in ids:
+                    return room
+                topics = []
+                for rid in ids:
+                    topic = (await self._puppet.room_payload(rid)).topic
+                    if topic == room:
+                        return rid
+                    topics.append(topic)
+            except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
+                log.warning("could not read the room list yet (%s)", exc)
+            if asyncio.get_running_loop().time() > deadline:
+                known = ", ".join(repr(t) for t in topics[:10]) or "none"
+                raise LookupError(
+                    f"the account is in no group called {room!r} (after {self.room_wait:.0f} s); "
+                    f"its groups: {known}. Write the group's exact name or its room id in `room`"
+                )
+            await asyncio.sleep(2)
+
+    async def send_room(self, room_id: str, text: str, mentions: Sequence[str] = ()) -> None:
+        names = [await self._shown_in(room_id, mid) for mid in mentions]
+        # The @names go in the text as WeChat writes them; mention_ids make them real @s.
+        prefix = "".join(f"@{name}{AT_SEPARATOR}" for name in names)
+        await self._send(room_id, prefix + text, list(mentions))
+
+    async def send_direct(self, member_id: str, text: str) -> None:
+        await self._send(member_id, text, [])
+
+    async def members(self, room_id: str) -> list[Member]:
+        await self.wait_ready()
+        puppet = self._puppet
+        # Ask the gateway to forget its cached room first: joins by QR code fire no event.
+        with contextlib.suppress(Exception):
+            await puppet.room_payload_dirty(room_id)
+            await puppet.room_member_payload_dirty(room_id)
+        ids = list(await puppet.room_members(room_id))
+        limit = asyncio.Semaphore(16)
+
+        async def one(mid: str) -> Member:
+            async with limit:
+                payload = await puppet.room_member_payload(room_id, mid)
+            name = payload.name or await self._name(mid)
+            alias = payload.room_alias or None
+            self._names[mid] = name
+            self._aliases[(room_id, mid)] = alias
+            return Member(mid, name, alias)
+
+        return list(await asyncio.gather(*(one(mid) for mid in ids)))
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def _send(self, conversation_id: str, text: str, mention_ids: list[str]) -> None:
+        puppet = self._puppet
+        if puppet is None or not self._ready.is_set():
+            raise SendError("not connected to the gateway", retry=True)
+        try:
+            await asyncio.wait_for(
+                puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None),
+                self.send_timeout,
+            )
+        except TimeoutError:
+            # It may have gone through: never risk sending it twice.
+            raise SendError(
+                f"no answer from the gateway within {self.send_timeout:.0f} s", retry=False
+            ) from None
+        except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
+            raise SendError(f"the gateway did not take the message: {exc}", retry=True) from exc
+
+    async def _shown_in(self, room_id: str, member_id: str) -> str:
+        key = (room_id, member_id)
+        if key not in self._aliases:
+            try:
+                payload = await self._puppet.room_member_payload(room_id, member_id)
+                self._aliases[key] = payload.room_alias or None
+                if payload.name:
+                    self._names[member_id] = payload.name
+            except Exception:
+                self._aliases[key] = None
+        return self._aliases[key] or await self._name(member_id)
+
+    async def _name(self, contact_id: str) -> str:
+        if contact_id not in self._names:
+            try:
+                payload = await self._puppet.contact_payload(contact_id)
+                self._names[contact_id] = payload.name or contact_id
+            except Exception:
+                return contact_id
+        return self._names[contact_id]
+
+    # --- connection -----------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = 1.0
+        while True:
+            self.connects += 1
+            reason = await self._connect_once()
+            was_up = self._ready.is_set()
+            self._ready.clear()
+            self._close()
+            if self._fatal is not None and not was_up and self._bot_id == "":
+                return  # start() reports it
+            log.warning("gateway %s: %s; reconnecting in %.0f s", self.endpoint, reason, delay)
+            await asyncio.sleep(delay)
+            delay = 1.0 if was_up else min(delay * 2, self.max_backoff)
+
+    async def _connect_once(self) -> str:
+        """Run one connection until it ends; returns why it ended."""
+        puppet = wx.PuppetService(wx.PuppetOptions(end_point=self.endpoint, token=self.token))
+        puppet.on("login", self._on_login)
+        puppet.on("logout", self._on_logout)
+        puppet.on("dong", lambda _payload: self._dong.set())
+        for name in ("message", "room-join", "room-leave"):
+            puppet.on(name, lambda payload, name=name: self._queue.put_nowait((name, payload)))
+        self._puppet = puppet
+        stream = asyncio.create_task(self._open(puppet))
+        watchdog = asyncio.create_task(self._watch(puppet))
+        done, pending = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        task = done.pop()
+        exc = task.exception()
+        if exc is None:
+            return "the event stream ended"
+        if isinstance(exc, wx.GRPCError) and "UNAUTHENTICATED" in str(exc.status):
+            self._fatal = GatewayError(f"the gateway {self.endpoint} refused the token; check `token`")
+            return "the token was refused"
+        if isinstance(exc, OSError):
+            return f"cannot reach it ({exc.strerror or exc})"
+        return f"{type(exc).__name__}: {exc}"
+
+    async def _open(self, puppet: Any) -> None:
+        # PuppetService.start() would call the gateway's stop() first, which logs a real
+        # account out; open the stream without it.
+        puppet._init_puppet()
+        await puppet.puppet_stub.start()
+        await puppet._listen_for_event()
+
+    async def _watch(self, puppet: Any) -> None:
+        """Silent stalls happen after idle periods: ask for a sign of life regularly."""
+        while True:
+            await asyncio.sleep(self.ping_every if self._ready.is_set() else 1)
+            if not self._ready.is_set() and puppet.login_user_id is None:
+                continue
+            self._dong.clear()
+            await asyncio.wait_for(puppet.ding("cohortbot"), self.ping_timeout)
+            try:
+                await asyncio.wait_for(self._dong.wait(), self.ping_timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no answer to a ping within {self.ping_timeout:.0f} s") from None
+
+    def _close(self) -> None:
+        puppet, self._puppet = self._puppet, None
+        if puppet is not None and puppet.channel is not None:
+            with contextlib.suppress(Exception):
+                puppet.channel.close()
+
+    def _on_login(self, payload: Any) -> None:
+        self._bot_id = payload.contact_id
+        self._ready.set()
+        log.info("gateway %s: logged in as %s", self.endpoint, payload.contact_id)
+
+    def _on_logout(self, payload: Any) -> None:
+        log.warning("gateway %s: the account %s logged out", self.endpoint, payload.contact_id)
+        self._ready.clear()
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            kind, payload = await self._queue.get()
+            try:
+                event = await self._convert(kind, payload)
+                if event is not None and self._events is not None:
+                    await self._events(event)
+            except Exception:
+                log.exception("could not handle a %s event from the gateway", kind)
+
+    async def _convert(self, kind: str, payload: Any) -> Incoming | Joined | Left | None:
+        now = self.clock.now()
+        if kind == "message":
+            if payload.message_id in self._seen:
+                return None  # the gateway sometimes delivers a message twice
+            self._seen[payload.message_id] = None
+            if len(self._seen) > 5000:
+                self._seen.popitem(last=False)
+            msg = await self._puppet.message_payload(payload.message_id)
+            if msg.from_id == self._bot_id or msg.type != wx.TEXT:
+                return None  # our own sends come back; pictures, cards etc. are not for us
+            room_id = msg.room_id or None
+            name = await self._name(msg.from_id)
+            alias = await self._shown_in(room_id, msg.from_id) if room_id else None
+            sender = Member(msg.from_id, name, alias if alias != name else None)
+            mentions = tuple(msg.mention_ids or ())
+            return Incoming(
+                room_id,
+                sender,
+                msg.text or "",
+                _when(msg.timestamp, now),
+                mentions_bot=self._bot_id in mentions,
+                mentions=mentions,
+            )
+        if kind == "room-join":
+            for mid in payload.invited_ids:
+                self._aliases.pop((payload.room_id, mid), None)
+            members = [Member(mid, await self._name(mid)) for mid in payload.invited_ids]
+            return Joined(payload.room_id, tuple(members), _when(payload.timestamp, now))
+        if kind == "room-leave":
+            return Left(payload.room_id, tuple(payload.removed_ids), _when(payload.timestamp, now))
+        return None
+
+
+def _when(timestamp: float | None, now: datetime) -> datetime:
+    """The network's time for an event, in UTC; gateways send seconds or milliseconds, and a
+    clock far off from ours is not trusted (the day a check-in counts for depends on it)."""
+    if not timestamp:
+        return now
+    seconds = timestamp / 1000 if timestamp > 2_145_888_000 else timestamp
+    try:
+        at = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return now
+    return at if abs(at - now) < timedelta(hours=1) else now

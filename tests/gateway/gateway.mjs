@@ -1,0 +1,339 @@
+// Mock Wechaty puppet-service gateway for cohortbot's end-to-end tests.
+//
+// Serves wechaty-puppet-mock over gRPC (wechaty-puppet-service PuppetServer, TLS off) so
+// python-wechaty connects to it exactly as it would to a real gateway, and takes scripted
+// member actions over a small HTTP control channel. Normally started by driver.py.
+//
+//   node gateway.mjs [--grpc-port N] [--control-port N] [--token T] [--world FILE]
+//   env fallbacks: GATEWAY_PORT (8788), CONTROL_PORT (8789),
+//                  WECHATY_TOKEN (insecure_cohortbot), GATEWAY_WORLD (file path, or inline JSON)
+//
+// World (JSON):
+//   {"bot": {"id": "bot", "name": "CohortBot"},
+//    "contacts": [{"id": "alice", "name": "Alice", "alias": "Alice (TA)"}, ...],
+//    "rooms": [{"id": "cohort7@chatroom", "topic": "Cohort 7", "members": ["alice", ...]}]}
+//   * room ids must contain '@' (the mock treats an id with '@' as a room); contact ids must not;
+//   * `alias` is the member's group alias (roomAlias), the same in every room; a room may
+//     override it with "aliases": {"<id>": "<alias>"}; `remark` sets the contact alias;
+//   * the bot is added to every room's member list if not listed; optional room "owner".
+//
+// Control: POST http://127.0.0.1:<control-port>/ with one JSON command, JSON reply
+// ({"ok": true, ...} or {"ok": false, "error": "..."}). `room` defaults to the first room.
+//   {"cmd":"say","member":"alice","text":"hi","mentions":["bot"],"room":"..."}
+//   {"cmd":"dm","member":"alice","text":"hello bot"}
+//   {"cmd":"join","member":"dave","inviter":"alice"}      room-join event (inviter: room owner)
+//   {"cmd":"silent_join","member":"dave"}                 member list changes, NO event (QR-code join)
+//   {"cmd":"leave","member":"carol"}                      room-leave event (removes self)
+//   {"cmd":"flood","member":"alice","count":20,"text":"spam {i}"}   count messages at once; {i} = 1..count
+//   {"cmd":"sent"}   -> {"sent": [{id, kind: room|dm, conversationId, text, mentionIdList, ts}, ...]}
+//   {"cmd":"clear"}  forget recorded sends
+//   {"cmd":"state"}  login state, rooms (topic, members), contacts, number of sends
+// A member not in the world may be introduced by passing "name" to join / silent_join / dm.
+//
+// Stdout: one JSON line per event: {"event":"ready",...} once the gRPC and control servers
+// listen, then {"event":"bot-sent",...} for each send. Logs go to stderr.
+import fs from 'node:fs'
+import http from 'node:http'
+
+import * as PUPPET from 'wechaty-puppet'
+import { PuppetMock, mock } from 'wechaty-puppet-mock'
+import { PuppetServer } from 'wechaty-puppet-service'
+
+const t0 = Date.now()
+
+// ---------------------------------------------------------------- configuration
+function parseArgs (argv) {
+  const opts = {}
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i])
+    if (!m) throw new Error('unexpected argument ' + argv[i])
+    opts[m[1]] = m[2] !== undefined ? m[2] : argv[++i]
+  }
+  return opts
+}
+
+const args = parseArgs(process.argv.slice(2))
+const GRPC_PORT = Number(args['grpc-port'] || process.env.GATEWAY_PORT || 8788)
+const CONTROL_PORT = Number(args['control-port'] || process.env.CONTROL_PORT || 8789)
+const TOKEN = args.token || process.env.WECHATY_TOKEN || 'insecure_cohortbot'
+
+const DEFAULT_WORLD = {
+  bot: { id: 'bot', name: 'CohortBot' },
+  contacts: [
+    { id: 'alice', name: 'Alice' },
+    { id: 'bob', name: 'Bob', alias: 'Bobby (TA)' },
+    { id: 'carol', name: 'Carol' },
+    { id: 'dave', name: 'Dave' },
+  ],
+  rooms: [{ id: 'cohort7@chatroom', topic: 'Cohort 7', members: ['alice', 'bob', 'carol'] }],
+}
+
+function loadWorld () {
+  const src = args.world || process.env.GATEWAY_WORLD
+  if (!src) return DEFAULT_WORLD
+  return JSON.parse(src.trim().startsWith('{') ? src : fs.readFileSync(src, 'utf8'))
+}
+
+const world = loadWorld()
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
+const sent = [] // every text the bot sent through the puppet
+
+// ---------------------------------------------------------------- puppet
+// Subclass of the stock mock puppet:
+//  * record every text the bot sends with the mention ids the gRPC client passed
+//    (stock messageSendText(conversationId, text) drops mentionIdList);
+//  * return the new message id (stock returns undefined -> client gets message id "");
+//  * emit the bot's own message back as a message event, as a real puppet does;
+//  * return roomAlias for room members (stock never does).
+class TestPuppetMock extends PuppetMock {
+  async messageSendText (conversationId, text, mentionIdList = []) {
+    if (!this.isLoggedIn) throw new Error('not logged in')
+    const isRoom = /@/.test(conversationId)
+    const id = 'm' + Date.now().toString(36) + Math.random().toString(36).slice(2, 8)
+    const rec = { id, kind: isRoom ? 'room' : 'dm', conversationId, text, mentionIdList: [...(mentionIdList || [])], ts: Date.now() }
+    sent.push(rec)
+    out({ event: 'bot-sent', ...rec })
+    const payload = {
+      id,
+      talkerId: this.currentUserId,
+      timestamp: rec.ts,
+      type: PUPPET.types.Message.Text,
+      text,
+      ...(isRoom ? { roomId: conversationId, mentionIdList: rec.mentionIdList } : { listenerId: conversationId }),
+    }
+    this.mocker.MessageMock.create(payload) // caches the payload for messagePayload()
+    this.emit('message', { messageId: id })
+    return id
+  }
+
+  async roomMemberRawPayload (roomId, contactId) {
+    const p = await super.roomMemberRawPayload(roomId, contactId)
+    return { ...p, roomAlias: roomAliasOf(roomId, contactId) }
+  }
+}
+
+const mocker = new mock.Mocker()
+const puppet = new TestPuppetMock({ mocker })
+
+// ---------------------------------------------------------------- world
+const contacts = new Map() // id -> ContactMock
+const aliases = new Map() // contact id -> roomAlias
+const rooms = new Map() // room id -> { mock, aliases }
+
+function createContact ({ id, name, alias, remark }) {
+  if (!id || typeof id !== 'string') throw new Error('contact needs a string id')
+  if (id.includes('@')) throw new Error(`contact id ${id} must not contain '@' (that marks a room)`)
+  if (contacts.has(id)) throw new Error('duplicate contact ' + id)
+  const c = mocker.createContact({
+    id,
+    name: name || id,
+    alias: remark || undefined,
+    avatar: '',
+    address: '',
+    city: '',
+    province: '',
+    phone: [],
+    signature: '',
+  })
+  contacts.set(id, c)
+  if (alias) aliases.set(id, alias)
+  return c
+}
+
+function roomAliasOf (roomId, contactId) {
+  const r = rooms.get(roomId)
+  return (r && r.aliases[contactId]) || aliases.get(contactId) || ''
+}
+
+const BOT = world.bot || DEFAULT_WORLD.bot
+const bot = createContact(BOT)
+for (const c of world.contacts || []) createContact(c)
+if (!(world.rooms || []).length) throw new Error('world needs at least one room')
+for (const r of world.rooms) {
+  if (!r.id || !r.id.includes('@')) throw new Error(`room id ${r.id} must contain '@'`)
+  if (rooms.has(r.id)) throw new Error('duplicate room ' + r.id)
+  const members = [...(r.members || [])]
+  if (!members.includes(bot.id)) members.unshift(bot.id)
+  for (const m of members) if (!contacts.has(m)) throw new Error(`room ${r.id}: unknown member ${m}`)
+  const owner = r.owner || members.find(m => m !== bot.id) || bot.id
+  const roomMock = mocker.createRoom({
+    id: r.id,
+    topic: r.topic || r.id,
+    memberIdList: members,
+    adminIdList: [],
+    ownerId: owner,
+    avatar: '',
+  })
+  rooms.set(r.id, { mock: roomMock, aliases: { ...(r.aliases || {}) } })
+}
+const FIRST_ROOM = world.rooms[0].id
+
+// Mocker "environments" run on every puppet start(). python-wechaty's start() calls the
+// gRPC stop() and then start(); stop() logs the bot out, so log it in again on each start.
+mocker.use(function loginBot (m) {
+  if (!m.puppet.isLoggedIn) m.login(bot)
+  return () => {}
+})
+
+// ---------------------------------------------------------------- control commands
+function contact (id, name) {
+  if (typeof id !== 'string' || !id) throw new Error('member id required')
+  if (!contacts.has(id)) {
+    if (!name) throw new Error('unknown member ' + id + ' (pass "name" to create it)')
+    createContact({ id, name })
+  }
+  return contacts.get(id)
+}
+
+function room (id) {
+  const r = rooms.get(id || FIRST_ROOM)
+  if (!r) throw new Error('unknown room ' + id)
+  return r.mock
+}
+
+function requireMember (r, id) {
+  if (!r.payload.memberIdList.includes(id)) throw new Error(`${id} is not a member of ${r.id}`)
+}
+
+async function markRoomDirty (roomId) {
+  await puppet.roomPayloadDirty(roomId).catch(() => {})
+  await puppet.roomMemberPayloadDirty(roomId).catch(() => {})
+}
+
+const tick = () => new Promise(resolve => setImmediate(resolve))
+
+async function handle (c) {
+  switch (c.cmd) {
+    case 'say': {
+      const r = room(c.room)
+      const who = contact(c.member)
+      requireMember(r, who.id)
+      if (typeof c.text !== 'string') throw new Error('text required')
+      who.say(c.text, (c.mentions || []).map(id => contact(id))).to(r)
+      return { ok: true }
+    }
+    case 'dm': {
+      if (typeof c.text !== 'string') throw new Error('text required')
+      contact(c.member, c.name).say(c.text).to(bot)
+      return { ok: true }
+    }
+    case 'join':
+    case 'silent_join': {
+      const r = room(c.room)
+      const who = contact(c.member, c.name)
+      if (r.payload.memberIdList.includes(who.id)) throw new Error(`${who.id} is already in ${r.id}`)
+      if (c.alias) rooms.get(r.id).aliases[who.id] = c.alias
+      if (c.cmd === 'join') {
+        const inviter = contact(c.inviter || r.payload.ownerId)
+        await markRoomDirty(r.id)
+        r.add(who).by(inviter) // pushes onto memberIdList, emits room-join
+      } else {
+        r.payload.memberIdList.push(who.id) // QR-code join: no event at all
+        await markRoomDirty(r.id) // drop the gateway's cached room payload
+      }
+      return { ok: true, members: [...r.payload.memberIdList] }
+    }
+    case 'leave': {
+      const r = room(c.room)
+      const who = contact(c.member)
+      requireMember(r, who.id)
+      await markRoomDirty(r.id)
+      r.remove(who).by(contact(c.remover || who.id)) // splices memberIdList, emits room-leave
+      return { ok: true, members: [...r.payload.memberIdList] }
+    }
+    case 'flood': {
+      const r = room(c.room)
+      const who = contact(c.member)
+      requireMember(r, who.id)
+      const count = Number(c.count)
+      if (!Number.isInteger(count) || count < 1) throw new Error('count must be a positive integer')
+      const text = typeof c.text === 'string' ? c.text : 'flood {i}'
+      for (let i = 1; i <= count; i++) {
+        who.say(text.replaceAll('{i}', String(i))).to(r)
+        await tick() // keep order, let the event stream flush, but no real delay
+      }
+      return { ok: true, count }
+    }
+    case 'sent':
+      return { ok: true, sent }
+    case 'clear':
+      sent.length = 0
+      return { ok: true }
+    case 'state':
+      return {
+        ok: true,
+        loggedIn: puppet.isLoggedIn,
+        bot: bot.id,
+        rooms: [...rooms.values()].map(({ mock: r }) => ({
+          id: r.id, topic: r.payload.topic, owner: r.payload.ownerId, members: [...r.payload.memberIdList],
+        })),
+        contacts: [...contacts.values()].map(c => ({ id: c.id, name: c.payload.name, alias: aliases.get(c.id) || '' })),
+        sentCount: sent.length,
+      }
+    default:
+      throw new Error('unknown cmd ' + c.cmd)
+  }
+}
+
+async function handleSafe (c) {
+  try {
+    if (!c || typeof c !== 'object') throw new Error('command must be a JSON object')
+    return await handle(c)
+  } catch (e) {
+    return { ok: false, error: String((e && e.message) || e) }
+  }
+}
+
+const control = http.createServer((req, res) => {
+  let body = ''
+  req.on('data', d => { body += d })
+  req.on('end', async () => {
+    let reply
+    try {
+      reply = await handleSafe(body ? JSON.parse(body) : { cmd: 'state' })
+    } catch (e) {
+      reply = { ok: false, error: 'bad json: ' + e.message }
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(reply))
+  })
+})
+
+// ---------------------------------------------------------------- run
+const server = new PuppetServer({
+  endpoint: `127.0.0.1:${GRPC_PORT}`,
+  puppet,
+  token: TOKEN,
+  tls: { disable: true },
+})
+
+let stopping = false
+async function shutdown (signal) {
+  if (stopping) return
+  stopping = true
+  setTimeout(() => process.exit(0), 3000).unref() // never hang on the way out
+  try { control.close() } catch (e) {}
+  try { await server.stop() } catch (e) {}
+  try { await puppet.stop() } catch (e) {}
+  process.stderr.write(`gateway: stopped on ${signal}\n`)
+  process.exit(0)
+}
+process.on('SIGINT', () => shutdown('SIGINT'))
+process.on('SIGTERM', () => shutdown('SIGTERM'))
+
+await puppet.start() // starts the mocker -> loginBot environment
+await server.start()
+await new Promise((resolve, reject) => {
+  control.once('error', reject)
+  control.listen(CONTROL_PORT, '127.0.0.1', resolve)
+})
+out({
+  event: 'ready',
+  pid: process.pid,
+  grpc: `127.0.0.1:${GRPC_PORT}`,
+  control: `127.0.0.1:${CONTROL_PORT}`,
+  token: TOKEN,
+  bot: bot.id,
+  rooms: [...rooms.keys()],
+  startMs: Date.now() - t0,
+})
