@@ -31,6 +31,9 @@ class TransportConfig(_Strict):
     kind: Literal["wechaty", "simulated"] = Field(description="wechaty | simulated")
     endpoint: str | None = Field(None, description="the puppet-service gateway, host:port")
     token: str | None = Field(None, description="the gateway's token")
+    connect_timeout_seconds: float = Field(120, gt=0, description="extension: give up starting after this")
+    room_wait_seconds: float = Field(60, gt=0, description="extension: how long to wait for a room to appear")
+    ping_seconds: float = Field(30, gt=0, description="extension: how often the connection is checked")
 
 
 class PacingConfig(_Strict):
@@ -140,6 +143,8 @@ def load(path: str | Path, env: dict[str, str] | None = None) -> Loaded:
                 )
             )
         rooms.setdefault(c.room, c.id)
+    if cfg.transport.kind == "wechaty" and not cfg.transport.token:
+        problems.append(src.problem(("transport",), "`token` is missing; add the gateway's token"))
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
         problems.append(
             src.problem(("transport",), "`endpoint` is missing; add the gateway, e.g. 127.0.0.1:8788")

@@ -16,6 +16,8 @@ from bot.clock import SystemClock
 from bot.cohort import CohortRun
 from bot.config import Loaded
 from bot.plan import calendar
+from bot.transports.base import Transport
+from bot.transports.wechaty import GatewayError, WechatyTransport
 from storage.db import AlreadyRunning, open_db, single_instance
 
 log = logging.getLogger(__name__)
@@ -30,39 +32,62 @@ def build_runs(loaded: Loaded) -> list[CohortRun]:
 
 
 def run_forever(loaded: Loaded, console: Console) -> int:
-    kind = loaded.config.transport.kind
-    if kind == "wechaty":
-        Console(stderr=True).print(
-            "[bold red]error[/] transport.kind: wechaty is not available yet in this version; "
-            "use `kind: simulated` to try the bot in a terminal group"
-        )
-        return 2
+    errors = Console(stderr=True)
     db = open_db(loaded.database_url)
     try:
         with single_instance(db):
-            return asyncio.run(_run_terminal(loaded, db, console))
+            return asyncio.run(_run(loaded, db, console))
     except AlreadyRunning as exc:
-        Console(stderr=True).print(f"[bold red]error[/] {exc}; stop it first (one bot per database)")
-        return 2
+        errors.print(f"[bold red]error[/] {exc}; stop it first (one bot per database)")
+    except (GatewayError, LookupError) as exc:
+        errors.print(f"[bold red]error[/] {exc}")
+    return 2
 
 
-async def _run_terminal(loaded: Loaded, db: Database, console: Console) -> int:
-    from bot.terminal import TerminalGroup
-
+async def _run(loaded: Loaded, db: Database, console: Console) -> int:
     clock = SystemClock()
     runs = build_runs(loaded)
-    group = TerminalGroup(clock, console, {c.room: c.room for c in loaded.config.cohorts})
-    bot = Bot(db, group, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes)
-    await bot.start()
-    log.info("running %d cohort(s) on a terminal group; database %s", len(runs), loaded.database_url)
+    cfg = loaded.config.transport
     stop = asyncio.Event()
+    reader: asyncio.Task[None] | None = None
+    if cfg.kind == "wechaty":
+        assert cfg.endpoint is not None and cfg.token is not None  # checked when the config loaded
+        transport: Transport = WechatyTransport(
+            cfg.endpoint,
+            cfg.token,
+            clock,
+            connect_timeout=cfg.connect_timeout_seconds,
+            room_wait=cfg.room_wait_seconds,
+            ping_every=cfg.ping_seconds,
+        )
+    else:
+        from bot.terminal import TerminalGroup
+
+        group = TerminalGroup(clock, console, {c.room: c.room for c in loaded.config.cohorts})
+        transport = group
+    bot = Bot(
+        db, transport, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes
+    )
+    log.info("starting %d cohort(s) over %s; database %s", len(runs), cfg.kind, loaded.database_url)
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-    reader = asyncio.create_task(group.read_stdin(sys.stdin, stop))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await bot.start()
+    except BaseException:
+        await bot.stop()
+        raise
+    for run in runs:
+        log.info("%s: room %r, day 1 = %s, %d items", run.id, run.room, run.cal.start, len(run.plan))
+    if cfg.kind != "wechaty":
+        reader = asyncio.create_task(group.read_stdin(sys.stdin, stop))
     try:
         await stop.wait()
+        log.info("stopping: letting queued messages go out (10 s at most)")
     finally:
-        reader.cancel()
+        if reader is not None:
+            reader.cancel()
         await bot.stop(drain_seconds=10)
+    log.info("stopped")
     return 0

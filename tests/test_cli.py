@@ -101,8 +101,9 @@ def test_validate_broken_config_and_scenario(files):
 def test_validate_through_the_installed_command(files):
     if not COHORTBOT.exists():
         pytest.skip("cohortbot script not installed next to this Python")
-    proc = subprocess.run([str(COHORTBOT), "validate", str(files["broken"])],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(COHORTBOT), "validate", str(files["broken"])], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert f"{files['broken']}:{BROKEN_LINE}:" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -184,8 +185,12 @@ def test_simulate_prints_json_lines(files):
     assert times == sorted(times)
     assert all(datetime(2026, 12, 1).date() <= t.date() <= datetime(2026, 12, 8).date() for t in times)
     # The items of the playbook are in it, at their minutes:
-    assert sends[0] == {"at": "2026-12-01T19:30:00+08:00", "chat": "room",
-                        "text": "【开营仪式】欢迎来到Python 入门体验营！", "mentions": []}
+    assert sends[0] == {
+        "at": "2026-12-01T19:30:00+08:00",
+        "chat": "room",
+        "text": "【开营仪式】欢迎来到Python 入门体验营！",
+        "mentions": [],
+    }
     remind = next(s for s in sends if s["text"].startswith("今天的课还没完成"))
     assert remind["at"] == "2026-12-02T21:30:00+08:00"
     assert remind["mentions"] == ["u01"]  # u02 checked in; op1 is an operator
@@ -235,11 +240,17 @@ def test_demo_quiet():
     assert "played 8 days" in result.stdout
 
 
-def test_run_with_wechaty_is_not_available_yet(files):
+def test_run_with_an_unreachable_gateway_exits_cleanly(files):
+    # Nothing listens on the config's endpoint: a clear message, exit 2, no traceback.
+    cfg = CONFIG.replace("  token:", "  connect_timeout_seconds: 2\n  token:").replace(
+        "127.0.0.1:8788", "127.0.0.1:9"
+    )
+    files["config"].write_text(cfg, encoding="utf-8")
     result = invoke("run", "--config", files["config"])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
-    assert "not available yet" in result.output
+    assert "no logged-in account at the gateway 127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output
     assert "Traceback" not in result.output
 
 

@@ -80,7 +80,9 @@ def test_example_loads(site: Path):
     assert cfg.operators == ["wxid_operator1"]
     assert cfg.bot_name == "CohortBot"
     assert (cfg.transport.kind, cfg.transport.endpoint, cfg.transport.token) == (
-        "wechaty", "127.0.0.1:8788", "s3cret"
+        "wechaty",
+        "127.0.0.1:8788",
+        "s3cret",
     )
     (cohort,) = cfg.cohorts
     assert (cohort.id, cohort.room) == ("py-2026-12-a", "Python 8天训练营 1班")
@@ -91,8 +93,10 @@ def test_example_loads(site: Path):
 
 def test_env_argument_is_used_instead_of_the_process_environment(site: Path, monkeypatch):
     monkeypatch.setenv("WECHATY_PUPPET_SERVICE_TOKEN", "from-os")
-    assert config.load(write(site, CONFIG), env={"WECHATY_PUPPET_SERVICE_TOKEN": "given"}) \
-        .config.transport.token == "given"
+    assert (
+        config.load(write(site, CONFIG), env={"WECHATY_PUPPET_SERVICE_TOKEN": "given"}).config.transport.token
+        == "given"
+    )
     assert config.load(site / "config.yaml").config.transport.token == "from-os"
 
 
@@ -234,7 +238,11 @@ def test_relative_sqlite_path_in_a_subfolder(site: Path):
 
 @pytest.mark.parametrize(
     "url",
-    ["sqlite:////var/lib/cohortbot.db", '"sqlite:///:memory:"', "postgresql+psycopg://bot:pw@db:5432/cohortbot"],
+    [
+        "sqlite:////var/lib/cohortbot.db",
+        '"sqlite:///:memory:"',
+        "postgresql+psycopg://bot:pw@db:5432/cohortbot",
+    ],
 )
 def test_other_database_urls_are_kept(site: Path, url):
     loaded = config.load(write(site, CONFIG.replace("sqlite:///cohortbot.db", url)), env=ENV)

@@ -101,8 +101,12 @@ def test_explicit_id_is_kept():
     assert text != EXAMPLE
     pb = parse(text)
     assert pb.item_ids[0] == "opening"
-    assert pb.item_ids[1:] == ("d2-0730-post", "d2-2130-remind-lesson", "d3-0900-nudge-lesson",
-                               "d5-2200-leaderboard-reading")
+    assert pb.item_ids[1:] == (
+        "d2-0730-post",
+        "d2-2130-remind-lesson",
+        "d3-0900-nudge-lesson",
+        "d5-2200-leaderboard-reading",
+    )
 
 
 def test_explicit_id_survives_a_time_change():
@@ -155,10 +159,12 @@ def test_unquoted_time_with_leading_zero_and_until():
 
 
 def test_nudge_day_defaults_to_items_day_and_may_equal_it():
-    pb = parse(item(
-        "  - day: 3\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: 补卡\n"
-        "  - day: 3\n    at: '10:00'\n    nudge:\n      track: lesson\n      day: 3\n      dm: 补卡\n"
-    ))
+    pb = parse(
+        item(
+            "  - day: 3\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: 补卡\n"
+            "  - day: 3\n    at: '10:00'\n    nudge:\n      track: lesson\n      day: 3\n      dm: 补卡\n"
+        )
+    )
     assert [it.checked_day for it in pb.schedule[1:]] == [3, 3]
 
 
@@ -226,8 +232,10 @@ def test_unknown_key_with_did_you_mean(old, new, where, guess):
 
 
 def test_unknown_key_in_reward_and_commands():
-    text = (BASE + "rewards:\n  - id: r\n    name: 奖\n    track: lesson\n    count: 1\n    dm: 恭喜\n"
-            "    anounce: 公告\ncommands:\n  progres: [进度]\n")
+    text = (
+        BASE + "rewards:\n  - id: r\n    name: 奖\n    track: lesson\n    count: 1\n    dm: 恭喜\n"
+        "    anounce: 公告\ncommands:\n  progres: [进度]\n"
+    )
     probs = problems_of(text)
     assert [(p.line, p.where) for p in probs] == [
         (line_of(text, "anounce"), "rewards[0].anounce"),
@@ -246,8 +254,9 @@ def test_unknown_key_in_track_has_did_you_mean():
 
 
 def test_unknown_key_without_close_match_is_a_sentence():
-    text = item("  - day: 2\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: 补\n"
-                "      text: 补\n")
+    text = item(
+        "  - day: 2\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: 补\n      text: 补\n"
+    )
     p = one_problem(text)
     assert (p.line, p.where) == (line_of(text, "text: 补"), "schedule[1].nudge.text")
     assert re.search(r"^unknown key `text`[.;] ", p.message), p.message
@@ -273,8 +282,9 @@ def test_bad_track_id_is_reported_on_its_line():
 # ---------------------------------------------------------------- at: "HH:MM"
 
 
-@pytest.mark.parametrize("value", ['"7:30pm"', '"25:00"', "25:00", '"19:60"', '"24:00"', "1930",
-                                   '"19:30:15"', '"19.30"', '""'])
+@pytest.mark.parametrize(
+    "value", ['"7:30pm"', '"25:00"', "25:00", '"19:60"', '"24:00"', "1930", '"19:30:15"', '"19.30"', '""']
+)
 def test_at_must_be_hh_mm(value):
     text = BASE.replace('at: "19:30"', f"at: {value}")
     p = one_problem(text)
@@ -389,8 +399,10 @@ def test_unknown_track_without_close_match_lists_the_tracks():
 
 
 def test_duplicate_item_ids():
-    text = item("  - id: same\n    day: 2\n    at: '08:00'\n    post: a\n"
-                "  - id: same\n    day: 3\n    at: '08:00'\n    post: b\n")
+    text = item(
+        "  - id: same\n    day: 2\n    at: '08:00'\n    post: a\n"
+        "  - id: same\n    day: 3\n    at: '08:00'\n    post: b\n"
+    )
     p = one_problem(text)
     assert (p.line, p.where) == (line_of(text, "id: same", 2), "schedule[2].id")
     assert "already used by schedule[1]" in p.message
@@ -463,13 +475,17 @@ def with_template(kind: str, template: str) -> tuple[str, str]:
     if kind == "post":
         return item(f"  - day: 2\n    at: '08:00'\n    post: {t}\n"), "schedule[1].post"
     if kind == "remind":
-        return (item(f"  - day: 2\n    at: '21:00'\n    remind:\n      track: lesson\n      text: {t}\n"),
-                "schedule[1].remind.text")
+        return (
+            item(f"  - day: 2\n    at: '21:00'\n    remind:\n      track: lesson\n      text: {t}\n"),
+            "schedule[1].remind.text",
+        )
     if kind == "nudge":
-        return (item(f"  - day: 3\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: {t}\n"),
-                "schedule[1].nudge.dm")
+        return (
+            item(f"  - day: 3\n    at: '09:00'\n    nudge:\n      track: lesson\n      dm: {t}\n"),
+            "schedule[1].nudge.dm",
+        )
     if kind == "ack":
-        return BASE.replace('days: [2, 3, 4]\n', f"days: [2, 3, 4]\n    ack: {t}\n"), "tracks.lesson.ack"
+        return BASE.replace("days: [2, 3, 4]\n", f"days: [2, 3, 4]\n    ack: {t}\n"), "tracks.lesson.ack"
     if kind in ("dm", "announce"):
         reward = "rewards:\n  - id: r\n    name: 奖\n    track: lesson\n    count: 1\n"
         if kind == "announce":
@@ -648,8 +664,11 @@ def test_several_shape_problems_are_all_reported_sorted_by_line():
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cross-checks (days in range, tracks, templates) only run once "
-                   "the file has no shape errors, so a file with both shows only the first kind")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: cross-checks (days in range, tracks, templates) only run once "
+    "the file has no shape errors, so a file with both shows only the first kind",
+)
 def test_shape_and_rule_problems_are_reported_together():
     text = BASE.replace("Asia/Shanghai", "Asia/Shangai").replace("days: [2, 3, 4]", "days: [2, 3, 9]")
     probs = problems_of(text)
@@ -721,8 +740,15 @@ def test_json_schema_is_json_with_the_formats_top_level_properties():
     schema = json.loads(json.dumps(playbook.json_schema()))
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["type"] == "object"
-    assert set(schema["properties"]) >= {"name", "days", "timezone", "tracks", "rewards", "commands",
-                                         "schedule"}
+    assert set(schema["properties"]) >= {
+        "name",
+        "days",
+        "timezone",
+        "tracks",
+        "rewards",
+        "commands",
+        "schedule",
+    }
     assert set(schema["required"]) == {"name", "days", "tracks"}
     assert schema["additionalProperties"] is False
     item_schema = schema["$defs"]["ScheduleItem"]
@@ -740,8 +766,13 @@ def test_json_schema_validates_the_example_and_sample():
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [('at: "19:30"', 'at: "25:00"'), ("name: Python 入门体验营", "nmae: x"), ("top: 10", "top: 0"),
-     ("days: 8", "days: eight"), ("    name: 晨读\n", "")],
+    [
+        ('at: "19:30"', 'at: "25:00"'),
+        ("name: Python 入门体验营", "nmae: x"),
+        ("top: 10", "top: 0"),
+        ("days: 8", "days: eight"),
+        ("    name: 晨读\n", ""),
+    ],
 )
 def test_json_schema_rejects_what_the_loader_rejects(old, new):
     text = EXAMPLE.replace(old, new, 1)

@@ -51,11 +51,12 @@ def test_terminal_group_answers_and_counts(tmp_path):
     assert (tmp_path / "bot.db").exists()  # relative to the config file
 
 
-def test_wechaty_transport_is_refused_cleanly(tmp_path):
+def test_unreachable_gateway_is_refused_cleanly(tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
         CONFIG.format(playbook=SAMPLE, start="2026-12-01").replace(
-            "kind: simulated", "kind: wechaty\n  endpoint: 127.0.0.1:8788\n  token: x"
+            "kind: simulated",
+            "kind: wechaty\n  endpoint: 127.0.0.1:9\n  token: x\n  connect_timeout_seconds: 2",
         ),
         encoding="utf-8",
     )
@@ -66,5 +67,5 @@ def test_wechaty_transport_is_refused_cleanly(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert "not available yet" in result.stderr
+    assert "no logged-in account at the gateway" in result.stderr
     assert "Traceback" not in result.stderr

@@ -155,8 +155,7 @@ def test_joined_member_can_speak_and_leave(tmp_path: Path, pb: Playbook):
 
 def test_unknown_member_in_from(tmp_path: Path, pb: Playbook):
     text = HEAD + (
-        '  - {at: "day 2 08:00", from: u01, text: 打卡}\n'
-        '  - {at: "day 2 09:00", from: u99, text: 打卡}\n'
+        '  - {at: "day 2 08:00", from: u01, text: 打卡}\n  - {at: "day 2 09:00", from: u99, text: 打卡}\n'
     )
     p = one_problem(tmp_path, pb, text)
     assert (p.line, p.where) == (line_of(text, "u99"), "events[1].from")
@@ -174,10 +173,15 @@ def test_unknown_member_in_leave(tmp_path: Path, pb: Playbook):
 @pytest.mark.parametrize(
     ("events", "when"),
     [
-        ('  - {at: "day 2 08:00", from: u09, text: 打卡}\n'
-         '  - {at: "day 3 09:00", join: {id: u09, name: 新}}\n', "day 2 08:00"),
-        ('  - {at: "day 2 09:00", from: u02, text: 打卡}\n'
-         '  - {at: "day 2 08:00", leave: u02}\n', "day 2 09:00"),
+        (
+            '  - {at: "day 2 08:00", from: u09, text: 打卡}\n'
+            '  - {at: "day 3 09:00", join: {id: u09, name: 新}}\n',
+            "day 2 08:00",
+        ),
+        (
+            '  - {at: "day 2 09:00", from: u02, text: 打卡}\n  - {at: "day 2 08:00", leave: u02}\n',
+            "day 2 09:00",
+        ),
     ],
 )
 def test_message_from_someone_not_in_the_group_at_that_time(tmp_path: Path, pb: Playbook, events, when):
@@ -221,8 +225,13 @@ def test_message_event_needs_text(tmp_path: Path, pb: Playbook):
 
 @pytest.mark.parametrize(
     "at",
-    ['"day 9 00:00"', '"day 0 23:59"', '"2026-11-30T23:59:00+08:00"', '"2026-12-09T00:00:00+08:00"',
-     '"2026-12-08T16:00:00Z"'],
+    [
+        '"day 9 00:00"',
+        '"day 0 23:59"',
+        '"2026-11-30T23:59:00+08:00"',
+        '"2026-12-09T00:00:00+08:00"',
+        '"2026-12-08T16:00:00Z"',
+    ],
 )
 def test_event_time_outside_the_cohort(tmp_path: Path, pb: Playbook, at):
     text = HEAD + f"  - {{at: {at}, from: u01, text: 打卡}}\n"
@@ -243,7 +252,7 @@ def test_event_time_outside_the_cohort(tmp_path: Path, pb: Playbook, at):
     ],
 )
 def test_bad_at_string(tmp_path: Path, pb: Playbook, at, says):
-    text = HEAD + f'  - {{from: u01, text: 打卡, at: {at}}}\n'
+    text = HEAD + f"  - {{from: u01, text: 打卡, at: {at}}}\n"
     p = one_problem(tmp_path, pb, text)
     assert (p.line, p.where) == (6, "events[0].at")
     assert says in p.message
