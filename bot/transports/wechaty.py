@@ -244,11 +244,14 @@ class WechatyTransport:
         self._puppet = puppet
         stream = asyncio.create_task(self._open(puppet))
         watchdog = asyncio.create_task(self._watch(puppet))
-        done, pending = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            done, _ = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for running in (stream, watchdog):
+                if not running.done():
+                    running.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await running
         task = done.pop()
         exc = task.exception()
         if exc is None:

@@ -16,6 +16,7 @@ it goes to the user's cache folder instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -49,6 +50,9 @@ from wechaty_puppet import PuppetOptions
 from wechaty_puppet_service import PuppetService
 
 TEXT = MessageType.MESSAGE_TYPE_TEXT
+# Its INFO/WARNING lines ("there are endpoint and token ...") repeat on every reconnect;
+# the adapter logs what matters itself.
+logging.getLogger("PuppetService").setLevel(logging.ERROR)
 WECHATY_VERSION = getattr(wechaty, "__version__", "?")
 
 __all__ = ["TEXT", "GRPCError", "PuppetOptions", "PuppetService", "StreamTerminatedError"]
