@@ -1,0 +1,174 @@
+"""End to end over gRPC: the whole bot (engine, APScheduler, outbox, storage) against a real
+Wechaty puppet-service gateway serving the mock puppet (tests/gateway/gateway.mjs), on the
+real clock. The schedule is moved to the next few seconds so a cohort's day plays in a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.app import Bot
+from bot.clock import SystemClock
+from bot.cohort import CohortRun
+from bot.engine import Settings
+from bot.outbox import Pacing
+from bot.plan import PlannedItem, calendar
+from bot.transports.wechaty import WechatyTransport
+from storage.db import open_db
+from tests.gateway.driver import Gateway
+from tests.harness import load_playbook
+
+pytestmark = pytest.mark.gateway
+
+ROOM = "cohort-test@chatroom"
+WORLD = {
+    "bot": {"id": "bot", "name": "CohortBot"},
+    "contacts": [
+        {"id": "op1", "name": "王助教"},
+        {"id": "u1", "name": "小明"},
+        {"id": "u2", "name": "小红", "alias": "红红（2组）"},
+        {"id": "u3", "name": "小刚"},
+        {"id": "dave", "name": "新同学"},
+    ],
+    "rooms": [{"id": ROOM, "topic": "网关测试营 1班", "members": ["op1", "u1", "u2", "u3"]}],
+}
+PLAYBOOK = textwrap.dedent("""\
+    name: 网关测试营
+    days: 8
+    timezone: Asia/Shanghai
+    tracks:
+      lesson: {name: 正课, keywords: ["打卡"], days: [1, 2, 3, 4, 5, 6, 7, 8]}
+    schedule:
+      - {id: post, day: 2, at: "08:00", post: "【开课】第{day}天开始啦"}
+      - {id: remind, day: 2, at: "21:30", remind: {track: lesson, text: "还没打卡的同学抓紧哦"}}
+      - {id: nudge, day: 2, at: "21:40", nudge: {track: lesson, dm: "{name}，今天的课还没完成哦"}}
+""")
+FAST = Pacing(same_chat_seconds=0.2, any_chat_seconds=0.3, per_minute=600, ack_window_seconds=0.3)
+
+
+@pytest.fixture
+def gateway():
+    gw = Gateway(WORLD)
+    gw.start()
+    yield gw
+    gw.close()
+
+
+def cohort(due_in: dict[str, float]) -> CohortRun:
+    """The playbook as a cohort whose day 2 is today (in China), with each item moved to
+    `due_in[id]` seconds from now."""
+    pb = load_playbook(PLAYBOOK)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    run = CohortRun.create("gw", pb, calendar(pb, today - timedelta(days=1)), "网关测试营 1班")
+    now = SystemClock().now()
+    run.plan = [
+        PlannedItem(p.item_id, now + timedelta(seconds=due_in[p.item_id]), p.item)
+        for p in run.plan
+        if p.item_id in due_in
+    ]
+    return run
+
+
+async def start_bot(gw: Gateway, db_url: str, run: CohortRun) -> Bot:
+    transport = WechatyTransport(
+        gw.endpoint, gw.token, SystemClock(), connect_timeout=30, room_wait=10, ping_every=1, ping_timeout=2
+    )
+    bot = Bot(
+        open_db(db_url),
+        transport,
+        SystemClock(),
+        Settings(operators=frozenset({"op1"}), pacing=FAST),
+        [run],
+        reconcile_minutes=0,
+    )
+    await bot.start()
+    return bot
+
+
+def room_sends(gw: Gateway, text: str) -> list[dict]:
+    return [s for s in gw.sent() if s["kind"] == "room" and text in s["text"]]
+
+
+async def test_a_cohort_day_over_grpc(gateway, tmp_path):
+    run = cohort({"post": 3, "remind": 6, "nudge": 8})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        assert run.room_id == ROOM  # found by its topic
+        # A member checks in: counted, acknowledged with a real @.
+        await gateway.asay("u1", "打卡")
+        [ack] = await gateway.await_sent(lambda s: s["kind"] == "room" and "打卡成功" in s["text"])
+        assert ack["mentionIdList"] == ["u1"]
+        assert "小明 第2天正课打卡成功（今日 1/3）" in ack["text"]
+        # Someone joins mid-cohort; they are in the group now, so they are reminded too.
+        await gateway.ajoin("dave")
+        # The scheduled post reaches the room.
+        [post] = await gateway.await_sent(lambda s: s["kind"] == "room" and "【开课】" in s["text"])
+        assert post["text"] == "【开课】第2天开始啦"
+        # The reminder @-mentions exactly the unfinished members, by real mention ids, and
+        # writes each @ as the group shows the member (group alias first).
+        [remind] = await gateway.await_sent(lambda s: s["kind"] == "room" and "还没打卡" in s["text"])
+        assert remind["mentionIdList"] == ["u2", "u3", "dave"]
+        assert remind["text"].startswith("@红红（2组）\u2005@小刚\u2005@新同学\u2005")
+        # The nudge arrives as direct messages, one per unfinished member.
+        nudges = await gateway.await_sent(lambda s: s["kind"] == "dm" and "今天的课还没完成" in s["text"])
+        for _ in range(50):
+            if len(nudges) == 3:
+                break
+            await asyncio.sleep(0.1)
+            nudges = [s for s in await gateway.asent() if s["kind"] == "dm"]
+        assert sorted((s["conversationId"], s["text"]) for s in nudges) == [
+            ("dave", "新同学，今天的课还没完成哦"),
+            ("u2", "红红（2组），今天的课还没完成哦"),
+            ("u3", "小刚，今天的课还没完成哦"),
+        ]
+        # A member asks privately; the answer comes back privately.
+        await gateway.adm("u1", "进度")
+        [reply] = await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "u1")
+        assert "正课：1/8 天" in reply["text"]
+    finally:
+        await bot.stop()
+
+
+async def test_gateway_killed_and_back_the_bot_reconnects_and_delivers_once(gateway, tmp_path):
+    run = cohort({"post": 4})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    transport = bot.transport
+    try:
+        first = transport.connects
+        await gateway.akill()
+        await asyncio.sleep(6)  # the post falls due while the gateway is gone
+        await gateway.arestart()
+        [post] = await gateway.await_sent(
+            lambda s: s["kind"] == "room" and "【开课】" in s["text"], timeout=30
+        )
+        assert post["text"] == "【开课】第2天开始啦"
+        assert transport.connects > first
+        await asyncio.sleep(2)
+        assert len(room_sends(gateway, "【开课】")) == 1
+        # And it still hears the group after the reconnect.
+        await gateway.asay("u2", "打卡")
+        await gateway.await_sent(lambda s: s["kind"] == "room" and "u2" in s["mentionIdList"])
+    finally:
+        await bot.stop()
+
+
+async def test_the_bot_restarted_sends_nothing_twice(gateway, tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'bot.db'}"
+    bot = await start_bot(gateway, db_url, cohort({"post": 2, "remind": 3}))
+    try:
+        await gateway.await_sent(lambda s: "还没打卡" in s["text"])
+    finally:
+        await bot.stop()
+    before = await gateway.asent()
+    # Same plan, same database: both items are already claimed.
+    again = await start_bot(gateway, db_url, cohort({"post": -1, "remind": 0.5}))
+    try:
+        await asyncio.sleep(3)
+        assert await gateway.asent() == before
+    finally:
+        await again.stop()
