@@ -172,3 +172,80 @@ async def test_the_bot_restarted_sends_nothing_twice(gateway, tmp_path):
         assert await gateway.asent() == before
     finally:
         await again.stop()
+
+
+async def test_a_flood_from_the_group_does_not_hold_up_a_scheduled_post(gateway, tmp_path):
+    run = cohort({"post": 3})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        due = run.plan[0].due
+        await asyncio.gather(*(gateway.aflood(m, 100, "刷屏 {i}") for m in ("u1", "u2", "u3")))
+        [post] = await gateway.await_sent(lambda s: "【开课】" in s["text"])
+        late = post["ts"] / 1000 - due.timestamp()
+        assert late < 2, f"the post went out {late:.1f} s late"
+    finally:
+        await bot.stop()
+
+
+async def test_a_wrong_token_is_a_clear_error(gateway):
+    from bot.transports.wechaty import GatewayError
+
+    transport = WechatyTransport(gateway.endpoint, "insecure_wrong", SystemClock(), connect_timeout=15)
+
+    async def ignore(event):
+        return None
+
+    with pytest.raises(GatewayError, match="token"):
+        await transport.start(ignore)
+
+
+async def test_a_gateway_that_is_down_is_a_clear_error_after_the_timeout():
+    from bot.transports.wechaty import GatewayError
+    from tests.gateway.driver import free_port
+
+    transport = WechatyTransport(f"127.0.0.1:{free_port()}", "t", SystemClock(), connect_timeout=3)
+
+    async def ignore(event):
+        return None
+
+    with pytest.raises(GatewayError, match="no logged-in account at the gateway"):
+        await transport.start(ignore)
+
+
+async def test_a_missing_room_is_named(gateway, tmp_path):
+    pb = load_playbook(PLAYBOOK)
+    run = CohortRun.create(
+        "gw", pb, calendar(pb, datetime.now(ZoneInfo("Asia/Shanghai")).date()), "不存在的群"
+    )
+    transport = WechatyTransport(gateway.endpoint, gateway.token, SystemClock(), room_wait=2)
+    bot = Bot(
+        open_db(f"sqlite:///{tmp_path / 'bot.db'}"),
+        transport,
+        SystemClock(),
+        Settings(),
+        [run],
+        reconcile_minutes=0,
+    )
+    try:
+        with pytest.raises(LookupError, match=r"不存在的群.*网关测试营 1班"):
+            await bot.start()
+    finally:
+        await bot.stop()
+
+
+async def test_a_contact_without_a_name_and_a_silent_join(tmp_path):
+    world = {**WORLD, "contacts": [*WORLD["contacts"], {"id": "ghost", "name": ""}]}
+    gw = Gateway(world)
+    gw.start()
+    run = cohort({"remind": 4})
+    bot = await start_bot(gw, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        # Joins by QR code fire no event: the member list is read from the room before the
+        # reminder, so the silent joiner, known only by id, is reminded too.
+        await gw.asilent_join("ghost")
+        [remind] = await gw.await_sent(lambda s: "还没打卡" in s["text"])
+        assert remind["mentionIdList"] == ["u1", "u2", "u3", "ghost"]
+        assert "@ghost\u2005" in remind["text"]
+    finally:
+        await bot.stop()
+        gw.close()

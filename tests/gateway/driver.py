@@ -50,6 +50,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def install_node_packages() -> None:
+    """`npm ci` from the lock file, once, so the test command works in a fresh clone."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise GatewayError("npm is not installed: the gateway tests need Node.js 18+ with npm")
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=GATEWAY_DIR, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise GatewayError(f"`npm ci` in {GATEWAY_DIR} failed:\n{done.stderr[-2000:]}")
+
+
 _LIVE: set[Gateway] = set()
 
 
@@ -92,7 +104,7 @@ class Gateway:
         if self.running:
             raise GatewayError("gateway already running")
         if not (GATEWAY_DIR / "node_modules" / "wechaty-puppet-service").is_dir():
-            raise GatewayError(f"{GATEWAY_DIR}/node_modules is missing: run `npm ci` in tests/gateway first")
+            install_node_packages()
         self._stderr = open(Path(self._tmp.name) / "stderr.log", "ab+")  # noqa: SIM115 (kept open for the process)
         self._stderr.write(b"---- start\n")
         self._stderr.flush()
