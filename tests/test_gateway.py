@@ -6,6 +6,7 @@ real clock. The schedule is moved to the next few seconds so a cohort's day play
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -249,3 +250,61 @@ async def test_a_contact_without_a_name_and_a_silent_join(tmp_path):
     finally:
         await bot.stop()
         gw.close()
+
+
+def test_cohortbot_run_over_the_gateway(gateway, tmp_path):
+    """The command an operator runs: the sample playbook, a config naming the group by its
+    topic, the gateway's token from the environment; Ctrl-C stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.harness import SAMPLE
+
+    start = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)  # today is day 2
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""\
+        timezone: Asia/Shanghai
+        database: sqlite:///bot.db
+        operators: [op1]
+        transport:
+          kind: wechaty
+          endpoint: {gateway.endpoint}
+          token: ${{WECHATY_PUPPET_SERVICE_TOKEN}}
+        cohorts:
+          - id: py-test
+            playbook: {SAMPLE}
+            room: 网关测试营 1班
+            start: {start}
+        """),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Ask until the bot, still starting, is listening (a message before that is lost).
+        for _ in range(30):
+            gateway.say("u1", "帮助")
+            with contextlib.suppress(TimeoutError):
+                [help_reply] = gateway.wait_sent(lambda s: "助教机器人" in s["text"], timeout=2)
+                break
+        else:
+            pytest.fail("the bot never answered 帮助")
+        assert help_reply["mentionIdList"] == ["u1"]
+        gateway.say("u2", "打卡")
+        [ack] = gateway.wait_sent(lambda s: "打卡成功" in s["text"], timeout=30)
+        assert ack["mentionIdList"] == ["u2"] and "第2天正课" in ack["text"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "logged in as bot" in err and "stopped" in err
+    assert "Traceback" not in err
