@@ -6,6 +6,7 @@ them is rejected whole with the file, line and fix of each problem.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from datetime import time
@@ -233,13 +234,13 @@ def derive_item_ids(items: list[ScheduleItem]) -> list[str]:
     return out
 
 
-def _cross_check(pb: Playbook, src: Source) -> list[Problem]:
+def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = frozenset()) -> list[Problem]:
     """The rules pydantic cannot see field by field: references, ranges, ids, templates."""
     problems: list[Problem] = []
     tracks = list(pb.tracks)
 
     def need_track(loc: tuple[str | int, ...], track: str) -> None:
-        if track not in pb.tracks:
+        if track not in pb.tracks and track not in set_aside_tracks:
             guess = difflib.get_close_matches(track, tracks, n=1)
             problems.append(
                 src.problem(
@@ -371,8 +372,58 @@ def _cross_check(pb: Playbook, src: Source) -> list[Problem]:
     return problems
 
 
+def _rules_despite(shape: InputError, src: Source) -> list[Problem]:
+    """The rule problems of the well-formed parts of a file that also has shape problems, so
+    an operator fixes everything in one round. Each broken part is set aside (a broken list
+    item swapped for a neutral one, so later items keep their places; a broken track left
+    out) and nothing more is said about it. Returns nothing when too little is left."""
+    data = copy.deepcopy(src.data)
+    aside: list[tuple[str | int, ...]] = []
+    aside_tracks: set[str] = set()
+    for p in shape.problems:
+        loc = p.loc
+        if len(loc) >= 2 and loc[0] == "schedule" and isinstance(loc[1], int):
+            data["schedule"][loc[1]] = {"day": 1, "at": "00:00", "post": "-"}
+        elif len(loc) >= 2 and loc[0] == "tracks" and isinstance(data.get("tracks"), dict):
+            data["tracks"].pop(loc[1], None)
+            aside_tracks.add(str(loc[1]))
+        elif len(loc) >= 2 and loc[0] == "rewards" and isinstance(loc[1], int):
+            data["rewards"][loc[1]] = None  # filled in below, once a valid track is known
+        elif loc and loc[0] in ("timezone", "commands", "welcome"):
+            data.pop(loc[0], None)
+        else:
+            return []  # name, days, tracks or a whole list is broken: nothing to check against
+        aside.append(loc[:2] if loc[0] in ("schedule", "tracks", "rewards") else loc[:1])
+    some_track = next(iter(data.get("tracks") or {}), None)
+    if isinstance(data.get("rewards"), list):
+        for i, r in enumerate(data["rewards"]):
+            if r is None:
+                if some_track is None:
+                    return []
+                data["rewards"][i] = {
+                    "id": f"set-aside-{i}",
+                    "name": "-",
+                    "track": some_track,
+                    "count": 1,
+                    "dm": "-",
+                }
+    try:
+        pb = validate(Source(src.path, data, src.lines), Playbook)
+    except InputError:
+        return []
+    return [
+        p
+        for p in _cross_check(pb, src, frozenset(aside_tracks))
+        if not any(p.loc[: len(a)] == a for a in aside)
+    ]
+
+
 def parse(src: Source) -> Playbook:
-    pb = validate(src, Playbook)
+    try:
+        pb = validate(src, Playbook)
+    except InputError as shape:
+        problems = [*shape.problems, *_rules_despite(shape, src)]
+        raise InputError(sorted(problems, key=lambda p: p.line)) from None
     problems = _cross_check(pb, src)
     if problems:
         raise InputError(sorted(problems, key=lambda p: p.line))

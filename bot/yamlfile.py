@@ -31,6 +31,7 @@ class Problem:
     line: int
     where: str
     message: str
+    loc: Loc = field(default=(), compare=False)  # where, as keys and indexes
 
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
@@ -62,7 +63,7 @@ class Source:
         return self.lines.get((), 1)
 
     def problem(self, loc: Loc, message: str) -> Problem:
-        return Problem(self.path, self.line(loc), format_loc(loc), message)
+        return Problem(self.path, self.line(loc), format_loc(loc), message, tuple(loc))
 
 
 def format_loc(loc: Loc) -> str:

@@ -664,11 +664,6 @@ def test_several_shape_problems_are_all_reported_sorted_by_line():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cross-checks (days in range, tracks, templates) only run once "
-    "the file has no shape errors, so a file with both shows only the first kind",
-)
 def test_shape_and_rule_problems_are_reported_together():
     text = BASE.replace("Asia/Shanghai", "Asia/Shangai").replace("days: [2, 3, 4]", "days: [2, 3, 9]")
     probs = problems_of(text)
@@ -676,6 +671,19 @@ def test_shape_and_rule_problems_are_reported_together():
         (3, "timezone"),
         (line_of(text, "days: [2, 3, 9]"), "tracks.lesson.days[2]"),
     ]
+
+
+def test_a_broken_item_is_set_aside_and_the_rest_still_checked():
+    # schedule[0] is malformed (no `at`); schedule[1] names a track that does not exist.
+    text = EXAMPLE.replace('    at: "19:30"\n', "", 1).replace(
+        "      track: lesson\n      text:", "      track: lessons\n      text:"
+    )
+    probs = problems_of(text)
+    wheres = [p.where for p in probs]
+    assert "schedule[0]" in wheres
+    assert "schedule[2].remind.track" in wheres
+    assert [p.line for p in probs] == sorted(p.line for p in probs)
+    assert len(probs) == 2  # nothing invented about the item set aside
 
 
 # ---------------------------------------------------------------- JSON schema
