@@ -23,7 +23,9 @@ from storage.models import LEARNER, OPERATOR
 
 log = logging.getLogger(__name__)
 
-COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
+COMMAND_COOLDOWN = timedelta(seconds=30)
+REREAD_AFTER_DM = timedelta(minutes=10)  # per unknown sender
+RECONCILE_TIMEOUT = timedelta(seconds=60)  # the same member asking the same thing in the group
 EARLY_WELCOME = "👋 欢迎 {name} 加入{playbook}！我们将在 {start} 正式开营，发送「帮助」看看我能做什么～"
 OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
 GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
@@ -49,6 +51,7 @@ class Engine:
         self.runs: dict[str, CohortRun] = {}  # by room id
         self._known: dict[str, set[str]] = {}  # cohort id -> member ids known present
         self._cooldown: dict[tuple[str, str, str], datetime] = {}
+        self._reread: dict[str, datetime] = {}
         self._fire_lock = asyncio.Lock()
         self._bot_names: list[str] = []
 
@@ -62,7 +65,22 @@ class Engine:
         return [n for n in (self.settings.bot_name, *self._bot_names) if n]
 
     async def add_cohort(self, run: CohortRun) -> None:
-        run.room_id = await self.transport.resolve_room(run.room)
+        try:
+            run.room_id = await self.transport.resolve_room(run.room)
+        except LookupError:
+            # Renamed since the last start? The room id found then still names the group.
+            with self.db.connect() as conn:
+                known = repo.room_id_of(conn, run.id)
+            if known is None or known == run.room:
+                raise
+            run.room_id = await self.transport.resolve_room(known)
+            log.warning(
+                "%s: no group is called %r any more; using the group it was found as before "
+                "(%s). Update `room` in the config",
+                run.id,
+                run.room,
+                known,
+            )
         with self.db.begin() as conn:
             repo.ensure_cohort(
                 conn, run.id, run.playbook.name, run.room, run.cal.start, str(run.cal.zone), self.clock.now()
@@ -79,11 +97,24 @@ class Engine:
             if m.id == bot_id:
                 self._bot_names = list(dict.fromkeys(n for n in (*self._bot_names, m.name, m.alias) if n))
         people = [(m.id, m.name, m.alias) for m in found if m.id != bot_id]
+        if not people and self._known.get(run.id):
+            # A gateway still syncing can answer with an empty room; that is not everyone leaving.
+            log.warning("%s: the room's member list came back empty; keeping the stored one", run.id)
+            return
         with self.db.begin() as conn:
             joined, left = repo.sync_members(conn, run.id, people, self.clock.now(), self.settings.operators)
         self._known[run.id] = {mid for mid, _, _ in people}
         if joined or left:
             log.info("%s: %d member(s) present, %d new, %d gone", run.id, len(people), len(joined), len(left))
+
+    async def reconcile_now(self, run: CohortRun) -> None:
+        """The periodic re-read: bounded, and one log line when the network is not there."""
+        try:
+            await asyncio.wait_for(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
+        except Exception as exc:
+            log.warning(
+                "%s: could not re-read the member list (%s); trying again later", run.id, type(exc).__name__
+            )
 
     # --- incoming events ----------------------------------------------------------------
 
@@ -105,8 +136,9 @@ class Engine:
         now = self.clock.now()
         at = min(msg.at, now)
         if msg.room_id is None:
-            if msg.text.strip() and not self._runs_of(msg.sender.id):
-                # Maybe a member who joined without a join event: look at the rooms again.
+            if msg.text.strip() and not self._runs_of(msg.sender.id) and self._may_reread(msg.sender.id, now):
+                # Maybe a member who joined without a join event: look at the rooms again
+                # (once in a while per sender: strangers writing must not hammer the gateway).
                 for run in self.runs.values():
                     await self.reconcile(run)
             self._on_direct(msg, now)
@@ -206,6 +238,13 @@ class Engine:
             repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now)
         self.outbox.wake()
 
+    def _may_reread(self, member_id: str, now: datetime) -> bool:
+        last = self._reread.get(member_id)
+        if last is not None and now - last < REREAD_AFTER_DM:
+            return False
+        self._reread[member_id] = now
+        return True
+
     def _runs_of(self, member_id: str) -> list[CohortRun]:
         """The cohorts this member is in, the latest start first."""
         found = [r for r in self.runs.values() if member_id in self._known.get(r.id, ())]
@@ -281,17 +320,24 @@ class Engine:
                 log.exception("%s: item %s failed", run.id, planned.item_id)
 
     async def _fire(self, run: CohortRun, planned: PlannedItem) -> None:
-        now = self.clock.now()
-        if now - planned.due > self.settings.grace:
+        if self.clock.now() - planned.due > self.settings.grace:
             self.skip_missed(run, [planned])
             return
         if planned.item.kind != "post":
             try:
-                await self.reconcile(run)
-            except Exception:
+                await asyncio.wait_for(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
+            except Exception as exc:
                 # The stored list is a day's joins and leaves behind at worst; better than
-                # losing the item.
-                log.exception("%s: could not re-read the member list; using the stored one", run.id)
+                # losing the item or holding it back.
+                log.warning(
+                    "%s: could not re-read the member list (%s); using the stored one",
+                    run.id,
+                    type(exc).__name__,
+                )
+        now = self.clock.now()
+        if now - planned.due > self.settings.grace:  # waited too long for the network
+            self.skip_missed(run, [planned])
+            return
         with self.db.begin() as conn:
             if not repo.claim_item(conn, run.id, planned.item_id, planned.due, now):
                 return

@@ -73,11 +73,24 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(bot.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await bot.start()
+        # Ctrl-C must work while it still waits for the gateway or the room.
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await bot.stop()
+            log.info("stopped before it had started")
+            return 0
+        starting.result()  # re-raises a failed start
     except BaseException:
         await bot.stop()
         raise
+    finally:
+        stopping.cancel()
     for run in runs:
         log.info("%s: room %r, day 1 = %s, %d items", run.id, run.room, run.cal.start, len(run.plan))
     if cfg.kind != "wechaty":

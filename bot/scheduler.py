@@ -74,7 +74,7 @@ class CohortScheduler:
                 )
             if self.reconcile_minutes:
                 self.aps.add_job(
-                    self.engine.reconcile,
+                    self.engine.reconcile_now,
                     IntervalTrigger(minutes=self.reconcile_minutes, start_date=now, timezone=UTC),
                     args=(run,),
                     id=f"{run.id}:reconcile",

@@ -66,6 +66,10 @@ def ensure_cohort(
         )
 
 
+def room_id_of(conn: Connection, cohort_id: str) -> str | None:
+    return conn.execute(select(cohort_t.c.room_id).where(cohort_t.c.id == cohort_id)).scalar()
+
+
 def set_room_id(conn: Connection, cohort_id: str, room_id: str) -> None:
     conn.execute(update(cohort_t).where(cohort_t.c.id == cohort_id).values(room_id=room_id))
 

@@ -308,3 +308,105 @@ def test_cohortbot_run_over_the_gateway(gateway, tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert "logged in as bot" in err and "stopped" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_while_waiting_for_the_gateway_stops_at_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.gateway.driver import free_port
+    from tests.harness import SAMPLE
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""\
+        transport: {{kind: wechaty, endpoint: "127.0.0.1:{free_port()}", token: t}}
+        cohorts: [{{id: c, playbook: {SAMPLE}, room: 班级群, start: 2026-12-01}}]
+        """),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # still trying to reach the gateway, which is not there
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - asked < 5
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped before it had started" in err and "Traceback" not in err
+
+
+async def test_a_hung_gateway_is_noticed_and_left_for_a_fresh_connection(gateway, tmp_path):
+    import os
+    import signal
+
+    run = cohort({"post": 30})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    transport = bot.transport
+    try:
+        first = transport.connects
+        os.kill(gateway._proc.pid, signal.SIGSTOP)
+        for _ in range(100):
+            if transport.connects > first:
+                break
+            await asyncio.sleep(0.1)
+        assert transport.connects > first, "the stall was not noticed"
+        os.kill(gateway._proc.pid, signal.SIGCONT)
+        for _ in range(200):
+            if transport._ready.is_set():
+                break
+            await asyncio.sleep(0.1)
+        await gateway.asay("u3", "打卡")
+        [ack] = await gateway.await_sent(lambda s: "u3" in s["mentionIdList"], timeout=30)
+        assert "打卡成功" in ack["text"]
+    finally:
+        await bot.stop()
+
+
+async def test_a_send_cut_by_a_broken_connection_is_not_repeated(gateway, tmp_path):
+    import os
+    import signal
+
+    run = cohort({"post": 2})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        os.kill(gateway._proc.pid, signal.SIGSTOP)
+        await asyncio.sleep(8)
+        os.kill(gateway._proc.pid, signal.SIGCONT)
+        await asyncio.sleep(8)
+        posts = room_sends(gateway, "【开课】")
+        assert len(posts) <= 1  # it may have arrived; it never arrives twice
+        if not posts:  # and if it did not, the operator hears about it
+            await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "op1")
+    finally:
+        await bot.stop()
+
+
+async def test_two_groups_with_the_same_name_are_refused(tmp_path):
+    world = {
+        **WORLD,
+        "rooms": [*WORLD["rooms"], {"id": "twin@chatroom", "topic": "网关测试营 1班", "members": ["u1"]}],
+    }
+    gw = Gateway(world)
+    gw.start()
+    try:
+        transport = WechatyTransport(gw.endpoint, gw.token, SystemClock(), room_wait=2)
+        bot = Bot(
+            open_db(f"sqlite:///{tmp_path / 'bot.db'}"),
+            transport,
+            SystemClock(),
+            Settings(),
+            [cohort({})],
+            reconcile_minutes=0,
+        )
+        with pytest.raises(LookupError, match=r"2 groups called '网关测试营 1班'.*twin@chatroom"):
+            await bot.start()
+        await bot.stop()
+    finally:
+        gw.close()

@@ -52,6 +52,7 @@ class WechatyTransport:
         ping_timeout: float = 10,
         send_timeout: float = 30,
         max_backoff: float = 60,
+        login_wait: float = 60,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -62,6 +63,7 @@ class WechatyTransport:
         self.ping_timeout = ping_timeout
         self.send_timeout = send_timeout
         self.max_backoff = max_backoff
+        self.login_wait = login_wait
         self._puppet: Any = None
         self._bot_id = ""
         self._ready = asyncio.Event()
@@ -122,24 +124,31 @@ class WechatyTransport:
 
     async def resolve_room(self, room: str) -> str:
         """The id of the room whose id or topic is ``room``; the room list of a freshly
-        logged-in account can take a while to load, so keep looking for ``room_wait`` s."""
-        deadline = asyncio.get_running_loop().time() + self.room_wait
+        logged-in account can take a while to load, so keep looking for ``room_wait`` s.
+        Two groups with that name are refused: posting to the wrong one is worse than none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.room_wait
         topics: list[str] = []
         while True:
-            await self.wait_ready()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_ready(), max(deadline - loop.time(), 0.1))
             try:
-                ids = await self._puppet.room_list()
+                puppet = self._live()
+                ids = list(await puppet.room_list())
                 if room in ids:
                     return room
-                topics = []
-                for rid in ids:
-                    topic = (await self._puppet.room_payload(rid)).topic
-                    if topic == room:
-                        return rid
-                    topics.append(topic)
+                topics = [(await puppet.room_payload(rid)).topic for rid in ids]
+                same = [rid for rid, topic in zip(ids, topics, strict=True) if topic == room]
+                if len(same) == 1:
+                    return same[0]
+                if len(same) > 1:
+                    raise LookupError(
+                        f"the account is in {len(same)} groups called {room!r} ({', '.join(same)}); "
+                        "write the room id of the right one in `room`"
+                    )
             except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
-                log.warning("could not read the room list yet (%s)", exc)
-            if asyncio.get_running_loop().time() > deadline:
+                log.warning("could not read the room list yet (%s)", type(exc).__name__)
+            if loop.time() > deadline:
                 known = ", ".join(repr(t) for t in topics[:10]) or "none"
                 raise LookupError(
                     f"the account is in no group called {room!r} (after {self.room_wait:.0f} s); "
@@ -188,33 +197,40 @@ class WechatyTransport:
                 puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None),
                 self.send_timeout,
             )
-        except TimeoutError:
-            # It may have gone through: never risk sending it twice.
+        except wx.GRPCError as exc:
+            # The gateway answered, with an error: the message did not go out.
             raise SendError(
-                f"no answer from the gateway within {self.send_timeout:.0f} s", retry=False
-            ) from None
-        except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
-            raise SendError(f"the gateway did not take the message: {exc}", retry=True) from exc
+                f"the gateway refused the message: {exc.message or exc.status}", retry=True
+            ) from exc
+        except ConnectionRefusedError as exc:
+            raise SendError("the gateway is not reachable", retry=True) from exc
+        except (TimeoutError, OSError, wx.StreamTerminatedError, AttributeError) as exc:
+            # The request may have reached WeChat before the line dropped: never risk sending
+            # it twice (the operators are told it may be missing).
+            raise SendError(
+                f"the connection broke during the send; it may have arrived ({type(exc).__name__})",
+                retry=False,
+            ) from exc
 
     async def _shown_in(self, room_id: str, member_id: str) -> str:
         key = (room_id, member_id)
         if key not in self._aliases:
             try:
-                payload = await self._puppet.room_member_payload(room_id, member_id)
+                payload = await self._live().room_member_payload(room_id, member_id)
                 self._aliases[key] = payload.room_alias or None
                 if payload.name:
                     self._names[member_id] = payload.name
-            except Exception:
-                self._aliases[key] = None
+            except wx.GRPCError:
+                self._aliases[key] = None  # no member payload: shown by name (lost connections raise)
         return self._aliases[key] or await self._name(member_id)
 
     async def _name(self, contact_id: str) -> str:
         if contact_id not in self._names:
             try:
-                payload = await self._puppet.contact_payload(contact_id)
+                payload = await self._live().contact_payload(contact_id)
                 self._names[contact_id] = payload.name or contact_id
-            except Exception:
-                return contact_id
+            except wx.GRPCError:
+                return contact_id  # a contact without a payload is shown by its id
         return self._names[contact_id]
 
     # --- connection -----------------------------------------------------------------------
@@ -259,22 +275,42 @@ class WechatyTransport:
         if isinstance(exc, wx.GRPCError) and "UNAUTHENTICATED" in str(exc.status):
             self._fatal = GatewayError(f"the gateway {self.endpoint} refused the token; check `token`")
             return "the token was refused"
+        if isinstance(exc, TimeoutError):
+            return str(exc) or "it stopped answering"
         if isinstance(exc, OSError):
-            return f"cannot reach it ({exc.strerror or exc})"
+            return f"cannot reach it ({exc.strerror or type(exc).__name__})"
         return f"{type(exc).__name__}: {exc}"
 
     async def _open(self, puppet: Any) -> None:
-        # PuppetService.start() would call the gateway's stop() first, which logs a real
-        # account out; open the stream without it.
-        puppet._init_puppet()
-        await puppet.puppet_stub.start()
-        await puppet._listen_for_event()
+        """Open the channel and the event stream. Not PuppetService.start(): that calls the
+        gateway's stop() first, which logs a real account out, and checks the endpoint with
+        a blocking 3 s telnet on the event loop."""
+        host, _, port = self.endpoint.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), self.ping_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no answer to a connection within {self.ping_timeout:.0f} s") from None
+        writer.close()
+        puppet.channel = wx.Channel(host=host, port=int(port))
+        puppet.channel._authority = self.token  # how python-wechaty sends the token
+        puppet._puppet_stub = wx.PuppetStub(puppet.channel)
+        try:
+            await asyncio.wait_for(puppet.puppet_stub.start(), self.ping_timeout * 2)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the gateway did not open a session within {self.ping_timeout * 2:.0f} s"
+            ) from None
+        await puppet._listen_for_event()  # runs until the stream ends
 
     async def _watch(self, puppet: Any) -> None:
         """Silent stalls happen after idle periods: ask for a sign of life regularly."""
+        waited = 0
         while True:
             await asyncio.sleep(self.ping_every if self._ready.is_set() else 1)
             if not self._ready.is_set() and puppet.login_user_id is None:
+                waited += 1
+                if waited > self.login_wait:
+                    raise TimeoutError(f"no logged-in account after {self.login_wait:.0f} s")
                 continue
             self._dong.clear()
             await asyncio.wait_for(puppet.ding("cohortbot"), self.ping_timeout)
@@ -303,27 +339,53 @@ class WechatyTransport:
     async def _consume(self) -> None:
         while True:
             kind, payload = await self._queue.get()
+            event = await self._fetch(kind, payload)
+            if event is None or self._events is None:
+                continue
             try:
-                event = await self._convert(kind, payload)
-                if event is not None and self._events is not None:
-                    await self._events(event)
+                await self._events(event)
             except Exception:
                 log.exception("could not handle a %s event from the gateway", kind)
 
+    async def _fetch(self, kind: str, payload: Any) -> Incoming | Joined | Left | None:
+        """The event's details from the gateway. When the connection drops meanwhile, wait
+        for it and ask again: a check-in already received must not be lost."""
+        for attempt in range(1, 6):
+            await self.wait_ready()
+            try:
+                return await self._convert(kind, payload)
+            except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
+                if attempt == 1:
+                    log.warning(
+                        "could not read a %s event from the gateway (%s); trying again",
+                        kind,
+                        type(exc).__name__,
+                    )
+                await asyncio.sleep(attempt)
+        log.error("gave up reading a %s event from the gateway after 5 tries: %s", kind, payload)
+        return None
+
+    def _live(self) -> Any:
+        puppet = self._puppet
+        if puppet is None:
+            raise ConnectionError("not connected to the gateway")
+        return puppet
+
     async def _convert(self, kind: str, payload: Any) -> Incoming | Joined | Left | None:
         now = self.clock.now()
+        puppet = self._live()
         if kind == "message":
             if payload.message_id in self._seen:
                 return None  # the gateway sometimes delivers a message twice
-            self._seen[payload.message_id] = None
-            if len(self._seen) > 5000:
-                self._seen.popitem(last=False)
-            msg = await self._puppet.message_payload(payload.message_id)
-            if msg.from_id == self._bot_id or msg.type != wx.TEXT:
-                return None  # our own sends come back; pictures, cards etc. are not for us
+            msg = await puppet.message_payload(payload.message_id)
             room_id = msg.room_id or None
             name = await self._name(msg.from_id)
             alias = await self._shown_in(room_id, msg.from_id) if room_id else None
+            self._seen[payload.message_id] = None
+            if len(self._seen) > 5000:
+                self._seen.popitem(last=False)
+            if msg.from_id == self._bot_id or msg.type != wx.TEXT:
+                return None  # our own sends come back; pictures, cards etc. are not for us
             sender = Member(msg.from_id, name, alias if alias != name else None)
             mentions = tuple(msg.mention_ids or ())
             return Incoming(
@@ -335,9 +397,12 @@ class WechatyTransport:
                 mentions=mentions,
             )
         if kind == "room-join":
+            members = []
             for mid in payload.invited_ids:
                 self._aliases.pop((payload.room_id, mid), None)
-            members = [Member(mid, await self._name(mid)) for mid in payload.invited_ids]
+                shown = await self._shown_in(payload.room_id, mid)  # reads the group alias
+                name = await self._name(mid)
+                members.append(Member(mid, name, shown if shown != name else None))
             return Joined(payload.room_id, tuple(members), _when(payload.timestamp, now))
         if kind == "room-leave":
             return Left(payload.room_id, tuple(payload.removed_ids), _when(payload.timestamp, now))

@@ -43,8 +43,12 @@ if _puppet_schema.PuppetOptions.__hash__ is None:
 
 os.environ.setdefault("CACHE_DIR", str(Path.home() / ".cache" / "cohortbot" / "wechaty"))
 
+# The whole stack must import (that is what tests/test_wechaty_compat.py checks), even
+# though the adapter uses only its puppet-service layer.
 import wechaty
+from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from wechaty_grpc.wechaty import PuppetStub
 from wechaty_grpc.wechaty.puppet import MessageType
 from wechaty_puppet import PuppetOptions
 from wechaty_puppet_service import PuppetService
@@ -55,4 +59,12 @@ TEXT = MessageType.MESSAGE_TYPE_TEXT
 logging.getLogger("PuppetService").setLevel(logging.ERROR)
 WECHATY_VERSION = getattr(wechaty, "__version__", "?")
 
-__all__ = ["TEXT", "GRPCError", "PuppetOptions", "PuppetService", "StreamTerminatedError"]
+__all__ = [
+    "TEXT",
+    "Channel",
+    "GRPCError",
+    "PuppetOptions",
+    "PuppetService",
+    "PuppetStub",
+    "StreamTerminatedError",
+]
