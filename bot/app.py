@@ -57,9 +57,11 @@ class Bot:
         self.scheduler.stop()
         if drain_seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drain(), drain_seconds)
+                async with asyncio.timeout(drain_seconds):
+                    await self.drain()
         if self._sender is not None:
             self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+            done, _ = await asyncio.wait({self._sender}, timeout=10)
+            if not done:
+                log.error("the sender did not stop within 10 s; leaving it")
         await self.transport.stop()

@@ -121,3 +121,10 @@ def run_virtual(start: datetime, main):  # type: ignore[no-untyped-def]
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+async def within(awaitable, seconds: float):  # type: ignore[no-untyped-def]
+    """``asyncio.wait_for`` without its Python 3.11 flaw: there, a cancellation that arrives
+    just as the awaited thing finishes is swallowed, and a task asked to stop runs on."""
+    async with asyncio.timeout(seconds):
+        return await awaitable

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine as Database
 
 from bot import checkins, commands, items, templates
-from bot.clock import Clock
+from bot.clock import Clock, within
 from bot.cohort import CohortRun
 from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
@@ -110,7 +110,7 @@ class Engine:
     async def reconcile_now(self, run: CohortRun) -> None:
         """The periodic re-read: bounded, and one log line when the network is not there."""
         try:
-            await asyncio.wait_for(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
+            await within(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
         except Exception as exc:
             log.warning(
                 "%s: could not re-read the member list (%s); trying again later", run.id, type(exc).__name__
@@ -325,7 +325,7 @@ class Engine:
             return
         if planned.item.kind != "post":
             try:
-                await asyncio.wait_for(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
+                await within(self.reconcile(run), RECONCILE_TIMEOUT.total_seconds())
             except Exception as exc:
                 # The stored list is a day's joins and leaves behind at worst; better than
                 # losing the item or holding it back.

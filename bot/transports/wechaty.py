@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.clock import Clock
+from bot.clock import Clock, within
 from bot.transports import wechaty_compat as wx
 from bot.transports.base import EventSink, Incoming, Joined, Left, Member, SendError
 
@@ -88,7 +88,7 @@ class WechatyTransport:
             asyncio.create_task(self._consume(), name="wechaty-events"),
         ]
         try:
-            await asyncio.wait_for(self._wait_first_login(), self.connect_timeout)
+            await within(self._wait_first_login(), self.connect_timeout)
         except TimeoutError:
             await self.stop()
             raise GatewayError(
@@ -105,14 +105,15 @@ class WechatyTransport:
             if self._fatal is not None:
                 raise GatewayError(str(self._fatal))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), 0.5)
+                await within(self._ready.wait(), 0.5)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+            for task in stuck:
+                log.error("%s did not stop within 10 s; leaving it", task.get_name())
         self._tasks = []
         self._close()
 
@@ -131,7 +132,7 @@ class WechatyTransport:
         topics: list[str] = []
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wait_ready(), max(deadline - loop.time(), 0.1))
+                await within(self.wait_ready(), max(deadline - loop.time(), 0.1))
             try:
                 puppet = self._live()
                 ids = list(await puppet.room_list())
@@ -193,7 +194,7 @@ class WechatyTransport:
         if puppet is None or not self._ready.is_set():
             raise SendError("not connected to the gateway", retry=True)
         try:
-            await asyncio.wait_for(
+            await within(
                 puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None),
                 self.send_timeout,
             )
@@ -264,10 +265,11 @@ class WechatyTransport:
             done, _ = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for running in (stream, watchdog):
-                if not running.done():
-                    running.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await running
+                running.cancel()
+            await asyncio.wait({stream, watchdog}, timeout=10)
+            for ended in (stream, watchdog):
+                if ended.done() and not ended.cancelled():
+                    ended.exception()  # retrieved: the reason is reported below, once
         task = done.pop()
         exc = task.exception()
         if exc is None:
@@ -287,7 +289,7 @@ class WechatyTransport:
         a blocking 3 s telnet on the event loop."""
         host, _, port = self.endpoint.rpartition(":")
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), self.ping_timeout)
+            _, writer = await within(asyncio.open_connection(host, int(port)), self.ping_timeout)
         except TimeoutError:
             raise TimeoutError(f"no answer to a connection within {self.ping_timeout:.0f} s") from None
         writer.close()
@@ -295,7 +297,7 @@ class WechatyTransport:
         puppet.channel._authority = self.token  # how python-wechaty sends the token
         puppet._puppet_stub = wx.PuppetStub(puppet.channel)
         try:
-            await asyncio.wait_for(puppet.puppet_stub.start(), self.ping_timeout * 2)
+            await within(puppet.puppet_stub.start(), self.ping_timeout * 2)
         except TimeoutError:
             raise TimeoutError(
                 f"the gateway did not open a session within {self.ping_timeout * 2:.0f} s"
@@ -313,9 +315,9 @@ class WechatyTransport:
                     raise TimeoutError(f"no logged-in account after {self.login_wait:.0f} s")
                 continue
             self._dong.clear()
-            await asyncio.wait_for(puppet.ding("cohortbot"), self.ping_timeout)
+            await within(puppet.ding("cohortbot"), self.ping_timeout)
             try:
-                await asyncio.wait_for(self._dong.wait(), self.ping_timeout)
+                await within(self._dong.wait(), self.ping_timeout)
             except TimeoutError:
                 raise TimeoutError(f"no answer to a ping within {self.ping_timeout:.0f} s") from None
 
