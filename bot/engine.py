@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from bot import checkins, commands, items, templates
@@ -23,9 +24,9 @@ from storage.models import LEARNER, OPERATOR
 
 log = logging.getLogger(__name__)
 
-COMMAND_COOLDOWN = timedelta(seconds=30)
+COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
 REREAD_AFTER_DM = timedelta(minutes=10)  # per unknown sender
-RECONCILE_TIMEOUT = timedelta(seconds=60)  # the same member asking the same thing in the group
+RECONCILE_TIMEOUT = timedelta(seconds=60)
 EARLY_WELCOME = "👋 欢迎 {name} 加入{playbook}！我们将在 {start} 正式开营，发送「帮助」看看我能做什么～"
 OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
 GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
@@ -181,19 +182,14 @@ class Engine:
                 )
         self.outbox.wake()
 
-    def _ensure_member(self, conn, run: CohortRun, member: Member, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    def _ensure_member(self, conn: Connection, run: CohortRun, member: Member, now: datetime) -> None:
         known = self._known.setdefault(run.id, set())
         if member.id not in known:
             repo.member_joined(conn, run.id, member.id, member.name, member.alias, now, self.role(member.id))
             known.add(member.id)
 
     def _reply_in_room(
-        self,
-        conn,
-        run: CohortRun,
-        sender: Member,
-        command: str,  # type: ignore[no-untyped-def]
-        now: datetime,
+        self, conn: Connection, run: CohortRun, sender: Member, command: str, now: datetime
     ) -> None:
         key = (run.id, sender.id, command)
         last = self._cooldown.get(key)
@@ -205,7 +201,7 @@ class Engine:
             conn, run.id, room_id=run.room_id, text=text, kind="reply", mentions=[sender.id], now=now
         )
 
-    def _answer(self, conn, run: CohortRun, sender: Member, command: str, now: datetime) -> str:  # type: ignore[no-untyped-def]
+    def _answer(self, conn: Connection, run: CohortRun, sender: Member, command: str, now: datetime) -> str:
         if command == "progress":
             return commands.progress(conn, run, sender.id, sender.shown, now)
         if command == "leaderboard":
