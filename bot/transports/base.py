@@ -3,10 +3,43 @@ that cross it. No network object ever leaves its adapter."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+MAX_NAME = 40  # characters of a name the bot keeps and shows
+MAX_TEXT = 4000  # characters of an incoming message the bot looks at
+
+# C0/C1 controls (but tab and newline), DEL, and the invisible format characters that
+# reorder or hide text (bidi overrides, zero-width joiners, byte-order marks).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+_LINE_BREAKS = re.compile(r"[\r\n\t\u2028\u2029\x0b\x0c\x85]+")
+
+
+def clean_text(text: object, limit: int = MAX_TEXT) -> str:
+    """A message text from the network, safe to store and match: no NUL or other control
+    characters (PostgreSQL refuses NUL; invisible ones hide keywords), newlines kept,
+    bounded in length."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = text[: limit * 2].replace("\r\n", "\n")
+    return _CONTROL.sub("", text)[:limit]
+
+
+def clean_name(name: object, limit: int = MAX_NAME) -> str:
+    """A display name from the network: one line, no control or invisible characters,
+    at most ``limit`` characters (a name must never forge lines in the bot's posts)."""
+    text = "" if name is None else str(name)
+    text = _LINE_BREAKS.sub(" ", text[: limit * 4])
+    text = _CONTROL.sub("", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cc")
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 @dataclass(frozen=True)
@@ -14,6 +47,12 @@ class Member:
     id: str
     name: str
     alias: str | None = None  # group nickname, if the network has one
+
+    def __post_init__(self) -> None:
+        # Names come from the network: one line, bounded, whatever the adapter passed.
+        object.__setattr__(self, "name", clean_name(self.name) or clean_name(self.id) or "?")
+        if self.alias is not None:
+            object.__setattr__(self, "alias", clean_name(self.alias) or None)
 
     @property
     def shown(self) -> str:
@@ -46,16 +85,40 @@ class Left:
     at: datetime
 
 
-Event = Incoming | Joined | Left
+@dataclass(frozen=True)
+class Reconnected:
+    """The connection came back after a drop. ``ids_changed``: the network gave the bot
+    account a new id (some puppets renumber everything after a re-login), so room and
+    member ids known before may be dead: resolve rooms by name and re-read members."""
+
+    at: datetime
+    ids_changed: bool = False
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A send that was reported as cut mid-flight (SendError with ``maybe_sent``) did arrive:
+    the network echoed it back. ``room_id`` or ``member_id`` names the chat."""
+
+    room_id: str | None
+    member_id: str | None
+    text: str
+    at: datetime
+
+
+Event = Incoming | Joined | Left | Reconnected | Delivered
 EventSink = Callable[[Event], Awaitable[None]]
 
 
 class SendError(Exception):
-    """A send that did not go through; ``retry`` says whether trying again may help."""
+    """A send that did not go through. ``retry``: trying again may help. ``maybe_sent``: the
+    connection broke during the send, so it may have arrived (never retried; the operators
+    are told to check before resending)."""
 
-    def __init__(self, message: str, retry: bool = True) -> None:
+    def __init__(self, message: str, retry: bool = True, *, maybe_sent: bool = False) -> None:
         super().__init__(message)
-        self.retry = retry
+        self.retry = retry and not maybe_sent
+        self.maybe_sent = maybe_sent
 
 
 class Transport(Protocol):
