@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,12 @@ class Problem:
     where: str
     message: str
     loc: Loc = field(default=(), compare=False)  # where, as keys and indexes
+    column: int | None = None  # 1-based, where a single character is the problem
 
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
-        return f"{self.path}:{self.line}: {where}{self.message}"
+        column = f":{self.column}" if self.column else ""
+        return f"{self.path}:{self.line}{column}: {where}{self.message}"
 
 
 class InputError(Exception):
@@ -89,14 +92,88 @@ def _problem(path: str, node: yaml.Node, loc: Loc, message: str) -> InputError:
     return InputError([Problem(path, node.start_mark.line + 1, format_loc(loc), message)])
 
 
+# Characters no operator means to type: C0 controls but tab and line breaks, DEL, C1 controls,
+# lone surrogates, U+FFFE/U+FFFF. The YAML reader refuses most of them in the file with a
+# traceback-shaped message, and lets `"\0"`-style escapes put them in values, where they would
+# reach WeChat or PostgreSQL (which refuses NUL).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_CHAR_NAMES = {
+    0x00: "null",
+    0x07: "bell",
+    0x08: "backspace",
+    0x0B: "vertical tab",
+    0x0C: "form feed",
+    0x1B: "escape",
+    0x7F: "delete",
+    0x85: "next line",
+}
+MAX_CONTROL_PROBLEMS = 10
+
+
+def describe_char(ch: str) -> str:
+    """``U+000C form feed``: a character an operator cannot see, named so they can find it."""
+    cp = ord(ch)
+    name = _CHAR_NAMES.get(cp) or unicodedata.name(ch, "").lower()
+    if not name:
+        if cp < 0x20 or 0x80 <= cp <= 0x9F:
+            name = "control character"
+        elif 0xD800 <= cp <= 0xDFFF:
+            name = "broken character (half of a surrogate pair)"
+        else:
+            name = "non-character"
+    return f"U+{cp:04X} {name}"
+
+
+_PASTED = "delete it (it often comes in with text pasted from Word, Excel or a web page)"
+
+
+def _control_problems(text: str, path: str) -> list[Problem]:
+    """One problem per invisible control character in the file, with line and column."""
+    problems: list[Problem] = []
+    hits = list(_CONTROL.finditer(text))
+    for m in hits[:MAX_CONTROL_PROBLEMS]:
+        start = m.start()
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        problems.append(
+            Problem(
+                path,
+                line,
+                "",
+                f"there is an invisible control character here ({describe_char(m[0])}); {_PASTED}",
+                column=column,
+            )
+        )
+    if len(hits) > MAX_CONTROL_PROBLEMS:
+        last = problems[-1]
+        more = len(hits) - MAX_CONTROL_PROBLEMS
+        problems.append(
+            Problem(path, last.line, "", f"and {more} more such characters after this line; delete them all")
+        )
+    return problems
+
+
 def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
     try:
-        return loader.construct_object(node, deep=True)
-    except ValueError:
-        # e.g. 2026-13-01: YAML sees a date, Python refuses it.
+        value = loader.construct_object(node, deep=True)
+    except ValueError as exc:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            # e.g. 2026-13-01: YAML sees a date, Python refuses it.
+            raise _problem(
+                path, node, loc, f"{node.value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01"
+            ) from None
         raise _problem(
-            path, node, loc, f"{node.value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01"
+            path, node, loc, f"this value cannot be read ({exc}); write a shorter, plain value"
         ) from None
+    if isinstance(value, str) and (m := _CONTROL.search(value)):
+        raise _problem(
+            path,
+            node,
+            loc,
+            f"this text contains an invisible control character ({describe_char(m[0])}), maybe "
+            "written as an escape such as \\0 or \\x0c; delete it",
+        )
+    return value
 
 
 MAX_VALUES = 100_000  # far above any real playbook; stops a file of nested aliases exploding
@@ -161,6 +238,9 @@ def _explicit_keys(pairs: list[tuple[yaml.Node, yaml.Node]]) -> set[Any]:
 
 
 def parse_yaml(text: str, path: str) -> Source:
+    control = _control_problems(text, path)
+    if control:
+        raise InputError(control)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

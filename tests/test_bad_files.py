@@ -1,0 +1,101 @@
+"""Hostile and broken input files: every one gives `file:line: what to do`, exit 2, in
+`cohortbot validate` and in `cohortbot run --config`, and never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.yamlfile import InputError, parse_yaml
+from tests.harness import EXAMPLE
+from tests.test_config import CONFIG
+
+TOKEN = "tok3n-S3cret-value"
+ENV = {"COLUMNS": "200", "WECHATY_PUPPET_SERVICE_TOKEN": TOKEN}
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "python-8day.yaml").write_text(EXAMPLE, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    return tmp_path
+
+
+def refused(result, where: str) -> str:
+    """Exit 2 through typer.Exit, the problem's file:line shown, no traceback; the output."""
+    output = result.output
+    assert result.exit_code == 2, (result.exit_code, output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in output
+    assert f"{where}:" in result.stderr, result.stderr
+    return result.stderr
+
+
+def refused_everywhere(site: Path, broken: Path, line: int) -> str:
+    """`broken` (a playbook or the config) is refused by `validate` and by `run` alike."""
+    where = f"{broken}:{line}"
+    if broken.name != "config.yaml":
+        cfg = site / "config.yaml"
+        cfg.write_text(CONFIG.replace("playbooks/python-8day.yaml", str(broken)), encoding="utf-8")
+        refused(invoke("validate", cfg), where)
+    refused(invoke("run", "--config", site / "config.yaml"), where)
+    return refused(invoke("validate", broken), where)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------- control characters
+
+
+@pytest.mark.parametrize(
+    ("char", "described"),
+    [
+        ("\x0c", "U+000C form feed"),
+        ("\x00", "U+0000 null"),
+        ("\x1b", "U+001B escape"),
+        ("\x80", "U+0080"),
+        ("\x7f", "U+007F delete"),
+    ],
+)
+def test_a_control_character_in_a_playbook(site: Path, char: str, described: str):
+    pb = write_bytes(site / "cc.yaml", f"name: a{char}b\ndays: 2\n".encode())
+    stderr = refused_everywhere(site, pb, 1)
+    assert f"{pb}:1:8:" in stderr  # the column too
+    assert described in stderr
+    assert "delete it" in stderr and "Word" in stderr
+
+
+def test_a_control_character_in_the_config(site: Path):
+    cfg = site / "config.yaml"
+    text = CONFIG.replace("room: Python", "room: \x1bPython")
+    cfg.write_text(text, encoding="utf-8")
+    line = next(i + 1 for i, t in enumerate(text.splitlines()) if "\x1b" in t)
+    stderr = refused_everywhere(site, cfg, line)
+    assert "U+001B escape" in stderr
+
+
+def test_every_control_character_is_reported_with_its_line():
+    with pytest.raises(InputError) as caught:
+        parse_yaml("name: a\x0cb\ndays: 2\nx: \x07\n", "p.yaml")
+    assert [(p.line, p.column) for p in caught.value.problems] == [(1, 8), (3, 4)]
+    assert "U+0007 bell" in str(caught.value)
+
+
+@pytest.mark.parametrize("escape", ["\\0", "\\x0c", "\\e", "\\ud800"])
+def test_a_control_character_written_as_an_escape(escape: str):
+    with pytest.raises(InputError) as caught:
+        parse_yaml(f'name: x\nroom: "a{escape}b"\n', "c.yaml")
+    (p,) = caught.value.problems
+    assert (p.path, p.line, p.where) == ("c.yaml", 2, "room")
+    assert "delete" in p.message
