@@ -32,7 +32,7 @@ class Bot:
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.transport, self.clock, self.settings.pacing)
         self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
-        self.outbox.on_failed = self.engine.report_failed
+        self.outbox.on_failed = self.engine.alerts.failed
         self.scheduler = CohortScheduler(self.engine, self.clock, self.reconcile_minutes)
         self._sender: asyncio.Task[None] | None = None
 
@@ -44,6 +44,14 @@ class Bot:
         self._sender = asyncio.create_task(self.outbox.run(), name="outbox")
         self.outbox.wake()
         await self.scheduler.start(self.runs)
+
+    def kill(self) -> None:
+        """Stop the way a killed process does: nothing drained, nothing marked, the
+        transport left as it is. For crash tests and harnesses."""
+        self.scheduler.stop()
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
 
     async def drain(self) -> None:
         """Wait until every queued message is sent."""

@@ -4,6 +4,7 @@ acknowledgement and any reward it earns, in one transaction."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ from sqlalchemy import Connection
 
 from bot import templates
 from bot.cohort import CohortRun
-from bot.transports.base import Member
+from bot.transports.base import Member, clean_text
 from storage import repo
 
 DEFAULT_ACK = "✅ {name} 第{day}天{track}打卡成功（今日 {done}/{total}）"
@@ -22,11 +23,22 @@ TOO_LATE = "{name} 今天的{track}打卡已在 {until} 截止，明天早点来
 
 # WeChat separates an @-mention from the text with U+2005 (four-per-em space).
 _SPACES = " \t\u2005\u3000\u00a0"
+# Full-width ASCII (＠, ＡＢＣ, １２３) typed on a Chinese keyboard, folded to ASCII. Only this
+# block: NFKC on everything would also turn look-alikes (radicals such as ⼝) into real
+# characters and count messages that do not say the keyword.
+_FULL_WIDTH = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
+
+
+def normalize(text: str) -> str:
+    """The text as matched against keywords and commands: composed (NFC), without invisible
+    characters (zero-width spaces, byte-order marks), full-width ASCII folded."""
+    return unicodedata.normalize("NFC", clean_text(text)).translate(_FULL_WIDTH)
 
 
 def strip_bot_mention(text: str, bot_names: Collection[str], mentions_bot: bool) -> str:
-    """Trim the text and remove one leading @-mention of the bot."""
-    text = text.strip(_SPACES + "\r\n")
+    """Normalize and trim the text and remove one leading @-mention of the bot."""
+    text = normalize(text).strip(_SPACES + "\r\n")
+    bot_names = [normalize(n) for n in bot_names]
     if not text.startswith("@"):
         return text
     for name in bot_names:
@@ -87,6 +99,11 @@ def count_checkin(
     if day not in track.days:
         later = [d for d in track.days if d > day]
         ack(NOT_TODAY.replace("{days}", _day_list(later)) if later else ENDED)
+        return False
+    # Already counted comes before the cut-off: a second check-in after `until` is a
+    # repeat, not a late one.
+    if repo.has_checkin(conn, run.id, member.id, track_id, day):
+        ack(ALREADY)
         return False
     if track.until is not None and run.cal.local(at).time() > track.until:
         values["until"] = f"{track.until:%H:%M}"

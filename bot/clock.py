@@ -84,6 +84,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def now(self) -> datetime:
         return self.start_time + timedelta(seconds=self._virtual)
 
+    def busy_now(self) -> bool:
+        """True while callbacks are ready to run or timers are due at the current instant:
+        what is due "now" has not all run yet."""
+        if self._ready:  # type: ignore[attr-defined]
+            return True
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        return bool(scheduled) and scheduled[0].when() <= self._virtual
+
     def set_now(self, when: datetime) -> None:
         """Re-anchor the virtual clock so that now() is ``when``; timers already scheduled
         keep their delays."""

@@ -23,10 +23,13 @@ class CohortRun:
 
     @classmethod
     def create(cls, cohort_id: str, playbook: Playbook, cal: Calendar, room: str) -> CohortRun:
+        from bot.checkins import normalize  # matched as normalized messages are
+
         keywords = sorted(
-            ((kw, tid) for tid, t in playbook.tracks.items() for kw in t.keywords), key=lambda kt: -len(kt[0])
+            ((normalize(kw), tid) for tid, t in playbook.tracks.items() for kw in t.keywords),
+            key=lambda kt: -len(kt[0]),
         )
-        words = {w: name for name, ws in playbook.commands for w in ws}
+        words = {normalize(w): name for name, ws in playbook.commands for w in ws}
         return cls(
             cohort_id,
             playbook,

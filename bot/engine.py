@@ -14,22 +14,54 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from bot import checkins, commands, items, templates
+from bot.alerts import OperatorAlerts
 from bot.clock import Clock, within
 from bot.cohort import CohortRun
 from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
-from bot.transports.base import Event, Incoming, Joined, Left, Member, Transport
+from bot.transports.base import Delivered, Event, Incoming, Joined, Left, Member, Reconnected, Transport
 from storage import repo
 from storage.models import LEARNER, OPERATOR
 
 log = logging.getLogger(__name__)
 
-COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing in the group
+COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing again
+REPLIES_PER_MINUTE = 3  # answers to one member, group and private together
 REREAD_AFTER_DM = timedelta(minutes=10)  # per unknown sender
 RECONCILE_TIMEOUT = timedelta(seconds=60)
 EARLY_WELCOME = "👋 欢迎 {name} 加入{playbook}！我们将在 {start} 正式开营，发送「帮助」看看我能做什么～"
 OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
 GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
+
+
+class ReplyLimiter:
+    """Flood control for answers to one member, in the group and in private alike: the same
+    question again within COMMAND_COOLDOWN is not answered (the answer is still on screen),
+    and no member gets more than REPLIES_PER_MINUTE answers a minute. Every answer spends
+    the account's send budget, which the whole group shares."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], datetime] = {}
+        self._recent: dict[str, list[datetime]] = {}
+
+    def allow(self, member_id: str, command: str, now: datetime) -> bool:
+        if len(self._last) > 10_000:
+            self._forget(now)
+        last = self._last.get((member_id, command))
+        if last is not None and now - last < COMMAND_COOLDOWN:
+            return False
+        recent = [t for t in self._recent.get(member_id, ()) if now - t < timedelta(minutes=1)]
+        if len(recent) >= REPLIES_PER_MINUTE:
+            return False
+        self._last[(member_id, command)] = now
+        self._recent[member_id] = [*recent, now]
+        return True
+
+    def _forget(self, now: datetime) -> None:
+        self._last = {k: t for k, t in self._last.items() if now - t < COMMAND_COOLDOWN}
+        self._recent = {
+            m: ts for m, ts in self._recent.items() if ts and now - ts[-1] < timedelta(minutes=1)
+        }
 
 
 @dataclass(frozen=True)
@@ -51,7 +83,8 @@ class Engine:
         self.settings = settings
         self.runs: dict[str, CohortRun] = {}  # by room id
         self._known: dict[str, set[str]] = {}  # cohort id -> member ids known present
-        self._cooldown: dict[tuple[str, str, str], datetime] = {}
+        self.limiter = ReplyLimiter()
+        self.alerts = OperatorAlerts(db, clock, settings.operators, outbox.wake)
         self._reread: dict[str, datetime] = {}
         self._fire_lock = asyncio.Lock()
         self._bot_names: list[str] = []
@@ -92,19 +125,24 @@ class Engine:
 
     async def reconcile(self, run: CohortRun) -> None:
         """Make the stored member list match the room's (join events are unreliable)."""
+        asked = self.clock.now()
         found = await self.transport.members(run.room_id)
         bot_id = self.transport.bot_id()
         for m in found:
             if m.id == bot_id:
                 self._bot_names = list(dict.fromkeys(n for n in (*self._bot_names, m.name, m.alias) if n))
         people = [(m.id, m.name, m.alias) for m in found if m.id != bot_id]
-        if not people and self._known.get(run.id):
-            # A gateway still syncing can answer with an empty room; that is not everyone leaving.
-            log.warning("%s: the room's member list came back empty; keeping the stored one", run.id)
-            return
         with self.db.begin() as conn:
-            joined, left = repo.sync_members(conn, run.id, people, self.clock.now(), self.settings.operators)
-        self._known[run.id] = {mid for mid, _, _ in people}
+            if not people and repo.present_ids(conn, run.id):
+                # A gateway still syncing can answer with an empty room; that is not everyone
+                # leaving (asked of the database: after a restart nothing is in memory yet).
+                log.warning("%s: the room's member list came back empty; keeping the stored one", run.id)
+                self._known[run.id] = repo.present_ids(conn, run.id)
+                return
+            joined, left = repo.sync_members(
+                conn, run.id, people, self.clock.now(), self.settings.operators, read_at=asked
+            )
+            self._known[run.id] = repo.present_ids(conn, run.id)
         if joined or left:
             log.info("%s: %d member(s) present, %d new, %d gone", run.id, len(people), len(joined), len(left))
 
@@ -127,6 +165,10 @@ class Engine:
                 self._on_joined(event)
             elif isinstance(event, Left):
                 self._on_left(event)
+            elif isinstance(event, Reconnected):
+                await self._on_reconnected(event)
+            elif isinstance(event, Delivered):
+                self.alerts.delivered(event.room_id, event.member_id, event.text)
         except Exception:
             # One bad event must not take the bot down; the database transaction rolled back.
             log.exception("could not handle %r", event)
@@ -140,8 +182,8 @@ class Engine:
             if msg.text.strip() and not self._runs_of(msg.sender.id) and self._may_reread(msg.sender.id, now):
                 # Maybe a member who joined without a join event: look at the rooms again
                 # (once in a while per sender: strangers writing must not hammer the gateway).
-                for run in self.runs.values():
-                    await self.reconcile(run)
+                for run in list(self.runs.values()):
+                    await self.reconcile_now(run)
             self._on_direct(msg, now)
             return
         run = self.runs.get(msg.room_id)
@@ -191,11 +233,8 @@ class Engine:
     def _reply_in_room(
         self, conn: Connection, run: CohortRun, sender: Member, command: str, now: datetime
     ) -> None:
-        key = (run.id, sender.id, command)
-        last = self._cooldown.get(key)
-        if last is not None and now - last < COMMAND_COOLDOWN:
-            return  # asked again within seconds: the answer is still on screen
-        self._cooldown[key] = now
+        if not self.limiter.allow(sender.id, command, now):
+            return
         text = self._answer(conn, run, sender, command, now)
         repo.enqueue(
             conn, run.id, room_id=run.room_id, text=text, kind="reply", mentions=[sender.id], now=now
@@ -216,11 +255,16 @@ class Engine:
         if not runs or not text:
             return
         run = runs[0]
+        text = checkins.normalize(text)
         command = run.command_words.get(text)
+        match = None if command is not None else checkins.match_track(run, text)
+        if (command is None and match is None) or not self.limiter.allow(msg.sender.id, command or "", now):
+            return
         with self.db.begin() as conn:
             if command is not None:
                 reply = self._answer(conn, run, msg.sender, command, now)
-            elif (match := checkins.match_track(run, text)) is not None:
+            else:
+                assert match is not None
                 c = run.playbook.commands
                 reply = templates.render(
                     GO_TO_GROUP,
@@ -229,9 +273,8 @@ class Engine:
                         "commands": "、".join(w[0] for w in (c.progress, c.leaderboard, c.today, c.help)),
                     },
                 )
-            else:
-                return
-            repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now)
+            # Behind the group's own traffic: one member's private chat never holds up the group.
+            repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now, priority=1)
         self.outbox.wake()
 
     def _may_reread(self, member_id: str, now: datetime) -> bool:
@@ -291,17 +334,29 @@ class Engine:
                 repo.member_left(conn, run.id, mid, event.at)
                 self._known.get(run.id, set()).discard(mid)
 
-    def report_failed(self, rows: list[repo.OutRow], error: str) -> None:
-        """Tell the operators, privately, about messages that could not be sent."""
-        if all(r.kind == "alert" for r in rows) or not self.settings.operators:
-            return  # an alert that fails is only logged: no loops
-        head = rows[0]
-        where = "群里" if head.room_id is not None else f"给 {head.member_id} 的私信"
-        text = f"⚠️ 有一条{where}的消息发送失败（{error[:80]}），没有重发，请手动处理：\n{head.text[:200]}"
-        now = self.clock.now()
-        with self.db.begin() as conn:
-            for op in sorted(self.settings.operators):
-                repo.enqueue(conn, head.cohort_id, member_id=op, text=text, kind="alert", now=now)
+    async def _on_reconnected(self, event: Reconnected) -> None:
+        """After a reconnection the rooms are looked up again by their configured name: a
+        gateway that logged in afresh may have given the room (and everyone) new ids."""
+        if event.ids_changed:
+            log.warning("the bot account has a new id after reconnecting; looking up the groups again")
+        for old_id, run in list(self.runs.items()):
+            try:
+                new_id = await within(
+                    self.transport.resolve_room(run.room), RECONCILE_TIMEOUT.total_seconds()
+                )
+            except Exception as exc:
+                log.warning("%s: could not look up the group %r again (%s)", run.id, run.room, exc)
+                continue
+            if new_id != old_id:
+                log.warning("%s: the group %r has a new id (%s, was %s)", run.id, run.room, new_id, old_id)
+                run.room_id = new_id
+                del self.runs[old_id]
+                self.runs[new_id] = run
+                with self.db.begin() as conn:
+                    repo.set_room_id(conn, run.id, new_id)
+                    repo.repoint_room(conn, run.id, old_id, new_id)
+            await self.reconcile_now(run)
+        self._reread.clear()
         self.outbox.wake()
 
     # --- schedule items -----------------------------------------------------------------

@@ -67,8 +67,8 @@ def queue_item(
         missing = not_checked_in(conn, run, track_id, day)
         for m in missing:
             text = templates.render(it.nudge.dm, {**values, "name": m.alias or m.name})
-            # Bulk private messages wait behind the group's own traffic.
-            repo.enqueue(conn, run.id, member_id=m.member_id, kind="nudge", now=now, text=text, priority=1)
+            # Bulk private messages wait behind the group and members' own questions.
+            repo.enqueue(conn, run.id, member_id=m.member_id, kind="nudge", now=now, text=text, priority=2)
         return len(missing)
     assert it.leaderboard is not None
     board = it.leaderboard

@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 # Short group notices that may travel together in one message, mentions and all.
 FOLDABLE = frozenset({"ack", "welcome", "announce"})
-# A reward the member has earned is delivered however late: the grant is already recorded.
-NEVER_EXPIRE = frozenset({"reward"})
 
 
 @dataclass(frozen=True)
@@ -47,8 +45,11 @@ class Outbox:
         self.db = db
         self.transport = transport
         self.clock = clock
-        # Told about messages that failed for good (the engine tells the operators).
-        self.on_failed: Callable[[list[OutRow], str], None] | None = None
+        # Told about messages that failed for good, or whose fate is unknown (maybe_sent):
+        # the engine tells the operators.
+        self.on_failed: Callable[[list[OutRow], str, bool], None] | None = None
+        # Told about every message that went out, with the rows it carried (tests, figures).
+        self.on_sent: Callable[[list[OutRow]], None] | None = None
         self.pacing = pacing
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -68,8 +69,9 @@ class Outbox:
         await self._idle.wait()
 
     def recover(self, grace: timedelta) -> None:
-        """At start-up: never resend what a crash interrupted; drop group notices too old to
-        make sense; remember the recent sends so pacing holds across the restart."""
+        """At start-up: never resend what a crash interrupted (and tell the operators it may
+        be missing); drop group notices too old to make sense (private messages, rewards and
+        alerts still go); remember the recent sends so pacing holds across the restart."""
         now = self.clock.now()
         with self.db.begin() as conn:
             cut = repo.interrupted_sends(conn)
@@ -79,11 +81,11 @@ class Outbox:
                     len(cut),
                     [r.text[:30] for r in cut[:5]],
                 )
-                repo.mark(conn, [r.id for r in cut], "unknown")
-            stale = repo.stale_pending(conn, now - grace, NEVER_EXPIRE)
+                repo.mark(conn, [r.id for r in cut], "unknown", error="the bot stopped during the send")
+            stale = repo.stale_pending(conn, now - grace)
             if stale:
                 log.warning(
-                    "%d queued message(s) were due more than %s ago and were not sent: %s",
+                    "%d queued group message(s) were due more than %s ago and were not sent: %s",
                     len(stale),
                     grace,
                     [r.text[:30] for r in stale[:5]],
@@ -91,6 +93,8 @@ class Outbox:
                 repo.mark(conn, [r.id for r in stale], "expired")
             for chat, at in repo.recent_sends(conn, now - timedelta(seconds=60)):
                 self._note_send(chat, at)
+        if cut and self.on_failed is not None:
+            self.on_failed(cut, "the bot stopped during the send", True)
 
     def _earliest(self, chat: str, now: datetime) -> datetime:
         p = self.pacing
@@ -193,6 +197,8 @@ class Outbox:
         self.sends += 1
         with self.db.begin() as conn:
             repo.mark(conn, ids, "sent", at=now)
+        if self.on_sent is not None:
+            self.on_sent(batch)
 
     def _note_send(self, chat: str, at: datetime) -> None:
         self._last_chat = chat
@@ -201,23 +207,36 @@ class Outbox:
         self._window.append(at)
 
     async def _failed(self, batch: list[OutRow], exc: Exception) -> None:
+        """Each row keeps its own count of attempts: a fresh row that travelled with one on
+        its last try is retried on its own, not failed with it."""
         retry = exc.retry if isinstance(exc, SendError) else True
-        ids = [r.id for r in batch]
+        maybe_sent = isinstance(exc, SendError) and exc.maybe_sent
+        error = str(exc)
         with self.db.begin() as conn:
-            tried = repo.attempts(conn, ids[0])
-            if retry and tried < self.pacing.retries:
-                delay = timedelta(seconds=5 * 2 ** (tried - 1))
-                log.warning("send to %s failed (%s); retrying in %s", batch[0].chat, exc, delay)
-                repo.retry_later(conn, ids, self.clock.now() + delay, str(exc))
+            tried = repo.attempts(conn, [r.id for r in batch])
+            if maybe_sent:
+                again, done = [], batch
+            elif retry:
+                again = [r for r in batch if tried.get(r.id, 0) < self.pacing.retries]
+                done = [r for r in batch if tried.get(r.id, 0) >= self.pacing.retries]
             else:
-                self.failed += len(batch)
+                again, done = [], batch
+            if again:
+                most = max(tried.get(r.id, 1) for r in again)
+                delay = timedelta(seconds=5 * 2 ** (max(most, 1) - 1))
+                log.warning("send to %s failed (%s); retrying in %s", batch[0].chat, exc, delay)
+                repo.retry_later(conn, [r.id for r in again], self.clock.now() + delay, error)
+            if done:
+                status = "unknown" if maybe_sent else "failed"
+                self.failed += len(done)
                 log.error(
-                    "send to %s failed for good after %d attempt(s): %s; text: %.60s",
+                    "send to %s %s after %d attempt(s): %s; text: %.60s",
                     batch[0].chat,
-                    tried,
+                    "may or may not have arrived" if maybe_sent else "failed for good",
+                    max(tried.get(r.id, 1) for r in done),
                     exc,
-                    batch[0].text,
+                    done[0].text,
                 )
-                repo.mark(conn, ids, "failed", error=str(exc))
-        if self.on_failed is not None and not (retry and tried < self.pacing.retries):
-            self.on_failed(batch, str(exc))
+                repo.mark(conn, [r.id for r in done], status, error=error)
+        if done and self.on_failed is not None:
+            self.on_failed(done, error, maybe_sent)

@@ -105,7 +105,7 @@ class Outgoing(SQLModel, table=True):
     priority: int = 0  # lower goes first; bulk direct messages wait behind the group
     created_at: datetime = Field(sa_column=_utc())
     not_before: datetime = Field(sa_column=_utc())
-    status: str = "pending"  # pending | sending | sent | failed | expired | unknown
+    status: str = "pending"  # pending | sending | sent | failed | expired | unknown | cancelled
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     batch: int | None = None  # the first row's id when several rows went out as one message
     attempts: int = 0

@@ -176,24 +176,58 @@ def sync_members(
     present: Sequence[tuple[str, str, str | None]],
     at: datetime,
     operators: Collection[str] = (),
+    read_at: datetime | None = None,
 ) -> tuple[list[str], list[str]]:
     """Make the stored presence match the room's own member list (join events are not
-    reliable). Returns (joined ids, left ids)."""
-    known = {m.member_id: m for m in members(conn, cohort_id, present_only=False)}
+    reliable). ``read_at``: when the list was asked for; a join or leave recorded after that
+    (an event that arrived while the list was on its way) is newer than the list and kept.
+    Returns (joined ids, left ids)."""
+    q = select(
+        member_t.c.member_id,
+        member_t.c.name,
+        member_t.c.alias,
+        member_t.c.present,
+        member_t.c.role,
+        member_t.c.joined_at,
+        member_t.c.left_at,
+    ).where(member_t.c.cohort_id == cohort_id)
+    known = {r[0]: r for r in conn.execute(q)}
+    since = read_at or at
+
+    def newer(value: Any) -> bool:
+        return value is not None and _aware(value) >= since
+
     now_ids = {mid for mid, _, _ in present}
     joined = []
     for mid, name, alias in present:
         old = known.get(mid)
         role = OPERATOR if mid in operators else LEARNER
-        if old is None or not old.present:
+        if old is None or not old[3]:
+            if old is not None and newer(old[6]):
+                continue  # left while the list was being read
             member_joined(conn, cohort_id, mid, name, alias, at, role)
             joined.append(mid)
-        elif (old.name, old.alias, old.role) != (name, alias, role):
+        elif (old[1], old[2], old[4]) != (name, alias, role):
             rename_member(conn, cohort_id, mid, name, alias, role)
-    left = [mid for mid, m in known.items() if m.present and mid not in now_ids]
+    left = [mid for mid, r in known.items() if r[3] and mid not in now_ids and not newer(r[5])]
     for mid in left:
         member_left(conn, cohort_id, mid, at)
     return joined, left
+
+
+def present_ids(conn: Connection, cohort_id: str) -> set[str]:
+    q = select(member_t.c.member_id).where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+    return set(conn.execute(q).scalars())
+
+
+def has_checkin(conn: Connection, cohort_id: str, member_id: str, track: str, day: int) -> bool:
+    q = select(checkin_t.c.id).where(
+        checkin_t.c.cohort_id == cohort_id,
+        checkin_t.c.member_id == member_id,
+        checkin_t.c.track == track,
+        checkin_t.c.day == day,
+    )
+    return conn.execute(q).first() is not None
 
 
 # --- check-ins and rewards -------------------------------------------------------------
@@ -386,10 +420,11 @@ def enqueue(
     mentions: Sequence[str] = (),
     priority: int = 0,
     not_before: datetime | None = None,
-) -> None:
+) -> int:
+    """Queue a message; returns its row id."""
     if (room_id is None) == (member_id is None):
         raise ValueError("a message goes to a room or to a member")
-    conn.execute(
+    res = conn.execute(
         _ENQUEUE,
         dict(
             cohort_id=cohort_id,
@@ -404,9 +439,16 @@ def enqueue(
             status="pending",
         ),
     )
+    return int(res.inserted_primary_key[0])
 
 
 _ENQUEUE = out_t.insert()
+
+
+def still_pending(conn: Connection, ids: Sequence[int]) -> int:
+    """How many of these rows are still waiting to be sent."""
+    q = select(func.count()).where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending")
+    return int(conn.execute(q).scalar_one())
 
 
 _OUT_COLS = (
@@ -471,7 +513,8 @@ def mark(
     values: dict[str, Any] = {"status": status}
     if status == "sent":
         values["sent_at"] = at
-        values["batch"] = ids[0]  # rows that went out together as one message
+    if status in ("sent", "unknown", "failed") and len(ids) > 0:
+        values["batch"] = ids[0]  # rows that went out (or were tried) together as one message
     if error is not None:
         values["error"] = error[:500]
     conn.execute(update(out_t).where(out_t.c.id.in_(list(ids))).values(**values))
@@ -497,8 +540,10 @@ def retry_later(conn: Connection, ids: Sequence[int], not_before: datetime, erro
     )
 
 
-def attempts(conn: Connection, row_id: int) -> int:
-    return conn.execute(select(out_t.c.attempts).where(out_t.c.id == row_id)).scalar_one()
+def attempts(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
+    """How many times each row has been tried."""
+    q = select(out_t.c.id, out_t.c.attempts).where(out_t.c.id.in_(list(ids)))
+    return {i: n for i, n in conn.execute(q)}
 
 
 def interrupted_sends(conn: Connection) -> list[OutRow]:
@@ -507,12 +552,58 @@ def interrupted_sends(conn: Connection) -> list[OutRow]:
     return [_out_row(r) for r in conn.execute(select(*_OUT_COLS).where(out_t.c.status == "sending"))]
 
 
-def stale_pending(conn: Connection, before: datetime, keep_kinds: Collection[str]) -> list[OutRow]:
-    """Pending rows that were due before ``before``, except the kinds that must always go."""
+def stale_pending(conn: Connection, before: datetime) -> list[OutRow]:
+    """Pending group messages that were due before ``before``: a notice hours late makes no
+    sense. Private messages (replies, nudges, rewards, alerts) always go."""
     q = select(*_OUT_COLS).where(
-        out_t.c.status == "pending", out_t.c.not_before < before, out_t.c.kind.not_in(list(keep_kinds))
+        out_t.c.status == "pending", out_t.c.not_before < before, out_t.c.room_id.is_not(None)
     )
     return [_out_row(r) for r in conn.execute(q)]
+
+
+def update_pending_text(conn: Connection, ids: Sequence[int], text: str) -> int:
+    """Rewrite messages not sent yet; returns how many were still pending."""
+    res = conn.execute(
+        update(out_t).where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending").values(text=text)
+    )
+    return res.rowcount
+
+
+def cancel_pending(conn: Connection, ids: Sequence[int]) -> int:
+    res = conn.execute(
+        update(out_t).where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending").values(status="cancelled")
+    )
+    return res.rowcount
+
+
+def unknown_batches(
+    conn: Connection, room_id: str | None, member_id: str | None, since: datetime
+) -> list[tuple[str, list[int], str]]:
+    """Messages to one chat whose send was cut (status `unknown`) since ``since``: (cohort,
+    row ids, the text as the sender joined it), one entry per message tried."""
+    q = select(out_t.c.id, out_t.c.batch, out_t.c.text, out_t.c.cohort_id).where(
+        out_t.c.status == "unknown", out_t.c.created_at >= since
+    )
+    if room_id is not None:
+        q = q.where(out_t.c.room_id == room_id)
+    else:
+        q = q.where(out_t.c.member_id == member_id)
+    batches: dict[int, tuple[str, list[int], list[str]]] = {}
+    for rid, batch, text, cohort in conn.execute(q.order_by(out_t.c.id)):
+        _, ids, texts = batches.setdefault(batch or rid, (cohort, [], []))
+        ids.append(rid)
+        texts.append(text)
+    return [(c, ids, "\n".join(texts)) for c, ids, texts in batches.values()]
+
+
+def repoint_room(conn: Connection, cohort_id: str, old: str, new: str) -> int:
+    """Queued group messages follow the room to its new id (a gateway that renumbered)."""
+    res = conn.execute(
+        update(out_t)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.room_id == old, out_t.c.status == "pending")
+        .values(room_id=new)
+    )
+    return res.rowcount
 
 
 def recent_sends(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:

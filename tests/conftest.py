@@ -1,7 +1,10 @@
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.clock import VirtualTimeLoop
+from tests.harness import Harness
 
 
 def pytest_asyncio_loop_factories(config, item):
@@ -11,3 +14,19 @@ def pytest_asyncio_loop_factories(config, item):
     if item.get_closest_marker("realtime") or item.get_closest_marker("gateway"):
         return {"real": asyncio.new_event_loop}
     return {"virtual": lambda: VirtualTimeLoop(datetime(2026, 1, 1, tzinfo=UTC))}
+
+
+@pytest.fixture
+async def harness():
+    """Start bots with ``await harness(...)`` (the arguments of Harness.start); each one is
+    stopped when the test ends, passed or failed, so a failing test leaves no task behind."""
+    started: list[Harness] = []
+
+    async def start(*args, **kwargs) -> Harness:
+        h = await Harness.start(*args, **kwargs)
+        started.append(h)
+        return h
+
+    yield start
+    for h in reversed(started):
+        await h.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from bot.transports.base import Member
 from bot.transports.simulated import Sent, SimulatedGroup
 from bot.yamlfile import parse_yaml
 from storage.db import open_db
+from storage.repo import OutRow
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "playbooks" / "python-8day.yaml"
@@ -101,6 +102,7 @@ class Harness:
     clock: VirtualClock
     run: CohortRun
     sent: list[Sent] = field(default_factory=list)
+    stopped: bool = False
 
     @classmethod
     async def start(
@@ -143,21 +145,46 @@ class Harness:
         bot = Bot(open_db(db_url), group, clock, settings, [run], reconcile_minutes=0)
         h = cls(bot, group, clock, run)
         group.on_send = h.sent.append
+        bot.outbox.on_sent = h._kinds
         await bot.start()
         return h
+
+    def _kinds(self, rows: list[OutRow]) -> None:
+        """The outbox says which rows the message it just sent carried: tests match kinds,
+        not reply wording."""
+        if self.sent:
+            self.sent[-1] = replace(self.sent[-1], kinds=tuple(dict.fromkeys(r.kind for r in rows)))
 
     def when(self, at: str) -> datetime:
         return _when(at, self.run.cal)
 
     async def until(self, at: str) -> None:
-        """Let the bot run until ``at`` ("day N HH:MM" or ISO)."""
+        """Let the bot run until ``at`` ("day N HH:MM" or ISO), including everything due at
+        that very instant (a job at 21:30 has run when ``until("day 2 21:30")`` returns)."""
         delay = (self.when(at) - self.clock.now()).total_seconds()
         assert delay >= 0, f"{at} is in the past"
         await asyncio.sleep(delay)
+        await self._run_due()
+
+    async def _run_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        for _ in range(10_000):  # jobs that start jobs settle in a few rounds
+            if not loop.busy_now():
+                return
+            await asyncio.sleep(0)
 
     async def settle(self) -> None:
-        """Let every queued message go out (pacing delays pass on the virtual clock)."""
+        """Let every queued message go out (pacing delays pass on the virtual clock),
+        after whatever is due at this instant has run."""
+        await self._run_due()
         await self.bot.drain()
+
+    def crash(self) -> None:
+        """The bot process dies here: nothing drained, nothing marked."""
+        self.bot.kill()
+        self.bot.db.dispose()
+        self.stopped = True
 
     async def say(self, member_id: str, text: str) -> None:
         await self.group.say(member_id, text)
@@ -166,8 +193,15 @@ class Harness:
         await self.group.dm(member_id, text)
 
     async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         await self.bot.stop()
         self.bot.db.dispose()
+
+    def kinds(self, chat: str | None = None) -> list[tuple[str, ...]]:
+        """The kinds of what was sent, in order (to the room, to one member, or all)."""
+        return [s.kinds for s in self.sent if chat is None or s.chat == chat]
 
     def room(self) -> list[Sent]:
         return [s for s in self.sent if s.chat == "room"]

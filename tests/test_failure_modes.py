@@ -28,12 +28,6 @@ def db_url(tmp_path):
     return f"sqlite:///{tmp_path / 'bot.db'}"
 
 
-def crash(h: Harness) -> None:
-    """Stop the bot the way a killed process does: no draining, nothing marked."""
-    h.bot.scheduler.stop()
-    h.bot._sender.cancel()
-
-
 async def test_an_earned_reward_is_delivered_after_a_long_outage(tmp_path):
     h = await Harness.start(people=PEOPLE, operators=("op1",), db_url=db_url(tmp_path), now="day 2 07:00")
     for day in (2, 3, 4, 5):
@@ -41,7 +35,7 @@ async def test_an_earned_reward_is_delivered_after_a_long_outage(tmp_path):
         await h.say("u01", "晨读")
         if day < 5:
             await h.settle()
-    crash(h)  # the 4th check-in is counted and the reward granted, but nothing sent yet
+    h.crash()  # the 4th check-in is counted and the reward granted, but nothing sent yet
     h2 = await Harness.start(people=PEOPLE, operators=("op1",), db_url=db_url(tmp_path), now="day 5 10:00")
     await h2.settle()
     assert [s.text for s in h2.dms("u01")] == [

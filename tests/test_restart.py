@@ -103,12 +103,16 @@ async def test_a_send_cut_by_a_crash_is_not_repeated_and_queued_ones_go_out(tmp_
         first = repo.next_ready(conn, now)
         repo.mark(conn, [first.id], "sending")
     # Crash: the sender never marked it sent. The bot process dies here.
-    h.bot.scheduler.stop()
-    h.bot._sender.cancel()
+    h.crash()
 
     h2 = await start(tmp_path, "day 2 08:02")
     await h2.settle()
-    assert [s.text for s in h2.sent] == ["排队中的消息"]
+    assert [s.text for s in h2.room()] == ["排队中的消息"]
+    # The operator is told it may have arrived, and to look before resending.
+    [alert] = h2.dms("op1")
+    assert alert.kinds == ("alert",)
+    assert "可能已经发出" in alert.text and "「在发送途中崩溃的消息」" in alert.text
+    assert "先到群里" in alert.text
     engine = create_engine(f"sqlite:///{tmp_path / 'bot.db'}")
     with engine.connect() as conn:
         status = dict(conn.execute(select(repo.out_t.c.text, repo.out_t.c.status)).all())
@@ -121,8 +125,7 @@ async def test_queued_messages_older_than_grace_expire_on_restart(tmp_path):
     h = await start(tmp_path, "day 2 08:00")
     with h.bot.db.begin() as conn:
         repo.enqueue(conn, "c1", room_id="room", text="旧消息", kind="post", now=h.clock.now())
-    h.bot.scheduler.stop()
-    h.bot._sender.cancel()
+    h.crash()
 
     h2 = await start(tmp_path, "day 2 09:00")
     await h2.settle()

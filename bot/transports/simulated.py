@@ -21,6 +21,7 @@ class Sent:
     text: str
     mentions: tuple[str, ...]
     room_id: str | None = None
+    kinds: tuple[str, ...] = ()  # the outbox kinds of the rows this message carried (tests)
 
 
 class SimulatedGroup:
