@@ -76,9 +76,53 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
+MAX_DEPTH = 50  # lists and mappings inside each other; a real playbook uses five
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _too_deep(path: str, line: int, how: str = "") -> InputError:
+    return InputError(
+        [
+            Problem(
+                path,
+                line,
+                "",
+                f"this is nested more than {MAX_DEPTH} levels deep{how} (lists or mappings inside "
+                "each other); a playbook needs only a few levels: check the brackets [ ] and { } "
+                "and the indentation here",
+            )
+        ]
+    )
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps "19:30" a string (YAML 1.1 would read 19:30 as the base-60
-    number 1170, a trap for anyone writing times unquoted) and rejects duplicate keys."""
+    number 1170, a trap for anyone writing times unquoted) and rejects duplicate keys.
+    It refuses nesting deeper than MAX_DEPTH before the (recursive) composer overflows."""
+
+    _depth = 0
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # The line of each alias (*name) in a list, by (list node, index): the node it gives
+        # is the anchor's, which carries the anchor's line.
+        self.alias_lines: dict[tuple[int, int], int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            event = self.peek_event()
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(event.start_mark.line + 1)
+            if isinstance(event, yaml.AliasEvent) and isinstance(index, int) and parent is not None:
+                self.alias_lines[(id(parent), index)] = event.start_mark.line + 1
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -188,9 +232,23 @@ class _Builder:
     path: str
     lines: dict[Loc, int] = field(default_factory=dict)
     active: set[int] = field(default_factory=set)  # nodes being built: an alias to one loops
+    built: set[int] = field(default_factory=set)  # nodes built once: meeting one again is an alias
+    alias_line: int | None = None  # while an alias (*name) is filled in: the line it is on
     count: int = 0
 
     def build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
+        outer = id(node) in self.built and self.alias_line is None
+        if outer:
+            self.alias_line = line
+        try:
+            return self._build(node, loc, line)
+        finally:
+            if outer:
+                self.alias_line = None
+
+    def _build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
+        if len(loc) >= MAX_DEPTH:  # only aliases (*name) inside each other get here
+            raise _too_deep(self.path, self.alias_line or line, " once the aliases (*name) are filled in")
         self.count += 1
         if self.count > MAX_VALUES:
             raise _problem(
@@ -203,11 +261,16 @@ class _Builder:
             raise _problem(self.path, node, loc, "an alias (*name) refers to the value it is inside")
         self.lines[loc] = line
         self.active.add(id(node))
+        self.built.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, loc)
             if isinstance(node, yaml.SequenceNode):
-                return [self.build(n, (*loc, i), n.start_mark.line + 1) for i, n in enumerate(node.value)]
+                at = self.loader.alias_lines
+                return [
+                    self.build(n, (*loc, i), at.get((id(node), i), n.start_mark.line + 1))
+                    for i, n in enumerate(node.value)
+                ]
             return _scalar(node, self.loader, loc, self.path)
         finally:
             self.active.discard(id(node))
@@ -246,6 +309,8 @@ def parse_yaml(text: str, path: str) -> Source:
         node = loader.get_single_node()
         builder = _Builder(loader, path)
         data = None if node is None else builder.build(node, (), node.start_mark.line + 1)
+    except _TooDeep as exc:
+        raise _too_deep(path, exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -99,3 +99,35 @@ def test_a_control_character_written_as_an_escape(escape: str):
     (p,) = caught.value.problems
     assert (p.path, p.line, p.where) == ("c.yaml", 2, "room")
     assert "delete" in p.message
+
+
+# ---------------------------------------------------------------- deep nesting
+
+
+@pytest.mark.parametrize(
+    ("deep", "line"),
+    [
+        ("extra: " + "[" * 500 + "]" * 500, 2),
+        ("extra: " + "{a: " * 400 + "1" + "}" * 400, 2),
+        ("extra:\n" + "".join("  " * i + "- \n" for i in range(1, 300)), 52),  # the 51st level
+    ],
+)
+def test_deep_nesting_is_refused_with_its_line(site: Path, deep: str, line: int):
+    pb = site / "deep.yaml"
+    pb.write_text("name: x\n" + deep + "\n", encoding="utf-8")
+    stderr = refused_everywhere(site, pb, line)
+    assert "nested more than 50 levels" in stderr
+
+
+def test_nesting_made_deep_by_aliases_is_refused():
+    text = "a0: &a0 " + "[" * 40 + "1" + "]" * 40 + "\n"
+    text += "".join(f"a{i}: &a{i} " + "[" * 40 + f"*a{i - 1}" + "]" * 40 + "\n" for i in range(1, 30))
+    with pytest.raises(InputError) as caught:
+        parse_yaml(text, "p.yaml")
+    assert "nested more than 50 levels" in str(caught.value)
+    assert caught.value.problems[0].line == 2
+
+
+def test_fifty_levels_are_fine():
+    src = parse_yaml("x: " + "[" * 48 + "]" * 48 + "\n", "p.yaml")
+    assert isinstance(src.data["x"], list)
