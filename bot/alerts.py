@@ -26,6 +26,7 @@ from storage.repo import OutRow
 log = logging.getLogger(__name__)
 
 GATHER = timedelta(seconds=60)  # an alert waits this long for more of the same incident
+LONGEST = timedelta(minutes=10)  # but no longer than this after the incident began
 REMEMBER_UNKNOWN = timedelta(minutes=30)  # a late echo older than this is not matched
 
 KIND_NAMES = {
@@ -48,8 +49,9 @@ class _Incident:
     failed_where: Counter[str] = field(default_factory=Counter)  # 群消息 / 私信
     error: str = ""
     example: str = ""
-    unknown: dict[int, str] = field(default_factory=dict)  # first row id -> where and text
+    unknown: dict[int, str] = field(default_factory=dict)  # row id -> where and text
     alert_ids: list[int] = field(default_factory=list)
+    began: datetime | None = None
 
 
 def _where(row: OutRow) -> str:
@@ -112,16 +114,15 @@ class OperatorAlerts:
                     continue
                 repo.mark(conn, ids, "sent", at=now)
                 log.info("a message reported as possibly missing did arrive: %.40s", joined)
-                for inc in list(self._open.values()):
-                    if ids[0] in inc.unknown:
-                        for i in ids:
-                            inc.unknown.pop(i, None)
-                        if not inc.unknown and not inc.failed:
-                            repo.cancel_pending(conn, inc.alert_ids)
-                            del self._open[inc.cohort_id]
-                        else:
-                            self._write(conn, inc, now)
-                        break
+                inc = next((i for i in self._open.values() if ids[0] in i.unknown), None)
+                if inc is not None and repo.still_pending(conn, inc.alert_ids) == len(inc.alert_ids):
+                    for i in ids:
+                        inc.unknown.pop(i, None)
+                    if not inc.unknown and not inc.failed:
+                        repo.cancel_pending(conn, inc.alert_ids)
+                        del self._open[inc.cohort_id]
+                    else:
+                        self._write(conn, inc, now)
                 else:
                     # Its alert already went out: say it is settled, so nobody resends it.
                     for op in sorted(self.operators):
@@ -138,9 +139,15 @@ class OperatorAlerts:
         return False
 
     def _write(self, conn: Connection, inc: _Incident, now: datetime) -> None:
+        """Queue the incident's alert, or rewrite it while it waits. Each new failure holds it
+        another GATHER (a wave of 40 nudges failing one by one over two minutes is one
+        alert), up to LONGEST after the first."""
         text = self._compose(inc)
-        if inc.alert_ids and repo.update_pending_text(conn, inc.alert_ids, text) == len(inc.alert_ids):
-            return
+        if inc.alert_ids and inc.began is not None:
+            hold = min(now + GATHER, inc.began + LONGEST)
+            if repo.update_pending_text(conn, inc.alert_ids, text, hold) == len(inc.alert_ids):
+                return
+        inc.began = now
         inc.alert_ids = [
             repo.enqueue(
                 conn, inc.cohort_id, member_id=op, kind="alert", now=now, text=text, not_before=now + GATHER

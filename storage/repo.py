@@ -561,10 +561,16 @@ def stale_pending(conn: Connection, before: datetime) -> list[OutRow]:
     return [_out_row(r) for r in conn.execute(q)]
 
 
-def update_pending_text(conn: Connection, ids: Sequence[int], text: str) -> int:
-    """Rewrite messages not sent yet; returns how many were still pending."""
+def update_pending_text(
+    conn: Connection, ids: Sequence[int], text: str, not_before: datetime | None = None
+) -> int:
+    """Rewrite messages not sent yet (and, given ``not_before``, hold them till then);
+    returns how many were still pending."""
+    values: dict[str, Any] = {"text": text}
+    if not_before is not None:
+        values["not_before"] = not_before
     res = conn.execute(
-        update(out_t).where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending").values(text=text)
+        update(out_t).where(out_t.c.id.in_(list(ids)), out_t.c.status == "pending").values(**values)
     )
     return res.rowcount
 

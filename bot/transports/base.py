@@ -15,7 +15,9 @@ MAX_TEXT = 4000  # characters of an incoming message the bot looks at
 
 # C0/C1 controls (but tab and newline), DEL, and the invisible format characters that
 # reorder or hide text (bidi overrides, zero-width joiners, byte-order marks).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
 _LINE_BREAKS = re.compile(r"[\r\n\t\u2028\u2029\x0b\x0c\x85]+")
 
 
@@ -50,6 +52,7 @@ class Member:
 
     def __post_init__(self) -> None:
         # Names come from the network: one line, bounded, whatever the adapter passed.
+        object.__setattr__(self, "id", clean_text(self.id, 200).strip())
         object.__setattr__(self, "name", clean_name(self.name) or clean_name(self.id) or "?")
         if self.alias is not None:
             object.__setattr__(self, "alias", clean_name(self.alias) or None)
