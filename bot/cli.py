@@ -37,12 +37,8 @@ def fail(exc: InputError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _kind(path: str) -> str:
+def _kind(data: object) -> str:
     """playbook, config or scenario, from the file's top-level keys."""
-    try:
-        data = read_yaml(path).data
-    except InputError:
-        return "playbook"
     if isinstance(data, dict):
         if "cohorts" in data or "transport" in data:
             return "config"
@@ -58,14 +54,15 @@ def validate(files: Annotated[list[Path], typer.Argument(help="playbooks (or con
 
     bad = 0
     for f in files:
-        kind = _kind(str(f))
         try:
+            src = read_yaml(f)  # once: a big file takes seconds to read
+            kind = _kind(src.data)
             if kind == "config":
-                config.load(f)
+                config.load(f, source=src)
             elif kind == "scenario":
-                scenarios.load(f)
+                scenarios.parse(src)
             else:
-                pb = playbooks.load(f)
+                pb = playbooks.parse(src)
                 out.print(
                     f"[green]ok[/] {f}: {pb.name}, {pb.days} days, {len(pb.tracks)} tracks, "
                     f"{len(pb.schedule)} items"

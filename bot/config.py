@@ -115,8 +115,9 @@ def _database_url(url: str, base: Path) -> str:
     return url
 
 
-def load(path: str | Path, env: dict[str, str] | None = None) -> Loaded:
-    src = read_yaml(path)
+def load(path: str | Path, env: dict[str, str] | None = None, source: Source | None = None) -> Loaded:
+    """Read (or take ``source``, already read from ``path``) and check a config."""
+    src = read_yaml(path) if source is None else source
     problems: list[Problem] = []
     src.data = _expand(src.data, (), src, dict(os.environ) if env is None else env, problems)
     if problems:

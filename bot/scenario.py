@@ -159,6 +159,10 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
     return [ev for _, ev in ordered]
 
 
+def parse(src: Source) -> Scenario:
+    return validate(src, Scenario)
+
+
 def load(path: str | Path) -> tuple[Scenario, Source]:
     src = read_yaml(path)
-    return validate(src, Scenario), src
+    return parse(src), src

@@ -8,6 +8,7 @@ kind of message: ``playbooks/x.yaml:12: schedule[3].at: ... write "19:30"``.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -220,7 +221,7 @@ def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
     return value
 
 
-MAX_VALUES = 100_000  # far above any real playbook; stops a file of nested aliases exploding
+MAX_EXPANDED = 100_000  # values filled in by aliases (*name): far above any real file's
 
 
 @dataclass
@@ -233,30 +234,42 @@ class _Builder:
     lines: dict[Loc, int] = field(default_factory=dict)
     active: set[int] = field(default_factory=set)  # nodes being built: an alias to one loops
     built: set[int] = field(default_factory=set)  # nodes built once: meeting one again is an alias
-    alias_line: int | None = None  # while an alias (*name) is filled in: the line it is on
-    count: int = 0
+    merged: dict[int, int] = field(default_factory=dict)  # mapping node -> its merged (<<) pairs
+    alias: tuple[int, Loc] | None = None  # while an alias (*name) is filled in: where it is
+    expanded: int = 0  # values filled in by aliases so far
 
     def build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
-        outer = id(node) in self.built and self.alias_line is None
+        outer = id(node) in self.built and self.alias is None
         if outer:
-            self.alias_line = line
+            self.alias = (line, loc)
         try:
             return self._build(node, loc, line)
         finally:
             if outer:
-                self.alias_line = None
+                self.alias = None
 
     def _build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
+        alias_line = self.alias[0] if self.alias else None
         if len(loc) >= MAX_DEPTH:  # only aliases (*name) inside each other get here
-            raise _too_deep(self.path, self.alias_line or line, " once the aliases (*name) are filled in")
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise _problem(
-                self.path,
-                node,
-                loc,
-                "this file expands to too many values; write it out without nested aliases (*name)",
-            )
+            raise _too_deep(self.path, alias_line or line, " once the aliases (*name) are filled in")
+        if self.alias is not None:
+            # Counted where aliases expand, not in the whole file: a long list written out
+            # by hand is fine (the file size bounds it), a few lines of nested aliases that
+            # expand to billions of values are not.
+            self.expanded += 1
+            if self.expanded > MAX_EXPANDED:
+                raise InputError(
+                    [
+                        Problem(
+                            self.path,
+                            self.alias[0],
+                            format_loc(self.alias[1]),
+                            "the aliases (*name) in this file expand to too many values (more "
+                            f"than {MAX_EXPANDED:,}); write the values out, or use fewer aliases "
+                            "inside aliases",
+                        )
+                    ]
+                )
         if id(node) in self.active:
             raise _problem(self.path, node, loc, "an alias (*name) refers to the value it is inside")
         self.lines[loc] = line
@@ -276,9 +289,11 @@ class _Builder:
             self.active.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
-        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-        self.loader.flatten_mapping(node)
-        merged = len(node.value) - explicit  # flatten_mapping puts merged (<<) pairs first
+        if id(node) not in self.merged:  # flattening changes the node: only once
+            explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            self.loader.flatten_mapping(node)
+            self.merged[id(node)] = len(node.value) - explicit  # flattened (<<) pairs come first
+        merged = self.merged[id(node)]
         out: dict[Any, Any] = {}
         for index, (key_node, value_node) in enumerate(node.value):
             key = _scalar(key_node, self.loader, loc, self.path)
@@ -333,19 +348,65 @@ def parse_yaml(text: str, path: str) -> Source:
     return Source(path, data, builder.lines)
 
 
+MAX_BYTES = 1_000_000  # a real playbook is a few KB; reading past this only wastes minutes
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} KB"
+
+
+def _decode(raw: bytes, path: str) -> str:
+    save = (
+        "open it in a text editor and save it again with the encoding UTF-8 (in Windows Notepad: "
+        "File > Save As > Encoding: UTF-8)"
+    )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(
+            [Problem(path, 1, "", f'this file is saved as UTF-16 (Windows calls it "Unicode"); {save}')]
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in raw:
+            message = (
+                "this is not a text file (it holds binary data); check that this is the right "
+                "file: playbooks, configs and scenarios are text saved as UTF-8"
+            )
+            raise InputError([Problem(path, 1, "", message)]) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = (
+            "this file is not saved as UTF-8: from this line on it has characters in another "
+            f"encoding (often GBK/ANSI, from Windows Notepad or Excel); {save}"
+        )
+        raise InputError([Problem(path, line, "", message)]) from None
+
+
 def read_yaml(path: str | Path) -> Source:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # never the whole of a huge file
+            size = max(len(raw), os.fstat(fh.fileno()).st_size)
     except FileNotFoundError:
         raise InputError([Problem(str(path), 1, "", "no such file; check the path")]) from None
     except IsADirectoryError:
         raise InputError([Problem(str(path), 1, "", "this is a folder, not a file")]) from None
-    except UnicodeDecodeError:
-        raise InputError([Problem(str(path), 1, "", "not UTF-8 text; save it as UTF-8")]) from None
     except OSError as exc:
         raise InputError([Problem(str(path), 1, "", f"cannot read it: {exc.strerror}")]) from None
-    return parse_yaml(text, str(path))
+    if len(raw) > MAX_BYTES:
+        raise InputError(
+            [
+                Problem(
+                    str(path),
+                    1,
+                    "",
+                    f"this file is {_size(size)}; playbooks, configs and scenarios must be under "
+                    f"{MAX_BYTES // 1_000_000} MB (a real one is a few KB), so it is probably the "
+                    "wrong file, or something huge was pasted into it",
+                )
+            ]
+        )
+    return parse_yaml(_decode(raw, str(path)), str(path))
 
 
 def validate(source: Source, model: type[M], context: dict[str, Any] | None = None) -> M:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from bot import playbook, yamlfile
 from bot.cli import app
 from bot.yamlfile import InputError, parse_yaml
 from tests.harness import EXAMPLE
@@ -131,3 +133,69 @@ def test_nesting_made_deep_by_aliases_is_refused():
 def test_fifty_levels_are_fine():
     src = parse_yaml("x: " + "[" * 48 + "]" * 48 + "\n", "p.yaml")
     assert isinstance(src.data["x"], list)
+
+
+# ---------------------------------------------------------------- size, encoding, aliases
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(site: Path):
+    pb = site / "huge.yaml"
+    with pb.open("w", encoding="utf-8") as f:
+        line = "# " + "注释" * 40 + "\n"
+        f.write(line * (60_000_000 // len(line.encode())))
+    started = time.perf_counter()
+    stderr = refused_everywhere(site, pb, 1)
+    assert time.perf_counter() - started < 5
+    assert "60.0 MB" in stderr and "1 MB" in stderr
+
+
+def test_a_big_file_within_the_limit_is_not_called_nested_aliases(tmp_path: Path, monkeypatch):
+    # The guard counts values filled in by aliases, not values: (a smaller bound, for speed)
+    monkeypatch.setattr(yamlfile, "MAX_EXPANDED", 1000)
+    src = parse_yaml("x: [" + "1, " * 5000 + "1]\n", "big.yaml")
+    assert len(src.data["x"]) == 5001
+    text = EXAMPLE.replace("days: [2, 3, 4, 5]", "days: [" + "2, " * 5000 + "3]", 1)
+    pb = tmp_path / "big.yaml"
+    pb.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        playbook.load(pb)
+    assert "alias" not in str(caught.value)
+    assert "listed twice" in str(caught.value)
+    with pytest.raises(InputError, match=r"too many values \(more than 1,000\)"):
+        parse_yaml("a: &a [" + "1, " * 600 + "1]\nb: [*a, *a]\n", "p.yaml")
+
+
+def test_an_alias_bomb_is_refused_with_the_line_of_the_alias():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    with pytest.raises(InputError) as caught:
+        parse_yaml("\n".join(lines) + "\n", "bomb.yaml")
+    (p,) = caught.value.problems
+    assert "aliases (*name)" in p.message
+    assert p.line in range(2, 10)
+
+
+def test_an_alias_repeated_within_limits_is_fine():
+    src = parse_yaml("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", "p.yaml")
+    assert src.data["b"] == [[1, 2, 3]] * 3
+
+
+def test_a_merged_mapping_used_again_through_an_alias():
+    src = parse_yaml("base: &b {a: 1, c: 3}\nx: &x {<<: *b, a: 2}\ny: *x\n", "p.yaml")
+    assert src.data["x"] == src.data["y"] == {"a": 2, "c": 3}
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "says"),
+    [
+        ("name: x\ndays: 2\nroom: 训练营\n".encode("gbk"), 3, "UTF-8"),
+        ("name: 训练营\n".encode("utf-16"), 1, "UTF-16"),
+        (bytes(range(256)) * 8, 1, "not a text file"),
+        (b"name: x\x00\x00\x01\x02\xff\xfe binary", 1, "not a text file"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text(site: Path, data: bytes, line: int, says: str):
+    pb = write_bytes(site / "odd.yaml", data)
+    stderr = refused_everywhere(site, pb, line)
+    assert says in stderr
+    assert "UTF-8" in stderr
