@@ -186,9 +186,10 @@ class Engine:
                     await self.reconcile_now(run)
             self._on_direct(msg, now)
             return
-        run = self.runs.get(msg.room_id)
-        if run is None:
+        found = self.runs.get(msg.room_id)
+        if found is None:
             return
+        run = found
         text = checkins.strip_bot_mention(msg.text, self.bot_names(), msg.mentions_bot)
         if not text:
             return

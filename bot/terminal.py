@@ -62,8 +62,8 @@ class TerminalGroup(SimulatedGroup):
             await self.join(Member(parts[1], parts[2] if len(parts) > 2 else parts[1]), self.current)
         elif line.startswith("leave "):
             await self.leave(line.split()[1], self.current)
-        elif m := _SAY.match(line):
-            dm, who, text = m[1], m[2], m[3]
+        elif said := _SAY.match(line):
+            dm, who, text = said[1], said[2], said[3]
             if who not in self._members[self.current]:
                 await self.join(Member(who, who), self.current)
             if dm:

@@ -439,7 +439,9 @@ def enqueue(
             status="pending",
         ),
     )
-    return int(res.inserted_primary_key[0])
+    key = res.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 _ENQUEUE = out_t.insert()
