@@ -10,7 +10,9 @@ heartbeat event (it listens for "heart-beat", the service emits "heartbeat"), an
 
 What this adds around it:
 - one connection at a time, supervised: a stream that ends, fails, or stops answering
-  ``ding`` is closed and reopened with exponential back-off;
+  ``ding`` is closed and reopened; after a connection that was up, every second for the
+  first ``fast_retry_for`` seconds (a restarted gateway is usually back by then), then with
+  exponential back-off;
 - events are handled one by one, in arrival order, with duplicate message ids dropped;
 - sends wait for a live connection (the outbox keeps everything queued meanwhile);
 - names and group aliases are cached, member lists read fresh from the room.
@@ -39,6 +41,16 @@ class GatewayError(RuntimeError):
     """The gateway cannot be used as configured (wrong token, never reachable)."""
 
 
+def retry_delay(outage: float, previous: float, *, fast_for: float, max_backoff: float) -> float:
+    """Seconds to wait before the next connection attempt, ``outage`` seconds after the last
+    connection that had logged in ended (or since start): every second at first, since a
+    gateway that restarts or resumes is usually back within seconds and a refused loopback
+    connection costs nothing; then doubling from 2 s up to ``max_backoff``."""
+    if outage < fast_for:
+        return 1.0
+    return min(max(previous * 2, 2.0), max_backoff)
+
+
 class WechatyTransport:
     def __init__(
         self,
@@ -52,6 +64,7 @@ class WechatyTransport:
         ping_timeout: float = 10,
         send_timeout: float = 30,
         max_backoff: float = 60,
+        fast_retry_for: float = 30,
         login_wait: float = 60,
     ) -> None:
         self.endpoint = endpoint
@@ -63,6 +76,7 @@ class WechatyTransport:
         self.ping_timeout = ping_timeout
         self.send_timeout = send_timeout
         self.max_backoff = max_backoff
+        self.fast_retry_for = fast_retry_for
         self.login_wait = login_wait
         self._puppet: Any = None
         self._bot_id = ""
@@ -237,6 +251,8 @@ class WechatyTransport:
     # --- connection -----------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        outage_since = loop.time()
         delay = 1.0
         while True:
             self.connects += 1
@@ -246,9 +262,13 @@ class WechatyTransport:
             self._close()
             if self._fatal is not None and not was_up and self._bot_id == "":
                 return  # start() reports it
+            if was_up:  # a new outage: the back-off starts again from one second
+                outage_since, delay = loop.time(), 1.0
+            delay = retry_delay(
+                loop.time() - outage_since, delay, fast_for=self.fast_retry_for, max_backoff=self.max_backoff
+            )
             log.warning("gateway %s: %s; reconnecting in %.0f s", self.endpoint, reason, delay)
             await asyncio.sleep(delay)
-            delay = 1.0 if was_up else min(delay * 2, self.max_backoff)
 
     async def _connect_once(self) -> str:
         """Run one connection until it ends; returns why it ended."""
