@@ -62,6 +62,35 @@ def install_node_packages() -> None:
         raise GatewayError(f"`npm ci` in {GATEWAY_DIR} failed:\n{done.stderr[-2000:]}")
 
 
+def renumber_id(id_: str, suffix: str) -> str:
+    """An id renumbered as gateway.mjs does: the suffix before a room id's '@', after a contact id."""
+    return id_.replace("@", suffix + "@", 1) if "@" in id_ else id_ + suffix
+
+
+def renumber_world(world: dict, suffix: str) -> dict:
+    """The world with every id renumbered by ``suffix`` (as `gateway.mjs --id-suffix`)."""
+    if not suffix:
+        return world
+
+    def re(i: str) -> str:
+        return renumber_id(i, suffix)
+
+    bot = world.get("bot") or {"id": "bot", "name": "CohortBot"}
+    rooms = []
+    for r in world.get("rooms", []):
+        room = {**r, "id": re(r["id"]), "members": [re(m) for m in r.get("members", [])]}
+        if r.get("owner"):
+            room["owner"] = re(r["owner"])
+        if r.get("aliases"):
+            room["aliases"] = {re(k): v for k, v in r["aliases"].items()}
+        rooms.append(room)
+    return {
+        "bot": {**bot, "id": re(bot["id"])},
+        "contacts": [{**c, "id": re(c["id"])} for c in world.get("contacts", [])],
+        "rooms": rooms,
+    }
+
+
 _LIVE: set[Gateway] = set()
 
 
@@ -88,6 +117,7 @@ class Gateway:
         self.ready_info: dict | None = None  # the {"event": "ready", ...} line
         self.startup_seconds: float | None = None  # spawn -> ready, last start
         self.events: collections.deque = collections.deque(maxlen=2000)  # stdout event lines
+        self.id_suffix = ""  # every id renumbered with it (relogin_with_new_ids), kept by restart()
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         self._ready = threading.Event()
@@ -123,6 +153,7 @@ class Gateway:
                 self.token,
                 "--world",
                 str(self._world_path),
+                *(["--id-suffix", self.id_suffix] if self.id_suffix else []),
             ],
             cwd=GATEWAY_DIR,
             stdin=subprocess.DEVNULL,
@@ -186,7 +217,8 @@ class Gateway:
     def restart(self, timeout: float = 60) -> None:
         """Stop if running (or already killed), then start again on the same ports.
 
-        The new process starts from the initial world: sends, joins and leaves are forgotten.
+        The new process starts from the initial world: sends, joins and leaves are forgotten
+        (its ids renumbered as by the last relogin_with_new_ids, if any).
         """
         self.stop()
         self.start(timeout)
@@ -259,8 +291,31 @@ class Gateway:
     def clear(self) -> None:
         self.call("clear")
 
+    def slow_sends(self, seconds: float) -> None:
+        """Sends go out (recorded, echoed back) at once, but their gRPC answer waits
+        ``seconds`` (0: off)."""
+        self.call("slow_sends", ms=int(seconds * 1000))
+
     def state(self) -> dict:
         return self.call("state")
+
+    def relogin_with_new_ids(self, suffix: str = "-2", restart: bool = False) -> dict[str, str]:
+        """The account logs in afresh and every id changes (the account's, the rooms', the
+        members'), names, aliases and topics kept, as some puppets do after a re-login.
+        ``restart``: the gateway process is restarted with the renumbered world (connected
+        clients see the stream drop); otherwise the running gateway logs the account out
+        and in again on the open stream. Returns ``{old id: new id}``; a room id gets the
+        suffix before its '@' (cohort@chatroom -> cohort-2@chatroom), a contact id after it."""
+        if not restart:
+            ids = self.call("relogin", suffix=suffix)["ids"]
+            self.id_suffix += suffix
+            return ids
+        now = renumber_world(self.world, self.id_suffix)
+        old = [now["bot"]["id"], *(c["id"] for c in now["contacts"]), *(r["id"] for r in now["rooms"])]
+        self.stop()
+        self.id_suffix += suffix
+        self.start()
+        return {i: renumber_id(i, suffix) for i in old}
 
     def wait_sent(
         self, predicate: Callable[[dict], bool], timeout: float = 30, interval: float = 0.1
@@ -288,6 +343,9 @@ class Gateway:
 
     async def akill(self) -> None:
         await asyncio.to_thread(self.kill)
+
+    async def arelogin_with_new_ids(self, suffix: str = "-2", restart: bool = False) -> dict[str, str]:
+        return await asyncio.to_thread(self.relogin_with_new_ids, suffix, restart)
 
     async def arestart(self, timeout: float = 60) -> None:
         await asyncio.to_thread(self.restart, timeout)
@@ -320,6 +378,9 @@ class Gateway:
 
     async def aclear(self) -> None:
         await asyncio.to_thread(self.clear)
+
+    async def aslow_sends(self, seconds: float) -> None:
+        await asyncio.to_thread(self.slow_sends, seconds)
 
     async def await_sent(
         self, predicate: Callable[[dict], bool], timeout: float = 30, interval: float = 0.1

@@ -4,7 +4,7 @@
 // python-wechaty connects to it exactly as it would to a real gateway, and takes scripted
 // member actions over a small HTTP control channel. Normally started by driver.py.
 //
-//   node gateway.mjs [--grpc-port N] [--control-port N] [--token T] [--world FILE]
+//   node gateway.mjs [--grpc-port N] [--control-port N] [--token T] [--world FILE] [--id-suffix S]
 //   env fallbacks: GATEWAY_PORT (8788), CONTROL_PORT (8789),
 //                  WECHATY_TOKEN (insecure_cohortbot), GATEWAY_WORLD (file path, or inline JSON)
 //
@@ -27,7 +27,14 @@
 //   {"cmd":"flood","member":"alice","count":20,"text":"spam {i}"}   count messages at once; {i} = 1..count
 //   {"cmd":"sent"}   -> {"sent": [{id, kind: room|dm, conversationId, text, mentionIdList, ts}, ...]}
 //   {"cmd":"clear"}  forget recorded sends
+//   {"cmd":"slow_sends","ms":3000}   sends are delivered (recorded, echoed) at once but the
+//                    gRPC answer waits ms (a puppet slow to confirm); 0 turns it off
 //   {"cmd":"state"}  login state, rooms (topic, members), contacts, number of sends
+//   {"cmd":"relogin","suffix":"-2"}   the account logs out and back in with every id renumbered
+//                    (account, contacts, rooms; same names, aliases, topics and members), as
+//                    some puppets do after a re-login; old ids are gone. -> {"ids": {old: new}}
+// Ids are renumbered by appending the suffix to a contact id and inserting it before the '@'
+// of a room id (cohort7@chatroom -> cohort7-2@chatroom); `--id-suffix S` starts renumbered.
 // A member not in the world may be introduced by passing "name" to join / silent_join / dm.
 //
 // Stdout: one JSON line per event: {"event":"ready",...} once the gRPC and control servers
@@ -77,6 +84,7 @@ function loadWorld () {
 const world = loadWorld()
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const sent = [] // every text the bot sent through the puppet
+let slowSendsMs = 0 // the answer to a send waits this long (after the message went out)
 
 // ---------------------------------------------------------------- puppet
 // Subclass of the stock mock puppet:
@@ -103,6 +111,7 @@ class TestPuppetMock extends PuppetMock {
     }
     this.mocker.MessageMock.create(payload) // caches the payload for messagePayload()
     this.emit('message', { messageId: id })
+    if (slowSendsMs > 0) await new Promise(resolve => setTimeout(resolve, slowSendsMs))
     return id
   }
 
@@ -145,28 +154,90 @@ function roomAliasOf (roomId, contactId) {
   return (r && r.aliases[contactId]) || aliases.get(contactId) || ''
 }
 
-const BOT = world.bot || DEFAULT_WORLD.bot
-const bot = createContact(BOT)
-for (const c of world.contacts || []) createContact(c)
-if (!(world.rooms || []).length) throw new Error('world needs at least one room')
-for (const r of world.rooms) {
-  if (!r.id || !r.id.includes('@')) throw new Error(`room id ${r.id} must contain '@'`)
-  if (rooms.has(r.id)) throw new Error('duplicate room ' + r.id)
-  const members = [...(r.members || [])]
-  if (!members.includes(bot.id)) members.unshift(bot.id)
-  for (const m of members) if (!contacts.has(m)) throw new Error(`room ${r.id}: unknown member ${m}`)
-  const owner = r.owner || members.find(m => m !== bot.id) || bot.id
-  const roomMock = mocker.createRoom({
-    id: r.id,
-    topic: r.topic || r.id,
-    memberIdList: members,
-    adminIdList: [],
-    ownerId: owner,
-    avatar: '',
-  })
-  rooms.set(r.id, { mock: roomMock, aliases: { ...(r.aliases || {}) } })
+const renumber = (id, suffix) => id.includes('@') ? id.replace('@', suffix + '@') : id + suffix
+
+// The world with every id renumbered (names, aliases, topics, members kept).
+function renumberWorld (w, suffix) {
+  if (!suffix) return w
+  const re = (id) => renumber(id, suffix)
+  const b = w.bot || DEFAULT_WORLD.bot
+  return {
+    bot: { ...b, id: re(b.id) },
+    contacts: (w.contacts || []).map(c => ({ ...c, id: re(c.id) })),
+    rooms: (w.rooms || []).map(r => ({
+      ...r,
+      id: re(r.id),
+      members: (r.members || []).map(re),
+      ...(r.owner ? { owner: re(r.owner) } : {}),
+      ...(r.aliases ? { aliases: Object.fromEntries(Object.entries(r.aliases).map(([k, v]) => [re(k), v])) } : {}),
+    })),
+  }
 }
-const FIRST_ROOM = world.rooms[0].id
+
+let bot // the bot's ContactMock
+let FIRST_ROOM
+
+function buildWorld (w) {
+  const BOT = w.bot || DEFAULT_WORLD.bot
+  bot = createContact(BOT)
+  for (const c of w.contacts || []) createContact(c)
+  if (!(w.rooms || []).length) throw new Error('world needs at least one room')
+  for (const r of w.rooms) {
+    if (!r.id || !r.id.includes('@')) throw new Error(`room id ${r.id} must contain '@'`)
+    if (rooms.has(r.id)) throw new Error('duplicate room ' + r.id)
+    const members = [...(r.members || [])]
+    if (!members.includes(bot.id)) members.unshift(bot.id)
+    for (const m of members) if (!contacts.has(m)) throw new Error(`room ${r.id}: unknown member ${m}`)
+    const owner = r.owner || members.find(m => m !== bot.id) || bot.id
+    const roomMock = mocker.createRoom({
+      id: r.id,
+      topic: r.topic || r.id,
+      memberIdList: members,
+      adminIdList: [],
+      ownerId: owner,
+      avatar: '',
+    })
+    rooms.set(r.id, { mock: roomMock, aliases: { ...(r.aliases || {}) } })
+  }
+  FIRST_ROOM = w.rooms[0].id
+}
+
+// The world as it is now (joins, leaves, contacts introduced since), for a renumbering.
+function worldNow () {
+  return {
+    bot: { id: bot.id, name: bot.payload.name },
+    contacts: [...contacts.values()].filter(c => c.id !== bot.id).map(c => ({
+      id: c.id, name: c.payload.name, ...(c.payload.alias ? { remark: c.payload.alias } : {}), ...(aliases.get(c.id) ? { alias: aliases.get(c.id) } : {}),
+    })),
+    rooms: [...rooms.values()].map(({ mock: r, aliases: a }) => ({
+      id: r.id, topic: r.payload.topic, owner: r.payload.ownerId, members: [...r.payload.memberIdList], aliases: { ...a },
+    })),
+  }
+}
+
+// The account logs out; everyone and every group comes back under new ids; it logs in again.
+async function relogin (suffix) {
+  if (typeof suffix !== 'string' || !suffix || suffix.includes('@')) throw new Error('suffix: a non-empty string without @')
+  const before = worldNow()
+  const ids = Object.fromEntries([before.bot.id, ...before.contacts.map(c => c.id), ...before.rooms.map(r => r.id)].map(id => [id, renumber(id, suffix)]))
+  await puppet.logout('relogin')
+  for (const id of rooms.keys()) {
+    mocker.cacheRoomPayload.delete(id)
+    await markRoomDirty(id)
+  }
+  for (const id of contacts.keys()) {
+    mocker.cacheContactPayload.delete(id)
+    await Promise.resolve(puppet.contactPayloadDirty(id)).catch(() => {})
+  }
+  contacts.clear()
+  aliases.clear()
+  rooms.clear()
+  buildWorld(renumberWorld(before, suffix))
+  mocker.login(bot)
+  return ids
+}
+
+buildWorld(renumberWorld(world, args['id-suffix'] || ''))
 
 // Mocker "environments" run on every puppet start(). python-wechaty's start() calls the
 // gRPC stop() and then start(); stop() logs the bot out, so log it in again on each start.
@@ -259,6 +330,14 @@ async function handle (c) {
     case 'clear':
       sent.length = 0
       return { ok: true }
+    case 'slow_sends': {
+      const ms = Number(c.ms)
+      if (!Number.isFinite(ms) || ms < 0) throw new Error('ms must be a number >= 0')
+      slowSendsMs = ms
+      return { ok: true }
+    }
+    case 'relogin':
+      return { ok: true, ids: await relogin(c.suffix), bot: bot.id, rooms: [...rooms.keys()] }
     case 'state':
       return {
         ok: true,
