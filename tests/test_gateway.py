@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from bot.app import Bot
 from bot.clock import SystemClock
@@ -21,6 +22,7 @@ from bot.cohort import CohortRun
 from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.plan import PlannedItem, calendar
+from bot.transports.base import Delivered, Event, Reconnected, SendError
 from bot.transports.wechaty import WechatyTransport
 from storage.db import open_db
 from tests.gateway.driver import Gateway
@@ -77,10 +79,9 @@ def cohort(due_in: dict[str, float]) -> CohortRun:
     return run
 
 
-async def start_bot(gw: Gateway, db_url: str, run: CohortRun) -> Bot:
-    transport = WechatyTransport(
-        gw.endpoint, gw.token, SystemClock(), connect_timeout=30, room_wait=10, ping_every=1, ping_timeout=2
-    )
+async def start_bot(gw: Gateway, db_url: str, run: CohortRun, **options: float) -> Bot:
+    options = {"connect_timeout": 30, "room_wait": 10, "ping_every": 1, "ping_timeout": 2, **options}
+    transport = WechatyTransport(gw.endpoint, gw.token, SystemClock(), **options)
     bot = Bot(
         open_db(db_url),
         transport,
@@ -91,6 +92,16 @@ async def start_bot(gw: Gateway, db_url: str, run: CohortRun) -> Bot:
     )
     await bot.start()
     return bot
+
+
+async def counted(bot: Bot, member_id: str, limit: float = 15) -> None:
+    """Wait until the member's check-in is in the database."""
+    for _ in range(int(limit * 10)):
+        with bot.db.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM checkin WHERE member_id = :m"), {"m": member_id}).first():
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the check-in of {member_id} was not counted")
 
 
 def room_sends(gw: Gateway, text: str) -> list[dict]:
@@ -399,21 +410,38 @@ async def test_a_hung_gateway_is_noticed_and_left_for_a_fresh_connection(gateway
         await bot.stop()
 
 
-async def test_a_send_cut_by_a_broken_connection_is_not_repeated(gateway, tmp_path):
-    import os
-    import signal
+def statuses(bot: Bot, kind: str) -> list[str]:
+    with bot.db.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT status FROM outgoing WHERE kind = :k"), {"k": kind})]
 
-    run = cohort({"post": 2})
-    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+
+async def test_a_send_cut_by_a_frozen_gateway_is_not_repeated_and_found_delivered(gateway, tmp_path):
+    """The gateway freezes just as a post goes out and resumes: the post is never sent twice,
+    is held as "may have arrived" meanwhile, and once the gateway completes it, is marked
+    sent and the operators' alert is withdrawn (seen: told "发送失败…没有重发" for a post
+    that had arrived)."""
+    run = cohort({"post": 3})
+    bot = await start_bot(
+        gateway, f"sqlite:///{tmp_path / 'bot.db'}", run, ping_every=5, ping_timeout=3, send_timeout=2
+    )
     try:
-        os.kill(gateway._proc.pid, signal.SIGSTOP)
-        await asyncio.sleep(8)
-        os.kill(gateway._proc.pid, signal.SIGCONT)
-        await asyncio.sleep(8)
-        posts = room_sends(gateway, "【开课】")
-        assert len(posts) <= 1  # it may have arrived; it never arrives twice
-        if not posts:  # and if it did not, the operator hears about it
-            await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "op1")
+        await asyncio.sleep((run.plan[0].due - SystemClock().now()).total_seconds() - 1)
+        os.kill(gateway._proc.pid, signal.SIGSTOP)  # a second before the post is due
+        try:
+            for _ in range(100):
+                if statuses(bot, "post") == ["unknown"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert statuses(bot, "post") == ["unknown"]
+        finally:
+            os.kill(gateway._proc.pid, signal.SIGCONT)
+        for _ in range(100):
+            if statuses(bot, "post") == ["sent"]:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses(bot, "post") == ["sent"]
+        assert len(room_sends(gateway, "【开课】")) == 1
+        assert "pending" not in statuses(bot, "alert")  # nobody is told to check
     finally:
         await bot.stop()
 
@@ -440,3 +468,98 @@ async def test_two_groups_with_the_same_name_are_refused(tmp_path):
         await bot.stop()
     finally:
         gw.close()
+
+
+async def test_a_send_frozen_mid_flight_is_reported_as_maybe_sent_then_delivered(gateway):
+    """Seen: the gateway froze during a send and resumed; the message was reported failed
+    ("没有重发，请手动处理"), yet it had arrived. The adapter says "maybe sent" and, once
+    the gateway resumes and completes it, that it was delivered."""
+    events: list[Event] = []
+
+    async def record(event: Event) -> None:
+        events.append(event)
+
+    transport = WechatyTransport(
+        gateway.endpoint, gateway.token, SystemClock(), connect_timeout=30, ping_every=1, ping_timeout=2
+    )
+    await transport.start(record)
+    try:
+        await transport.members(ROOM)  # names known, as in a running bot
+        os.kill(gateway._proc.pid, signal.SIGSTOP)
+        try:
+            cut = await asyncio.gather(
+                transport.send_room(ROOM, "【奖励】第一阶段奖励已发放", ["u2"]),
+                transport.send_direct("u1", "小明，这是你的奖励"),
+                return_exceptions=True,
+            )
+        finally:
+            os.kill(gateway._proc.pid, signal.SIGCONT)
+        assert all(isinstance(e, SendError) and e.maybe_sent and not e.retry for e in cut), cut
+        for _ in range(100):
+            if sum(isinstance(e, Delivered) for e in events) == 2:
+                break
+            await asyncio.sleep(0.1)
+        delivered = [(e.room_id, e.member_id, e.text) for e in events if isinstance(e, Delivered)]
+        assert len(delivered) == 2
+        assert set(delivered) == {
+            (ROOM, None, "【奖励】第一阶段奖励已发放"),
+            (None, "u1", "小明，这是你的奖励"),
+        }
+        sends = await gateway.asent()
+        assert [s["text"] for s in sends] == [
+            "@红红（2组）\u2005【奖励】第一阶段奖励已发放",
+            "小明，这是你的奖励",
+        ]
+        await back_after(transport)
+        assert any(isinstance(e, Reconnected) and not e.ids_changed for e in events)
+        # A gateway slow to confirm: the message goes out and is echoed back while the send
+        # still waits for its answer. Maybe sent, then delivered, once.
+        events.clear()
+        await gateway.aslow_sends(1.5)
+        transport.send_timeout = 0.5
+        with pytest.raises(SendError) as slow:
+            await transport.send_direct("u3", "小刚，记得打卡")
+        assert slow.value.maybe_sent
+        await asyncio.sleep(2)  # the late answer comes too
+        assert events == [Delivered(None, "u3", "小刚，记得打卡", events[0].at)]
+    finally:
+        await transport.stop()
+
+
+async def test_a_gateway_back_with_new_ids_is_followed(gateway, tmp_path, caplog):
+    """Seen: a gateway restarted and its account, room and members came back with new ids;
+    the bot kept sending to the dead room id and ignored the group, and a private message
+    from an unknown sender raised "could not handle Incoming"."""
+    run = cohort({"post": 120})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+
+    async def followed(room_id: str, bot_id: str) -> None:
+        for _ in range(150):
+            if (run.room_id, bot.transport.bot_id()) == (room_id, bot_id):
+                return
+            await asyncio.sleep(0.1)
+        assert (run.room_id, bot.transport.bot_id()) == (room_id, bot_id)
+
+    try:
+        await gateway.asay("u1", "打卡")
+        await counted(bot, "u1")
+        # Restarted with new ids.
+        ids = await gateway.arelogin_with_new_ids("-r2", restart=True)
+        await followed(ids[ROOM], ids["bot"])
+        await gateway.asay(ids["u2"], "打卡", room=ids[ROOM])
+        await counted(bot, ids["u2"])
+        await gateway.await_sent(lambda s: s["conversationId"] == ids[ROOM])  # acknowledged there
+        await gateway.adm(ids["u3"], "进度")  # a sender the bot has never seen: read the room again
+        await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == ids["u3"])
+        # Renumbered again on the open stream (logged out and in, no restart): followed too.
+        again = await gateway.arelogin_with_new_ids("-r3")
+        await followed(again[ids[ROOM]], again[ids["bot"]])
+        await gateway.asay(again[ids["u3"]], "打卡", room=run.room_id)
+        await counted(bot, again[ids["u3"]])
+        await gateway.await_sent(lambda s: s["conversationId"] == again[ids[ROOM]])
+        # Nothing went to an id that had died.
+        live = {ids[ROOM], ids["u3"], again[ids[ROOM]]}  # the sends since the restart
+        assert {s["conversationId"] for s in await gateway.asent()} <= live
+        assert "could not handle" not in caplog.text
+    finally:
+        await bot.stop()

@@ -13,8 +13,14 @@ What this adds around it:
   ``ding`` is closed and reopened; after a connection that was up, every second for the
   first ``fast_retry_for`` seconds (a restarted gateway is usually back by then), then with
   exponential back-off;
+- every login after the first is a ``Reconnected`` event; when the account came back with a
+  new id (some puppets renumber everything after a re-login) the caches are dropped and
+  sends wait until the event has been handled (the rooms looked up again by name);
 - events are handled one by one, in arrival order, with duplicate message ids dropped;
-- sends wait for a live connection (the outbox keeps everything queued meanwhile);
+- sends wait for a live connection (the outbox keeps everything queued meanwhile); a send
+  whose outcome is unknown (the gateway froze or the line broke during it) raises
+  ``SendError(maybe_sent=True)`` and is remembered for a while: if its gRPC call completes
+  after all, or the gateway echoes the bot's own message back, a ``Delivered`` event says so;
 - names and group aliases are cached, member lists read fresh from the room.
 """
 
@@ -23,18 +29,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock, within
 from bot.transports import wechaty_compat as wx
-from bot.transports.base import EventSink, Incoming, Joined, Left, Member, SendError
+from bot.transports.base import (
+    Delivered,
+    EventSink,
+    Incoming,
+    Joined,
+    Left,
+    Member,
+    Reconnected,
+    SendError,
+    clean_text,
+)
 
 log = logging.getLogger(__name__)
 
 AT_SEPARATOR = "\u2005"  # what WeChat puts after an @name
+UNSURE_FOR = 600.0  # seconds a send of unknown outcome is remembered, waiting for its echo
+UNSURE_MAX = 100  # and how many of them at most
+LINGER = 120.0  # seconds a dropped connection stays open for a send still under way on it
+
+Event = Incoming | Joined | Left | Reconnected | Delivered
 
 
 class GatewayError(RuntimeError):
@@ -49,6 +71,29 @@ def retry_delay(outage: float, previous: float, *, fast_for: float, max_backoff:
     if outage < fast_for:
         return 1.0
     return min(max(previous * 2, 2.0), max_backoff)
+
+
+@dataclass(eq=False)
+class _Link:
+    """One connection to the gateway."""
+
+    puppet: Any
+    up: bool = False  # an account logged in on it
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: set[asyncio.Future[Any]] = field(default_factory=set)  # sends under way
+
+
+@dataclass(eq=False)
+class _Unsure:
+    """A send whose outcome is unknown, waiting for a sign that it arrived."""
+
+    conversation_id: str
+    sent: str  # the text as sent (with the @-prefix), cleaned as an echo would be
+    text: str  # the text the caller gave
+    room_id: str | None
+    member_id: str | None
+    started: float  # loop time the send began (an echo before that is another message)
+    settled: bool = False
 
 
 class WechatyTransport:
@@ -78,16 +123,23 @@ class WechatyTransport:
         self.max_backoff = max_backoff
         self.fast_retry_for = fast_retry_for
         self.login_wait = login_wait
-        self._puppet: Any = None
+        self._link: _Link | None = None
+        self._puppet: Any = None  # the current link's puppet
         self._bot_id = ""
-        self._ready = asyncio.Event()
+        self._logins = 0
+        self._generation = 0  # bumped when the account's id changes: older events are stale
+        self._online = asyncio.Event()  # logged in: events and room lists can be read
+        self._ready = asyncio.Event()  # and sends may go (set after a renumbering is handled)
         self._dong = asyncio.Event()
         self._events: EventSink | None = None
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, Any, int]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._lingering: set[asyncio.Task[None]] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids
         self._names: dict[str, str] = {}  # contact id -> name
         self._aliases: dict[tuple[str, str], str | None] = {}  # (room, contact) -> group alias
+        self._unsure: deque[_Unsure] = deque(maxlen=UNSURE_MAX)
+        self._echoes: deque[tuple[str, str, float]] = deque(maxlen=200)  # own messages seen
         self._fatal: Exception | None = None
         self.connects = 0
 
@@ -122,14 +174,15 @@ class WechatyTransport:
                 await within(self._ready.wait(), 0.5)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._lingering]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=10)
             for task in stuck:
                 log.error("%s did not stop within 10 s; leaving it", task.get_name())
         self._tasks = []
-        self._close()
+        self._close(linger=False)
 
     def bot_id(self) -> str:
         return self._bot_id
@@ -146,7 +199,7 @@ class WechatyTransport:
         topics: list[str] = []
         while True:
             with contextlib.suppress(TimeoutError):
-                await within(self.wait_ready(), max(deadline - loop.time(), 0.1))
+                await within(self._online.wait(), max(deadline - loop.time(), 0.1))
             try:
                 puppet = self._live()
                 ids = list(await puppet.room_list())
@@ -175,14 +228,14 @@ class WechatyTransport:
         names = [await self._shown_in(room_id, mid) for mid in mentions]
         # The @names go in the text as WeChat writes them; mention_ids make them real @s.
         prefix = "".join(f"@{name}{AT_SEPARATOR}" for name in names)
-        await self._send(room_id, prefix + text, list(mentions))
+        await self._send(room_id, prefix + text, list(mentions), said=text, room_id=room_id)
 
     async def send_direct(self, member_id: str, text: str) -> None:
-        await self._send(member_id, text, [])
+        await self._send(member_id, text, [], said=text, member_id=member_id)
 
     async def members(self, room_id: str) -> list[Member]:
-        await self.wait_ready()
-        puppet = self._puppet
+        await self._online.wait()
+        puppet = self._live()
         # Ask the gateway to forget its cached room first: joins by QR code fire no event.
         with contextlib.suppress(Exception):
             await puppet.room_payload_dirty(room_id)
@@ -203,29 +256,102 @@ class WechatyTransport:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def _send(self, conversation_id: str, text: str, mention_ids: list[str]) -> None:
-        puppet = self._puppet
-        if puppet is None or not self._ready.is_set():
+    async def _send(
+        self,
+        conversation_id: str,
+        text: str,
+        mention_ids: list[str],
+        *,
+        said: str,
+        room_id: str | None = None,
+        member_id: str | None = None,
+    ) -> None:
+        link = self._link
+        if link is None or not self._ready.is_set():
             raise SendError("not connected to the gateway", retry=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        call = asyncio.ensure_future(
+            link.puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None)
+        )
+        link.calls.add(call)
+        call.add_done_callback(link.calls.discard)
+        dropped = asyncio.ensure_future(link.dropped.wait())
         try:
-            await within(
-                puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None),
-                self.send_timeout,
+            await asyncio.wait(
+                {call, dropped}, timeout=self.send_timeout, return_when=asyncio.FIRST_COMPLETED
             )
-        except wx.GRPCError as exc:
-            # The gateway answered, with an error: the message did not go out.
-            raise SendError(
-                f"the gateway refused the message: {exc.message or exc.status}", retry=True
-            ) from exc
-        except ConnectionRefusedError as exc:
-            raise SendError("the gateway is not reachable", retry=True) from exc
-        except (TimeoutError, OSError, wx.StreamTerminatedError, AttributeError) as exc:
-            # The request may have reached WeChat before the line dropped: never risk sending
-            # it twice (the operators are told it may be missing).
-            raise SendError(
-                f"the connection broke during the send; it may have arrived ({type(exc).__name__})",
-                retry=False,
-            ) from exc
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        finally:
+            dropped.cancel()
+        if call.done() and not call.cancelled():
+            exc = call.exception()
+            if exc is None:
+                return
+            if isinstance(exc, wx.GRPCError):
+                # The gateway answered, with an error: the message did not go out.
+                raise SendError(
+                    f"the gateway refused the message: {exc.message or exc.status}", retry=True
+                ) from exc
+            if isinstance(exc, ConnectionRefusedError):
+                raise SendError("the gateway is not reachable", retry=True) from exc
+            if not isinstance(exc, OSError | wx.StreamTerminatedError | AttributeError):
+                raise exc
+            why = type(exc).__name__
+        elif call.done():
+            why = "cancelled"
+        else:
+            why = (
+                "the connection was dropped"
+                if link.dropped.is_set()
+                else f"no answer in {self.send_timeout:.0f} s"
+            )
+        # The request may have reached WeChat: never risk sending it twice (the operators
+        # are asked to check), but listen for a sign that it arrived.
+        unsure = _Unsure(conversation_id, clean_text(text).strip(), said, room_id, member_id, started)
+        self._remember(unsure)
+        if not call.done():
+            call.add_done_callback(lambda done: self._late_answer(unsure, done))
+        raise SendError(f"the connection broke during the send; it may have arrived ({why})", maybe_sent=True)
+
+    def _remember(self, unsure: _Unsure) -> None:
+        for i, (conversation, text, seen) in enumerate(self._echoes):
+            if seen >= unsure.started and conversation == unsure.conversation_id and text == unsure.sent:
+                del self._echoes[i]  # echoed already, while the send was in doubt
+                self._settle(unsure)
+                return
+        self._unsure.append(unsure)
+
+    def _late_answer(self, unsure: _Unsure, call: asyncio.Future[Any]) -> None:
+        """The gRPC call of a send in doubt finished after all (the gateway resumed)."""
+        if not call.cancelled() and call.exception() is None:
+            self._settle(unsure)
+
+    def _settle(self, unsure: _Unsure) -> None:
+        if unsure.settled:
+            return
+        unsure.settled = True
+        with contextlib.suppress(ValueError):
+            self._unsure.remove(unsure)
+        log.info("a send reported as cut did arrive: %.40s", unsure.text)
+        self._queue.put_nowait(("delivered", unsure, self._generation))
+
+    def _echo(self, conversation_id: str, text: str) -> _Unsure | None:
+        """The bot's own message came back: the send in doubt it settles, if any."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        text = text.strip()
+        while self._unsure and now - self._unsure[0].started > UNSURE_FOR:
+            self._unsure.popleft()
+        for unsure in self._unsure:
+            if unsure.conversation_id == conversation_id and unsure.sent == text:
+                unsure.settled = True
+                self._unsure.remove(unsure)
+                return unsure
+        self._echoes.append((conversation_id, text, now))
+        return None
 
     async def _shown_in(self, room_id: str, member_id: str) -> str:
         key = (room_id, member_id)
@@ -257,7 +383,9 @@ class WechatyTransport:
         while True:
             self.connects += 1
             reason = await self._connect_once()
-            was_up = self._ready.is_set()
+            link = self._link
+            was_up = link is not None and link.up
+            self._online.clear()
             self._ready.clear()
             self._close()
             if self._fatal is not None and not was_up and self._bot_id == "":
@@ -273,12 +401,15 @@ class WechatyTransport:
     async def _connect_once(self) -> str:
         """Run one connection until it ends; returns why it ended."""
         puppet = wx.PuppetService(wx.PuppetOptions(end_point=self.endpoint, token=self.token))
-        puppet.on("login", self._on_login)
+        link = _Link(puppet)
+        puppet.on("login", lambda payload: self._on_login(link, payload))
         puppet.on("logout", self._on_logout)
         puppet.on("dong", lambda _payload: self._dong.set())
         for name in ("message", "room-join", "room-leave"):
-            puppet.on(name, lambda payload, name=name: self._queue.put_nowait((name, payload)))
-        self._puppet = puppet
+            puppet.on(
+                name, lambda payload, name=name: self._queue.put_nowait((name, payload, self._generation))
+            )
+        self._link, self._puppet = link, puppet
         stream = asyncio.create_task(self._open(puppet))
         watchdog = asyncio.create_task(self._watch(puppet))
         try:
@@ -328,8 +459,8 @@ class WechatyTransport:
         """Silent stalls happen after idle periods: ask for a sign of life regularly."""
         waited = 0
         while True:
-            await asyncio.sleep(self.ping_every if self._ready.is_set() else 1)
-            if not self._ready.is_set() and puppet.login_user_id is None:
+            await asyncio.sleep(self.ping_every if self._online.is_set() else 1)
+            if not self._online.is_set() and puppet.login_user_id is None:
                 waited += 1
                 if waited > self.login_wait:
                     raise TimeoutError(f"no logged-in account after {self.login_wait:.0f} s")
@@ -341,42 +472,97 @@ class WechatyTransport:
             except TimeoutError:
                 raise TimeoutError(f"no answer to a ping within {self.ping_timeout:.0f} s") from None
 
-    def _close(self) -> None:
-        puppet, self._puppet = self._puppet, None
-        if puppet is not None and puppet.channel is not None:
-            with contextlib.suppress(Exception):
-                puppet.channel.close()
+    def _close(self, linger: bool = True) -> None:
+        link, self._link, self._puppet = self._link, None, None
+        if link is None:
+            return
+        link.dropped.set()
+        pending = [call for call in link.calls if not call.done()]
+        if not (linger and pending):
+            for call in pending:
+                call.cancel()
+            _close_channel(link.puppet)
+            return
+        # A send is still under way on this connection: a frozen gateway that resumes
+        # completes it and answers here, which tells whether it arrived.
+        task = asyncio.create_task(self._linger(link, pending), name="wechaty-linger")
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
 
-    def _on_login(self, payload: Any) -> None:
-        self._bot_id = payload.contact_id
-        self._ready.set()
-        log.info("gateway %s: logged in as %s", self.endpoint, payload.contact_id)
+    async def _linger(self, link: _Link, pending: list[asyncio.Future[Any]]) -> None:
+        try:
+            await asyncio.wait(pending, timeout=LINGER)
+        finally:
+            for call in pending:
+                call.cancel()
+            _close_channel(link.puppet)
+
+    def _on_login(self, link: _Link, payload: Any) -> None:
+        new_id = str(payload.contact_id)
+        old_id = self._bot_id
+        if self._online.is_set() and new_id == old_id:
+            return  # told again; nothing changed
+        link.up = True
+        self._bot_id = new_id
+        self._logins += 1
+        self._online.set()
+        log.info("gateway %s: logged in as %s", self.endpoint, new_id)
+        if self._logins == 1:
+            self._ready.set()
+            return
+        changed = bool(old_id) and new_id != old_id
+        if changed:
+            # Room and member ids known before may be dead: forget them, and hold the sends
+            # until the Reconnected event has been handled (the rooms looked up again).
+            log.warning(
+                "gateway %s: the account came back with a new id (%s, was %s)", self.endpoint, new_id, old_id
+            )
+            self._generation += 1
+            self._names.clear()
+            self._aliases.clear()
+            self._unsure.clear()
+            self._echoes.clear()
+            self._ready.clear()
+        else:
+            self._ready.set()
+        self._queue.put_nowait(("reconnected", changed, self._generation))
 
     def _on_logout(self, payload: Any) -> None:
         log.warning("gateway %s: the account %s logged out", self.endpoint, payload.contact_id)
+        self._online.clear()
         self._ready.clear()
 
     # --- events -------------------------------------------------------------------------
 
     async def _consume(self) -> None:
         while True:
-            kind, payload = await self._queue.get()
-            event = await self._fetch(kind, payload)
-            if event is None or self._events is None:
-                continue
+            kind, payload, generation = await self._queue.get()
+            event = await self._fetch(kind, payload, generation)
             try:
-                await self._events(event)
+                if event is not None and self._events is not None:
+                    await self._events(event)
             except Exception:
                 log.exception("could not handle a %s event from the gateway", kind)
+            finally:
+                if kind == "reconnected" and generation == self._generation and self._online.is_set():
+                    self._ready.set()  # the rooms have been looked up again: sends may go
 
-    async def _fetch(self, kind: str, payload: Any) -> Incoming | Joined | Left | None:
+    async def _fetch(self, kind: str, payload: Any, generation: int) -> Event | None:
         """The event's details from the gateway. When the connection drops meanwhile, wait
-        for it and ask again: a check-in already received must not be lost."""
+        for it and ask again: a check-in already received must not be lost (unless the
+        account has been renumbered since: its old ids are gone)."""
+        if kind == "reconnected":
+            return Reconnected(self.clock.now(), ids_changed=bool(payload))
+        if kind == "delivered":
+            return Delivered(payload.room_id, payload.member_id, payload.text, self.clock.now())
         for attempt in range(1, 6):
-            await self.wait_ready()
+            await self._online.wait()
             try:
                 return await self._convert(kind, payload)
             except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
+                if generation != self._generation:
+                    log.warning("dropped a %s event from before the account's ids changed", kind)
+                    return None
                 if attempt == 1:
                     log.warning(
                         "could not read a %s event from the gateway (%s); trying again",
@@ -393,27 +579,34 @@ class WechatyTransport:
             raise ConnectionError("not connected to the gateway")
         return puppet
 
-    async def _convert(self, kind: str, payload: Any) -> Incoming | Joined | Left | None:
+    async def _convert(self, kind: str, payload: Any) -> Event | None:
         now = self.clock.now()
         puppet = self._live()
         if kind == "message":
             if payload.message_id in self._seen:
                 return None  # the gateway sometimes delivers a message twice
             msg = await puppet.message_payload(payload.message_id)
+            text = msg.text or ""
+            if msg.from_id == self._bot_id:
+                self._see(payload.message_id)
+                # Our own sends come back: one may settle a send that was in doubt.
+                unsure = self._echo(msg.room_id or msg.to_id or "", text)
+                if unsure is None:
+                    return None
+                return Delivered(unsure.room_id, unsure.member_id, unsure.text, now)
+            if msg.type != wx.TEXT:
+                self._see(payload.message_id)
+                return None  # pictures, cards etc. are not for us
             room_id = msg.room_id or None
             name = await self._name(msg.from_id)
             alias = await self._shown_in(room_id, msg.from_id) if room_id else None
-            self._seen[payload.message_id] = None
-            if len(self._seen) > 5000:
-                self._seen.popitem(last=False)
-            if msg.from_id == self._bot_id or msg.type != wx.TEXT:
-                return None  # our own sends come back; pictures, cards etc. are not for us
+            self._see(payload.message_id)
             sender = Member(msg.from_id, name, alias if alias != name else None)
             mentions = tuple(msg.mention_ids or ())
             return Incoming(
                 room_id,
                 sender,
-                msg.text or "",
+                text,
                 _when(msg.timestamp, now),
                 mentions_bot=self._bot_id in mentions,
                 mentions=mentions,
@@ -429,6 +622,17 @@ class WechatyTransport:
         if kind == "room-leave":
             return Left(payload.room_id, tuple(payload.removed_ids), _when(payload.timestamp, now))
         return None
+
+    def _see(self, message_id: str) -> None:
+        self._seen[message_id] = None
+        if len(self._seen) > 5000:
+            self._seen.popitem(last=False)
+
+
+def _close_channel(puppet: Any) -> None:
+    if puppet is not None and puppet.channel is not None:
+        with contextlib.suppress(Exception):
+            puppet.channel.close()
 
 
 def _when(timestamp: float | None, now: datetime) -> datetime:

@@ -26,7 +26,7 @@ import urllib3
 if not hasattr(pyee, "AsyncIOEventEmitter"):  # pyee >= 12
     from pyee.asyncio import AsyncIOEventEmitter as _Emitter
 
-    pyee.AsyncIOEventEmitter = _Emitter  # type: ignore[attr-defined]
+    pyee.AsyncIOEventEmitter = _Emitter  # type: ignore[attr-defined, misc, assignment]
 
 if not hasattr(urllib3, "get_host"):  # urllib3 >= 2
 
