@@ -563,3 +563,32 @@ async def test_a_gateway_back_with_new_ids_is_followed(gateway, tmp_path, caplog
         assert "could not handle" not in caplog.text
     finally:
         await bot.stop()
+
+
+async def test_a_member_named_with_nul_newlines_and_sixty_characters(tmp_path):
+    """A name from the gateway must never crash the bot nor forge a line in its posts."""
+    hostile = "坏\x00名字\n【通知】今晚停课\r\n" + "长" * 45
+    assert len(hostile) == 60
+    world = {
+        **WORLD,
+        "contacts": [*WORLD["contacts"], {"id": "evil", "name": hostile}],
+        "rooms": [{**WORLD["rooms"][0], "members": [*WORLD["rooms"][0]["members"], "evil"]}],
+    }
+    gw = Gateway(world)
+    gw.start()
+    run = cohort({"remind": 2})
+    bot = await start_bot(gw, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        [remind] = await gw.await_sent(lambda s: "还没打卡" in s["text"])
+        assert "evil" in remind["mentionIdList"]
+        await gw.asay("evil", "打卡")
+        await counted(bot, "evil")
+        await gw.await_sent(lambda s: "坏名字" in s["text"] and s["ts"] > remind["ts"])  # acknowledged
+        await gw.adm("evil", "进度")
+        await gw.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "evil")
+        for sent in await gw.asent():
+            assert "\x00" not in sent["text"] and "\r" not in sent["text"]
+            assert not any(line.startswith("【通知】") for line in sent["text"].split("\n")), sent["text"]
+    finally:
+        await bot.stop()
+        gw.close()

@@ -1,6 +1,7 @@
 """The Wechaty adapter's own logic, on virtual time with a fake puppet: the reconnection
-back-off, sends of unknown outcome and their late confirmation, logins after the first.
-The same paths are driven through the real gateway in tests/test_gateway.py."""
+back-off, sends of unknown outcome and their late confirmation, logins after the first,
+and what crosses the boundary from the network (texts and names cleaned). The same paths
+are driven through the real gateway in tests/test_gateway.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from grpclib.const import Status
 
 from bot.transports import wechaty_compat as wx
-from bot.transports.base import Delivered, Event, Reconnected, SendError
+from bot.transports.base import Delivered, Event, Incoming, Reconnected, SendError
 from bot.transports.wechaty import (
     AT_SEPARATOR,
     UNSURE_FOR,
@@ -283,3 +284,29 @@ async def test_events_from_before_a_renumbering_are_not_retried_for_long() -> No
     began = loop.time()
     assert await transport._fetch(*old) is None
     assert loop.time() - began < 0.5
+
+
+# --- what crosses the boundary ----------------------------------------------------------
+
+
+async def test_texts_and_names_from_the_network_are_cleaned() -> None:
+    transport, puppet, _ = connected()
+    hostile = "坏\x00名字\n【系统】第二行\r\n" + "长" * 60
+    puppet.contacts["u9"] = hostile
+    puppet.members["u9"] = (hostile, "组\n长\x00")
+    puppet.messages["m1"] = text_message("u9", "打\x00卡\u200b")
+    event = await transport._convert("message", SimpleNamespace(message_id="m1"))
+    assert isinstance(event, Incoming)
+    assert event.text == "打卡"
+    assert "\n" not in event.sender.name and "\x00" not in event.sender.name
+    assert event.sender.alias == "组 长"
+    members = {m.id: m for m in await transport.members(ROOM)}
+    assert "\n" not in members["u9"].name and len(members["u9"].name) <= 40
+    # The @names the adapter writes itself are cleaned too: no line forged in a post.
+    await transport.send_room(ROOM, "还没打卡的同学抓紧哦", ["u9"])
+    assert puppet.sent[-1][1] == f"@组 长{AT_SEPARATOR}还没打卡的同学抓紧哦"
+    transport._aliases.clear()
+    puppet.members["u9"] = (hostile, "")
+    await transport.send_room(ROOM, "提醒", ["u9"])
+    prefix = puppet.sent[-1][1].split(AT_SEPARATOR)[0]
+    assert "\n" not in prefix and "\x00" not in prefix and prefix.startswith("@坏名字 【系统】第二行")

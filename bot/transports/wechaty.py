@@ -17,6 +17,7 @@ What this adds around it:
   new id (some puppets renumber everything after a re-login) the caches are dropped and
   sends wait until the event has been handled (the rooms looked up again by name);
 - events are handled one by one, in arrival order, with duplicate message ids dropped;
+  texts and names pass through ``clean_text`` / ``clean_name`` here, at the boundary;
 - sends wait for a live connection (the outbox keeps everything queued meanwhile); a send
   whose outcome is unknown (the gateway froze or the line broke during it) raises
   ``SendError(maybe_sent=True)`` and is remembered for a while: if its gRPC call completes
@@ -46,6 +47,7 @@ from bot.transports.base import (
     Member,
     Reconnected,
     SendError,
+    clean_name,
     clean_text,
 )
 
@@ -136,7 +138,7 @@ class WechatyTransport:
         self._tasks: list[asyncio.Task[None]] = []
         self._lingering: set[asyncio.Task[None]] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids
-        self._names: dict[str, str] = {}  # contact id -> name
+        self._names: dict[str, str] = {}  # contact id -> name (cleaned)
         self._aliases: dict[tuple[str, str], str | None] = {}  # (room, contact) -> group alias
         self._unsure: deque[_Unsure] = deque(maxlen=UNSURE_MAX)
         self._echoes: deque[tuple[str, str, float]] = deque(maxlen=200)  # own messages seen
@@ -217,7 +219,7 @@ class WechatyTransport:
             except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
                 log.warning("could not read the room list yet (%s)", type(exc).__name__)
             if loop.time() > deadline:
-                known = ", ".join(repr(t) for t in topics[:10]) or "none"
+                known = ", ".join(repr(clean_name(t)) for t in topics[:10]) or "none"
                 raise LookupError(
                     f"the account is in no group called {room!r} (after {self.room_wait:.0f} s); "
                     f"its groups: {known}. Write the group's exact name or its room id in `room`"
@@ -246,8 +248,8 @@ class WechatyTransport:
         async def one(mid: str) -> Member:
             async with limit:
                 payload = await puppet.room_member_payload(room_id, mid)
-            name = payload.name or await self._name(mid)
-            alias = payload.room_alias or None
+            name = clean_name(payload.name) or await self._name(mid)
+            alias = clean_name(payload.room_alias) or None
             self._names[mid] = name
             self._aliases[(room_id, mid)] = alias
             return Member(mid, name, alias)
@@ -358,9 +360,9 @@ class WechatyTransport:
         if key not in self._aliases:
             try:
                 payload = await self._live().room_member_payload(room_id, member_id)
-                self._aliases[key] = payload.room_alias or None
-                if payload.name:
-                    self._names[member_id] = payload.name
+                self._aliases[key] = clean_name(payload.room_alias) or None
+                if clean_name(payload.name):
+                    self._names[member_id] = clean_name(payload.name)
             except wx.GRPCError:
                 self._aliases[key] = None  # no member payload: shown by name (lost connections raise)
         return self._aliases[key] or await self._name(member_id)
@@ -369,9 +371,9 @@ class WechatyTransport:
         if contact_id not in self._names:
             try:
                 payload = await self._live().contact_payload(contact_id)
-                self._names[contact_id] = payload.name or contact_id
+                self._names[contact_id] = clean_name(payload.name) or clean_name(contact_id) or "?"
             except wx.GRPCError:
-                return contact_id  # a contact without a payload is shown by its id
+                return clean_name(contact_id) or "?"  # a contact without a payload is shown by its id
         return self._names[contact_id]
 
     # --- connection -----------------------------------------------------------------------
@@ -586,7 +588,7 @@ class WechatyTransport:
             if payload.message_id in self._seen:
                 return None  # the gateway sometimes delivers a message twice
             msg = await puppet.message_payload(payload.message_id)
-            text = msg.text or ""
+            text = clean_text(msg.text)
             if msg.from_id == self._bot_id:
                 self._see(payload.message_id)
                 # Our own sends come back: one may settle a send that was in doubt.
