@@ -162,14 +162,15 @@ async def test_gateway_killed_and_back_the_bot_reconnects_and_delivers_once(gate
     """And it is back within a couple of seconds of the gateway, each time: seen, the
     back-off grown during a long outage was still used after the next drop (offline 11 s
     after the gateway came back)."""
-    run = cohort({"post": 4})
+    run = cohort({"post": 2.5})
     bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
     transport = bot.transport
     assert isinstance(transport, WechatyTransport)
     try:
         first = transport.connects
         await gateway.akill()
-        await asyncio.sleep(6)  # the post falls due while the gateway is gone
+        await asyncio.sleep(4)  # the post falls due while the gateway is gone
+        assert SystemClock().now() > run.plan[0].due
         await gateway.arestart()
         assert await back_after(transport) < 2.5
         [post] = await gateway.await_sent(
