@@ -4,20 +4,21 @@ the bot never starts half-configured."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot import playbook as playbooks
 from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.plan import StartDate
-from bot.playbook import ID_PATTERN, Int, Playbook, TimeZoneName
+from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
 from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -27,22 +28,69 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return ".nan (not a number)"
+    if isinstance(value, float) and math.isinf(value):
+        return f"{'-' if value < 0 else ''}.inf (infinity)"
+    return repr(value)
+
+
+def _in_range(
+    lo: float, hi: float, unit: str, example: float, *, above: bool = False, whole: bool = False
+) -> BeforeValidator:
+    """A number setting that must be finite and within [lo, hi] (or (lo, hi] with ``above``):
+    `.inf`, `.nan`, `1e300` and negatives are refused where they are written, with the range,
+    not found later as an overflow or a bot that waits forever."""
+    kind = "whole number" if whole else "number"
+    wanted = f"more than {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
+    hint = f"write a {kind} {wanted} ({unit}), e.g. {example:g}"
+
+    def check(value: Any) -> Any:
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None:
+            raise ValueError(f"{_shown(value)} is not a number; {hint}")
+        if not math.isfinite(number) or number < lo or number > hi or (above and number == lo):
+            raise ValueError(f"{_shown(value)} is out of range; {hint}")
+        if whole:
+            if not number.is_integer():
+                raise ValueError(f"{_shown(value)} is not a whole number; {hint}")
+            return int(number)
+        return number
+
+    return BeforeValidator(check)
+
+
+Seconds = Annotated[float, _in_range(0, 3600, "seconds", 120, above=True)]
+PaceSeconds = Annotated[float, _in_range(0, 600, "seconds", 3)]
+
+
 class TransportConfig(_Strict):
     kind: Literal["wechaty", "simulated"] = Field(description="wechaty | simulated")
     endpoint: str | None = Field(None, description="the puppet-service gateway, host:port")
     token: str | None = Field(None, description="the gateway's token")
-    connect_timeout_seconds: float = Field(120, gt=0, description="extension: give up starting after this")
-    room_wait_seconds: float = Field(60, gt=0, description="extension: how long to wait for a room to appear")
-    ping_seconds: float = Field(30, gt=0, description="extension: how often the connection is checked")
+    connect_timeout_seconds: Seconds = Field(120, description="extension: give up starting after this")
+    room_wait_seconds: Seconds = Field(60, description="extension: how long to wait for a room to appear")
+    ping_seconds: Seconds = Field(30, description="extension: how often the connection is checked")
 
 
 class PacingConfig(_Strict):
-    same_chat_seconds: float = Field(1.5, ge=0)
-    any_chat_seconds: float = Field(3, ge=0)
-    per_minute: Int = Field(30, ge=1)
-    max_mentions: Int = Field(20, ge=1)
-    ack_window_seconds: float = Field(
-        3, ge=0, description="extension: how long an acknowledgement waits for others"
+    same_chat_seconds: PaceSeconds = 1.5
+    any_chat_seconds: PaceSeconds = 3
+    per_minute: Annotated[int, _in_range(1, 1000, "sends a minute", 30, whole=True)] = 30
+    max_mentions: Annotated[int, _in_range(1, 500, "@-mentions a message", 20, whole=True)] = 20
+    ack_window_seconds: PaceSeconds = Field(
+        default=3, description="extension: how long an acknowledgement waits for others"
     )
 
 
@@ -59,11 +107,13 @@ class Config(_Strict):
     operators: EmptyList[str] = Field(default_factory=list)
     bot_name: str | None = None
     transport: TransportConfig
-    pacing: PacingConfig = Field(default_factory=PacingConfig)
-    grace_minutes: float = Field(
-        10, ge=0, description="extension: items missed while down are sent this late"
+    pacing: PacingConfig = Field(default_factory=lambda: PacingConfig())
+    grace_minutes: Annotated[float, _in_range(0, 7 * 24 * 60, "minutes", 10)] = Field(
+        10, description="extension: items missed while down are sent this late"
     )
-    reconcile_minutes: float = Field(5, gt=0, description="extension: how often the member list is re-read")
+    reconcile_minutes: Annotated[float, _in_range(0, 24 * 60, "minutes", 5, above=True)] = Field(
+        5, description="extension: how often the member list is re-read"
+    )
     cohorts: list[CohortConfig] = Field(min_length=1)
 
 

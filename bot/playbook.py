@@ -339,17 +339,22 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             need_template((*loc, "post"), it.post, POST_FIELDS)
             continue
         need_track((*loc, kind, "track"), body.track)
-        track = pb.tracks.get(body.track)
+        item_track = pb.tracks.get(body.track)
         checked = it.checked_day
         in_cohort = 1 <= checked <= pb.days
-        if kind in ("remind", "nudge") and track is not None and in_cohort and checked not in track.days:
+        if (
+            kind in ("remind", "nudge")
+            and item_track is not None
+            and in_cohort
+            and checked not in item_track.days
+        ):
             # Everyone would be "not checked in" on a day nobody can check in.
             where = (*loc, "nudge", "day") if kind == "nudge" and body.day is not None else (*loc, "day")
             problems.append(
                 src.problem(
                     where,
                     f"track `{body.track}` counts only on days "
-                    f"{', '.join(map(str, track.days))}; a {kind} about day {checked} "
+                    f"{', '.join(map(str, item_track.days))}; a {kind} about day {checked} "
                     f"would reach everyone. Pick one of those days",
                 )
             )

@@ -117,10 +117,11 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else 1
             if self._depth > MAX_DEPTH:
-                raise _TooDeep(event.start_mark.line + 1)
+                raise _TooDeep(line)
             if isinstance(event, yaml.AliasEvent) and isinstance(index, int) and parent is not None:
-                self.alias_lines[(id(parent), index)] = event.start_mark.line + 1
+                self.alias_lines[(id(parent), index)] = line
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1

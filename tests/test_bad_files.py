@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot import playbook, yamlfile
+from bot import config, playbook, yamlfile
 from bot.cli import app
 from bot.yamlfile import InputError, parse_yaml
 from tests.harness import EXAMPLE
 from tests.test_config import CONFIG
 
 TOKEN = "tok3n-S3cret-value"
+# Nothing listens there: a config wrongly let through fails `run` in 2 s, not 120.
+SITE_CONFIG = CONFIG.replace("127.0.0.1:8788", "127.0.0.1:9").replace(
+    "  token:", "  connect_timeout_seconds: 2\n  token:"
+)
 ENV = {"COLUMNS": "200", "WECHATY_PUPPET_SERVICE_TOKEN": TOKEN}
 
 
@@ -27,7 +31,7 @@ def invoke(*args: str | Path):
 def site(tmp_path: Path) -> Path:
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "python-8day.yaml").write_text(EXAMPLE, encoding="utf-8")
-    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(SITE_CONFIG, encoding="utf-8")
     return tmp_path
 
 
@@ -46,7 +50,7 @@ def refused_everywhere(site: Path, broken: Path, line: int) -> str:
     where = f"{broken}:{line}"
     if broken.name != "config.yaml":
         cfg = site / "config.yaml"
-        cfg.write_text(CONFIG.replace("playbooks/python-8day.yaml", str(broken)), encoding="utf-8")
+        cfg.write_text(SITE_CONFIG.replace("playbooks/python-8day.yaml", str(broken)), encoding="utf-8")
         refused(invoke("validate", cfg), where)
     refused(invoke("run", "--config", site / "config.yaml"), where)
     return refused(invoke("validate", broken), where)
@@ -80,7 +84,7 @@ def test_a_control_character_in_a_playbook(site: Path, char: str, described: str
 
 def test_a_control_character_in_the_config(site: Path):
     cfg = site / "config.yaml"
-    text = CONFIG.replace("room: Python", "room: \x1bPython")
+    text = SITE_CONFIG.replace("room: Python", "room: \x1bPython")
     cfg.write_text(text, encoding="utf-8")
     line = next(i + 1 for i, t in enumerate(text.splitlines()) if "\x1b" in t)
     stderr = refused_everywhere(site, cfg, line)
@@ -199,3 +203,63 @@ def test_a_file_that_is_not_utf8_text(site: Path, data: bytes, line: int, says: 
     stderr = refused_everywhere(site, pb, line)
     assert says in stderr
     assert "UTF-8" in stderr
+
+
+# ---------------------------------------------------------------- config numbers
+
+
+def config_with(site: Path, old: str, new: str) -> tuple[Path, int]:
+    """The config with `old` replaced by `new`; the line of `new`'s first line."""
+    text = SITE_CONFIG.replace(old, new, 1)
+    assert text != SITE_CONFIG
+    cfg = site / "config.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    first = new.splitlines()[0]
+    return cfg, next(i + 1 for i, t in enumerate(text.splitlines()) if first in t)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "grace_minutes: .inf",
+        "grace_minutes: 1e300",
+        "grace_minutes: -.inf",
+        "grace_minutes: .nan",
+        "grace_minutes: -1",
+        'grace_minutes: "1e300"',
+        "reconcile_minutes: 1e300",
+        "reconcile_minutes: 0",
+        "reconcile_minutes: .nan",
+    ],
+)
+def test_top_level_numbers_out_of_range(site: Path, setting: str):
+    cfg, line = config_with(site, "cohorts:", f"{setting}\ncohorts:")
+    stderr = refused_everywhere(site, cfg, line)
+    assert "out of range; write a " in stderr or "not a number; write a " in stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("per_minute: 30", "per_minute: 1000000000000000000000000000000"),
+        ("per_minute: 30", "per_minute: 0"),
+        ("max_mentions: 20", "max_mentions: 100000"),
+        ("same_chat_seconds: 1.5", "same_chat_seconds: .nan"),
+        ("any_chat_seconds: 3", "any_chat_seconds: .inf"),
+        ("any_chat_seconds: 3", "any_chat_seconds: -3"),
+        ("connect_timeout_seconds: 2", "connect_timeout_seconds: .inf"),
+        ("  token:", "  room_wait_seconds: 1e300\n  token:"),
+        ("  token:", "  ping_seconds: 0\n  token:"),
+    ],
+)
+def test_pacing_and_transport_numbers_out_of_range(site: Path, old: str, new: str):
+    cfg, line = config_with(site, old, new)
+    stderr = refused_everywhere(site, cfg, line)
+    assert "out of range; write a " in stderr or "not a number; write a " in stderr
+
+
+def test_numbers_in_range_are_kept(site: Path):
+    cfg, _ = config_with(site, "cohorts:", "grace_minutes: 60\nreconcile_minutes: 0.5\ncohorts:")
+    loaded = config.load(cfg, env=ENV)
+    assert loaded.settings().grace.total_seconds() == 3600
+    assert loaded.config.reconcile_minutes == 0.5
