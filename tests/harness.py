@@ -4,6 +4,7 @@ the virtual clock, step by step, and look at what it sent."""
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -215,3 +216,27 @@ class Harness:
 
     def local(self, s: Sent) -> str:
         return self.run.cal.local(s.at).strftime("%d %H:%M:%S")
+
+
+PG_URL = os.environ.get("COHORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def scratch_postgres() -> str:
+    """The test PostgreSQL, emptied: every table of every schema version goes (a leftover
+    table of a newer branch would otherwise look like drift). Skips the test when no server
+    answers, except in CI, where a missing server is a failure."""
+    import pytest
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_URL} is not reachable in CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_URL}")
+    finally:
+        engine.dispose()
+    return PG_URL

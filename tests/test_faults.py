@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlmodel import SQLModel
+from sqlalchemy import select
 
 from bot.transports.base import Delivered, Joined, Member, Reconnected, SendError
 from bot.transports.simulated import SimulatedGroup
 from storage import repo
-from tests.harness import BOT_ID, Harness, members
+from tests.harness import BOT_ID, PG_URL, Harness, members, scratch_postgres
 
 PEOPLE = members("op1:王助教", "op2:李助教", "u01:小明", "u02:小红", "u03:小刚")
 OPS = ("op1", "op2")
@@ -75,23 +73,9 @@ async def test_control_characters_in_names_and_texts_never_reach_the_database(ha
         assert repo.has_checkin(conn, "c1", "u01", "lesson", 2)
 
 
-PG_URL = os.environ.get("COHORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
 @pytest.mark.postgres
 async def test_a_nul_in_a_name_does_not_stop_the_bot_on_postgresql(harness):
-    try:
-        engine = create_engine(PG_URL)
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_URL} is not reachable in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_URL}")
-    SQLModel.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("drop table if exists alembic_version"))
-    engine.dispose()
+    scratch_postgres()
     h = await harness(
         people=[Member("u01", "小\x00明"), Member("u\x00x", "坏\x00人")], db_url=PG_URL, now="day 2 07:45"
     )

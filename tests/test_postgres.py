@@ -8,12 +8,10 @@ import os
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlmodel import SQLModel
 
 from storage import repo
 from storage.db import open_db
-from tests.harness import Harness, members
+from tests.harness import Harness, members, scratch_postgres
 
 URL = os.environ.get("COHORTBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -22,19 +20,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_url():
-    try:
-        engine = create_engine(URL)
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {URL} is not reachable in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {URL}")
-    SQLModel.metadata.drop_all(engine)  # a scratch database: start clean every test
-    with engine.begin() as conn:
-        conn.execute(text("drop table if exists alembic_version"))
-    engine.dispose()
-    return URL
+    return scratch_postgres()  # a scratch database: start clean every test
 
 
 def test_claims_are_unique_and_times_utc(pg_url):
