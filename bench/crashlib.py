@@ -572,7 +572,9 @@ def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say) -> Result:
                 time.sleep(rng.uniform(0.05, 1.0))
             if k.kind == "send":
                 bot.wait_ready(60)
-                if not wait_for_a_send(gw, 15):
+                # One check-in makes sure a send (its acknowledgement) comes soon.
+                traffic.checkin(rng.choice(ACTIVE), rng)
+                if not wait_for_a_send(gw, 5):
                     k.kind = "send (none came)"
             k.was_up = bot.kill()
             k.done_at = time.time()
@@ -852,6 +854,18 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
         details.append(f"outbox row {r['id']} ({r['kind']}) left {r['status']}: {r['text'][:40]!r}")
     statuses = Counter(r["status"] for r in rows)
     unsent_grants = [g for g in grants if reward_dms[(g[0], g[1])] == 0]
+    # A grant whose private message never arrived: cut by a kill (unknown, never resent by
+    # design, the operators are told) or lost.
+    reward_cut = reward_lost = 0
+    for mid, rid in unsent_grants:
+        mine = [r for r in rows if r["member_id"] == mid and f"[reward:{rid}]" in r["text"]]
+        if any(r["status"] == "unknown" for r in mine):
+            reward_cut += 1
+            details.append(f"{mid}'s {rid} was granted; its message was cut by a kill (operators told)")
+        else:
+            reward_lost += 1
+            states = [r["status"] for r in mine] or "no row"
+            details.append(f"{mid}'s {rid} was granted, its message never sent: {states}")
 
     # --- sends a kill cut: whether each arrived (then exactly once) or was lost (reported)
     cut_rows = [r for r in rows if r["status"] == "unknown"]
@@ -868,6 +882,7 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
         "items never sent within the grace window (real losses)": real_losses,
         "recipients of a sent item never reached (not cut by a kill)": lost_partial,
         "counted check-ins never acknowledged (not cut by a kill)": unacked_lost,
+        "rewards granted, never delivered (not cut by a kill)": reward_lost,
         "duplicate sends, all kinds": sum(dup.values()),
         "queued messages never sent (not cut by a kill)": len(stuck),
     }
@@ -883,6 +898,7 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
         "check-ins in the database": len(checkins),
         "  acknowledgement cut by a kill (unknown; at most once)": unacked_cut,
         "rewards granted / delivered": f"{len(grants)} / {len(grants) - len(unsent_grants)}",
+        "  message cut by a kill before arriving (unknown)": reward_cut,
         "sends seen by the gateway": len(sent),
         "outbox rows cut mid-send by a kill (unknown)": len(cut_rows),
         "  of which had reached the gateway (then not repeated)": arrived,

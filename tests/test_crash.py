@@ -31,7 +31,7 @@ def check(result: crashlib.Result, kills: int) -> None:
 
 
 def test_killed_three_times_on_sqlite_nothing_twice_nothing_lost():
-    result = crashlib.run(kills=3, seed=11, db="sqlite", duration=18, say=lambda _line: None)
+    result = crashlib.run(kills=3, seed=11, db="sqlite", duration=15, say=lambda _line: None)
     check(result, 3)
 
 
