@@ -4,6 +4,7 @@ the bot never starts half-configured."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -12,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot import playbook as playbooks
 from bot.engine import Settings
@@ -75,9 +76,49 @@ Seconds = Annotated[float, _in_range(0, 3600, "seconds", 120, above=True)]
 PaceSeconds = Annotated[float, _in_range(0, 600, "seconds", 3)]
 
 
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$"
+)
+_ENDPOINT_HINT = (
+    "write the gateway as host:port, e.g. 127.0.0.1:8788 (an IPv6 address in brackets: [::1]:8788)"
+)
+
+
+def check_endpoint(value: Any) -> Any:
+    """host:port with a port 1..65535, IPv6 in brackets: a gateway address the bot could dial,
+    so a missing port is found now, not after two minutes of "no logged-in account"."""
+    if not isinstance(value, str):
+        return value  # the type check says what is wrong
+    text = value.strip()
+    if "://" in text:
+        raise ValueError(f"{value!r}: write it without http:// or grpc://; {_ENDPOINT_HINT}")
+    if text.startswith("["):
+        m = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
+        host, port = (m[1], m[2]) if m else ("", None)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(
+                f"{value!r}: only an IPv6 address goes in brackets [ ]; {_ENDPOINT_HINT}"
+            ) from None
+    else:
+        if text.count(":") > 1:
+            raise ValueError(f"{value!r}: an IPv6 address must be in brackets [ ]; {_ENDPOINT_HINT}")
+        host, _, port = text.partition(":")
+        if not host or not _HOSTNAME.match(host):
+            raise ValueError(f"{value!r}: {host!r} is not a host name or IP address; {_ENDPOINT_HINT}")
+    if not port:
+        raise ValueError(f"{value!r} has no port; {_ENDPOINT_HINT}")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {port} is not a port number (1 to 65535); {_ENDPOINT_HINT}")
+    return text
+
+
 class TransportConfig(_Strict):
     kind: Literal["wechaty", "simulated"] = Field(description="wechaty | simulated")
-    endpoint: str | None = Field(None, description="the puppet-service gateway, host:port")
+    endpoint: Annotated[str | None, AfterValidator(check_endpoint)] = Field(
+        None, description="the puppet-service gateway, host:port"
+    )
     token: str | None = Field(None, description="the gateway's token")
     connect_timeout_seconds: Seconds = Field(120, description="extension: give up starting after this")
     room_wait_seconds: Seconds = Field(60, description="extension: how long to wait for a room to appear")

@@ -263,3 +263,36 @@ def test_numbers_in_range_are_kept(site: Path):
     loaded = config.load(cfg, env=ENV)
     assert loaded.settings().grace.total_seconds() == 3600
     assert loaded.config.reconcile_minutes == 0.5
+
+
+# ---------------------------------------------------------------- transport endpoint
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("localhost", "no port"),
+        ("127.0.0.1:99999", "port 99999"),
+        ("127.0.0.1:0", "port 0"),
+        ('"127.0.0.1:"', "no port"),
+        ("127.0.0.1:port", "port"),
+        ("http://127.0.0.1:8788", "without http://"),
+        ("::1:8788", "brackets"),
+        ('"[::1]"', "no port"),
+        ('"[not-ipv6]:8788"', "brackets"),
+        ("bad host:8788", "host"),
+        ('":8788"', "host"),
+    ],
+)
+def test_a_malformed_endpoint(site: Path, endpoint: str, says: str):
+    cfg, line = config_with(site, "endpoint: 127.0.0.1:9", f"endpoint: {endpoint}")
+    stderr = refused_everywhere(site, cfg, line)
+    assert "transport.endpoint" in stderr
+    assert says in stderr
+    assert "127.0.0.1:8788" in stderr  # the example of what to write
+
+
+@pytest.mark.parametrize("endpoint", ["[::1]:8788", "localhost:8788", "gw.example.com:65535", "10.0.0.2:1"])
+def test_a_wellformed_endpoint(site: Path, endpoint: str):
+    cfg, _ = config_with(site, "endpoint: 127.0.0.1:9", f"endpoint: '{endpoint}'")
+    assert config.load(cfg, env=ENV).config.transport.endpoint == endpoint
