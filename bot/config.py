@@ -8,7 +8,7 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +21,7 @@ from bot.outbox import Pacing
 from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
 from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
+from storage.db import BadDatabaseURL, check_url, safe_url, url_password
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -162,8 +163,13 @@ class Config(_Strict):
 class Loaded:
     config: Config
     path: Path
-    database_url: str
+    database_url: str  # with its password: never print it, print safe_database_url
     playbooks: dict[str, Playbook]  # by cohort id
+    database_line: int = 1  # where `database:` is written, for errors found at start-up
+
+    @property
+    def safe_database_url(self) -> str:
+        return safe_url(self.database_url)
 
     def settings(self) -> Settings:
         p = self.config.pacing
@@ -207,10 +213,47 @@ def _database_url(url: str, base: Path) -> str:
 
 
 def load(path: str | Path, env: dict[str, str] | None = None, source: Source | None = None) -> Loaded:
-    """Read (or take ``source``, already read from ``path``) and check a config."""
+    """Read (or take ``source``, already read from ``path``) and check a config. No message
+    it raises holds the database password or the gateway token."""
     src = read_yaml(path) if source is None else source
+    env = dict(os.environ) if env is None else env
+    try:
+        return _load(path, env, src)
+    except InputError as exc:
+        secrets = _secrets(src.data, env)
+        raise InputError(
+            [
+                replace(p, message=_hide(p.message, secrets), where=_hide(p.where, secrets))
+                for p in exc.problems
+            ]
+        ) from None
+
+
+def _secrets(data: Any, env: dict[str, str]) -> list[str]:
+    """The database password and the gateway token, as written or from the environment."""
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    values = [data.get("database"), (data.get("transport") or {}).get("token")]
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            continue
+        value = _ENV.sub(lambda m: env.get(m[1], ""), value)
+        secret = url_password(value) if i == 0 else value
+        if secret and len(secret) >= 3:  # a 1-2 character "secret" would blot out the message
+            found.append(secret)
+    return found
+
+
+def _hide(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
     problems: list[Problem] = []
-    src.data = _expand(src.data, (), src, dict(os.environ) if env is None else env, problems)
+    src.data = _expand(src.data, (), src, env, problems)
     if problems:
         raise InputError(problems)
     cfg = validate(src, Config)
@@ -235,6 +278,11 @@ def load(path: str | Path, env: dict[str, str] | None = None, source: Source | N
                 )
             )
         rooms.setdefault(c.room, c.id)
+    database_url = _database_url(cfg.database, base)
+    try:
+        check_url(database_url)
+    except BadDatabaseURL as exc:
+        problems.append(src.problem(("database",), str(exc)))
     if cfg.transport.kind == "wechaty" and not cfg.transport.token:
         problems.append(src.problem(("transport",), "`token` is missing; add the gateway's token"))
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
@@ -259,4 +307,4 @@ def load(path: str | Path, env: dict[str, str] | None = None, source: Source | N
         loaded[c.id] = cache[pb_path]
     if problems:
         raise InputError(problems)
-    return Loaded(cfg, Path(path), _database_url(cfg.database, base), loaded)
+    return Loaded(cfg, Path(path), database_url, loaded, src.line(("database",)))

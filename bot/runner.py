@@ -9,7 +9,9 @@ import signal
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine as Database
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import Bot
 from bot.clock import SystemClock
@@ -18,7 +20,7 @@ from bot.config import Loaded
 from bot.plan import calendar
 from bot.transports.base import Transport
 from bot.transports.wechaty import GatewayError, WechatyTransport
-from storage.db import AlreadyRunning, open_db, single_instance
+from storage.db import AlreadyRunning, explain_failure, open_db, single_instance
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +34,34 @@ def build_runs(loaded: Loaded) -> list[CohortRun]:
 
 
 def run_forever(loaded: Loaded, console: Console) -> int:
-    errors = Console(stderr=True)
-    db = open_db(loaded.database_url)
+    errors = Console(stderr=True, highlight=False)
+
+    def error(message: str) -> int:
+        errors.print(f"[bold red]error[/] {escape(message)}", soft_wrap=True)
+        return 2
+
+    def database_error(exc: BaseException) -> int:
+        # One line, with the config's `database:` line: never a traceback, never the password.
+        where = f"{loaded.path}:{loaded.database_line}: database"
+        return error(f"{where}: {explain_failure(loaded.database_url, exc)}")
+
     try:
-        with single_instance(db):
+        db = open_db(loaded.database_url)
+    except Exception as exc:  # the driver's, SQLAlchemy's, Alembic's or the OS's
+        log.debug("opening the database failed", exc_info=True)
+        return database_error(exc)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(single_instance(db))
+        except AlreadyRunning as exc:
+            return error(f"{exc}; stop it first (one bot per database)")
+        except (OSError, SQLAlchemyError) as exc:
+            return database_error(exc)
+        try:
             return asyncio.run(_run(loaded, db, console))
-    except AlreadyRunning as exc:
-        errors.print(f"[bold red]error[/] {exc}; stop it first (one bot per database)")
-    except (GatewayError, LookupError) as exc:
-        errors.print(f"[bold red]error[/] {exc}")
-    return 2
+        except (GatewayError, LookupError) as exc:
+            return error(str(exc))
+    return 2  # not reached: mypy cannot see that ExitStack does not swallow exceptions
 
 
 async def _run(loaded: Loaded, db: Database, console: Console) -> int:

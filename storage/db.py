@@ -3,13 +3,144 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from storage import migrate, models  # noqa: F401  (models registers the tables)
+
+EXAMPLES = (
+    "e.g. sqlite:///cohortbot.db (a file next to the config) or postgresql+psycopg://user@host:5432/dbname"
+)
+# Drivers someone might name, and the package that brings each.
+_PACKAGES = {
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+}
+
+
+class BadDatabaseURL(ValueError):
+    """A database URL that cannot work, said in plain words; never holds the password."""
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as it may be shown or logged: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", str(url))
+
+
+def url_password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError, TypeError):
+        m = re.search(r"://[^/@]*?:([^/@]*)@", url)
+        return m[1] if m else None
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error) without the URL's password in it."""
+    password = url_password(url)
+    return text.replace(password, "***") if password else text
+
+
+def check_url(url: str) -> None:
+    """What can be checked without touching the database: the URL's form, its driver
+    importable, a port in range, an SQLite file's folder there and writable. Raises
+    BadDatabaseURL with what to write instead."""
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError):
+        raise BadDatabaseURL(f"{safe_url(url)!r} is not a database URL; write one like {EXAMPLES}") from None
+    try:
+        dialect = u.get_dialect()
+    except NoSuchModuleError:
+        raise BadDatabaseURL(
+            f"{u.drivername!r} is an unknown kind of database; write one like {EXAMPLES}"
+        ) from None
+    if getattr(dialect, "is_async", False):
+        raise BadDatabaseURL(
+            f"{u.drivername} is a driver for asynchronous programs, which cohortbot is not; "
+            "for PostgreSQL write postgresql+psycopg://user@host:5432/dbname"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        package = _PACKAGES.get(exc.name or "", exc.name)
+        raise BadDatabaseURL(
+            f"the Python driver for {u.drivername} ({exc.name}) is not installed; use "
+            "postgresql+psycopg:// or sqlite:/// (their drivers come with cohortbot), or "
+            f"install it: pip install {package}"
+        ) from None
+    if u.port is not None and not 1 <= u.port <= 65535:
+        raise BadDatabaseURL(f"port {u.port} is not a port number (1 to 65535); PostgreSQL's is usually 5432")
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        _check_sqlite_file(Path(u.database))
+
+
+def _check_sqlite_file(path: Path) -> None:
+    folder = path.parent
+    if not folder.is_dir():
+        raise BadDatabaseURL(
+            f"the folder {folder} for the SQLite file does not exist; create it (mkdir -p {folder}) "
+            "or fix the path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadDatabaseURL(
+            f"cohortbot cannot write in the folder {folder} (SQLite needs to put files next to "
+            "the database); choose a folder this user may write to"
+        )
+    if path.is_dir():
+        raise BadDatabaseURL(f"{path} is a folder, not a file; name a file, e.g. {path / 'cohortbot.db'}")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise BadDatabaseURL(f"cohortbot may not read and write {path}; fix its permissions")
+
+
+def explain_failure(url: str, exc: BaseException) -> str:
+    """One line for a database that could not be opened at start-up: where, why, what to try;
+    never the password."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    # psycopg: 'connection failed: connection to server at "h", port 1 failed: Connection refused'
+    first = lines[0].rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip() if lines else ""
+    detail = scrub(first or type(cause).__name__, url)
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"cannot open the database {safe_url(url)}: {detail}"
+    if u.get_backend_name() == "postgresql":
+        host, port = u.host or "localhost", u.port or 5432
+        name, user = u.database or u.username or "postgres", u.username or os.environ.get("USER", "")
+        where = f"PostgreSQL at {host}:{port}"
+        low = detail.lower()
+        if "database" in low and "does not exist" in low:
+            create = f"createdb -h {host} -p {port} {name}"
+            return f"{where} has no database {name!r}; create it ({create}) or fix the name"
+        if "role" in low and "does not exist" in low:
+            create = f"createuser -h {host} -p {port} {user}"
+            return f"{where} has no user {user!r}; create it ({create}) or fix the user"
+        if "password" in low or "authentication" in low:
+            return f"{where} refused user {user!r} ({detail}); check the user name and password"
+        return (
+            f"cannot connect to {where} (database {name!r}): {detail}; is PostgreSQL running there? "
+            "Start it (e.g. sudo systemctl start postgresql), or fix the host and port"
+        )
+    if u.get_backend_name() == "sqlite":
+        return (
+            f"cannot open the SQLite database {u.database}: {detail}; check that the file is a "
+            "cohortbot database (or move it away to start afresh) and that its folder is writable"
+        )
+    return f"cannot open the database {safe_url(u)}: {detail}"
 
 
 def open_db(url: str) -> Engine:

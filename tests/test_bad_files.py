@@ -296,3 +296,83 @@ def test_a_malformed_endpoint(site: Path, endpoint: str, says: str):
 def test_a_wellformed_endpoint(site: Path, endpoint: str):
     cfg, _ = config_with(site, "endpoint: 127.0.0.1:9", f"endpoint: '{endpoint}'")
     assert config.load(cfg, env=ENV).config.transport.endpoint == endpoint
+
+
+# ---------------------------------------------------------------- database
+
+
+PASSWORD = "S3cretPW"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url at all", "is not a database URL"),
+        (f"mysql://bot:{PASSWORD}@127.0.0.1/cohortbot", "driver"),
+        (f"nosuchdb://bot:{PASSWORD}@127.0.0.1/cohortbot", "unknown kind of database"),
+        (f"postgresql+asyncpg://bot:{PASSWORD}@127.0.0.1/cohortbot", "postgresql+psycopg://"),
+        (f"postgresql+psycopg://bot:{PASSWORD}@127.0.0.1:99999/cohortbot", "port"),
+        (f"postgresql+psycopg://bot:{PASSWORD}@127.0.0.1:abc/cohortbot", "is not a database URL"),
+        ("sqlite:////nonexistent/dir/bot.db", "mkdir"),
+        ("sqlite:///missing/bot.db", "mkdir"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_refused_by_validate(site: Path, url: str, says: str):
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", f"database: {url}")
+    stderr = refused_everywhere(site, cfg, line)
+    assert f"{cfg}:{line}: database:" in stderr
+    assert says in stderr
+    assert PASSWORD not in stderr
+
+
+def test_a_sqlite_file_that_is_a_folder(site: Path):
+    (site / "bot.db").mkdir()
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", "database: sqlite:///bot.db")
+    stderr = refused_everywhere(site, cfg, line)
+    assert "is a folder" in stderr
+
+
+def test_a_sqlite_file_that_is_not_a_database_fails_run_in_one_line(site: Path):
+    (site / "bot.db").write_text("not a database, just text\n" * 100, encoding="utf-8")
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", "database: sqlite:///bot.db")
+    stderr = refused(invoke("run", "--config", cfg), f"{cfg}:{line}")
+    assert "SQLite" in stderr and "bot.db" in stderr
+
+
+def postgres_up() -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", 5432)) == 0
+
+
+needs_postgres = pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL at 127.0.0.1:5432")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:1/test", "is PostgreSQL running"),
+        pytest.param(
+            f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:5432/no_such_db_cohortbot",
+            "createdb",
+            marks=needs_postgres,
+        ),
+        pytest.param(
+            f"postgresql+psycopg://no_such_role_cb:{PASSWORD}@127.0.0.1:5432/test",
+            "no_such_role_cb",
+            marks=needs_postgres,
+        ),
+    ],
+)
+def test_run_explains_a_failed_database_connection_in_one_line(site: Path, url: str, says: str):
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", f"database: {url}")
+    ok = invoke("validate", cfg)
+    assert ok.exit_code == 0, ok.output  # nothing wrong that can be seen without connecting
+    result = invoke("run", "--config", cfg)
+    stderr = refused(result, f"{cfg}:{line}: database")
+    assert says in stderr
+    assert "127.0.0.1" in stderr
+    assert PASSWORD not in result.output
+    assert len(stderr.strip().splitlines()) == 1, stderr

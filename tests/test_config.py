@@ -231,6 +231,7 @@ def test_relative_paths_resolve_relative_to_the_config_file(site: Path, tmp_path
 
 
 def test_relative_sqlite_path_in_a_subfolder(site: Path):
+    (site / "data").mkdir()  # SQLite makes the file, not its folder (a missing one is refused)
     text = CONFIG.replace("sqlite:///cohortbot.db", "sqlite:///data/bot.db")
     loaded = config.load(write(site, text), env=ENV)
     assert loaded.database_url == f"sqlite:///{(site / 'data' / 'bot.db').resolve()}"
@@ -239,7 +240,7 @@ def test_relative_sqlite_path_in_a_subfolder(site: Path):
 @pytest.mark.parametrize(
     "url",
     [
-        "sqlite:////var/lib/cohortbot.db",
+        "sqlite:////tmp/cohortbot.db",  # a folder any user may write to
         '"sqlite:///:memory:"',
         "postgresql+psycopg://bot:pw@db:5432/cohortbot",
     ],
