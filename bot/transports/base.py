@@ -116,12 +116,16 @@ EventSink = Callable[[Event], Awaitable[None]]
 class SendError(Exception):
     """A send that did not go through. ``retry``: trying again may help. ``maybe_sent``: the
     connection broke during the send, so it may have arrived (never retried; the operators
-    are told to check before resending)."""
+    are told to check before resending). ``not_friend``: a private message the network
+    refuses because the member is not the account's friend (WeChat's "开启了朋友验证…")."""
 
-    def __init__(self, message: str, retry: bool = True, *, maybe_sent: bool = False) -> None:
+    def __init__(
+        self, message: str, retry: bool = True, *, maybe_sent: bool = False, not_friend: bool = False
+    ) -> None:
         super().__init__(message)
-        self.retry = retry and not maybe_sent
+        self.retry = retry and not maybe_sent and not not_friend
         self.maybe_sent = maybe_sent
+        self.not_friend = not_friend
 
 
 class Transport(Protocol):
