@@ -8,7 +8,7 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -120,7 +120,7 @@ class TransportConfig(_Strict):
     endpoint: Annotated[str | None, AfterValidator(check_endpoint)] = Field(
         None, description="the puppet-service gateway, host:port"
     )
-    token: str | None = Field(None, description="the gateway's token")
+    token: str | None = Field(None, repr=False, description="the gateway's token")
     connect_timeout_seconds: Seconds = Field(120, description="extension: give up starting after this")
     room_wait_seconds: Seconds = Field(60, description="extension: how long to wait for a room to appear")
     ping_seconds: Seconds = Field(30, description="extension: how often the connection is checked")
@@ -145,7 +145,9 @@ class CohortConfig(_Strict):
 
 class Config(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
-    database: str = Field("sqlite:///cohortbot.db", min_length=1, description="SQLAlchemy URL")
+    database: str = Field(
+        repr=False, default="sqlite:///cohortbot.db", min_length=1, description="SQLAlchemy URL"
+    )
     operators: EmptyList[str] = Field(default_factory=list)
     bot_name: str | None = None
     transport: TransportConfig
@@ -163,7 +165,7 @@ class Config(_Strict):
 class Loaded:
     config: Config
     path: Path
-    database_url: str  # with its password: never print it, print safe_database_url
+    database_url: str = field(repr=False)  # with its password: print safe_database_url
     playbooks: dict[str, Playbook]  # by cohort id
     database_line: int = 1  # where `database:` is written, for errors found at start-up
 

@@ -88,7 +88,7 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
     bot = Bot(
         db, transport, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes
     )
-    log.info("starting %d cohort(s) over %s; database %s", len(runs), cfg.kind, loaded.database_url)
+    log.info("starting %d cohort(s) over %s; database %s", len(runs), cfg.kind, loaded.safe_database_url)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

@@ -191,7 +191,7 @@ def single_instance(engine: Engine) -> Iterator[None]:
     if url.get_backend_name() == "postgresql":
         with engine.connect() as conn:
             if not conn.execute(text("select pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar():
-                raise AlreadyRunning(f"another cohortbot is running on {url.render_as_string()}")
+                raise AlreadyRunning(f"another cohortbot is running on {safe_url(url)}")
             try:
                 yield
             finally:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -376,3 +378,75 @@ def test_run_explains_a_failed_database_connection_in_one_line(site: Path, url: 
     assert "127.0.0.1" in stderr
     assert PASSWORD not in result.output
     assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+# ---------------------------------------------------------------- secrets never printed
+
+
+def run_subprocess(cfg: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", **env},
+    )
+
+
+@needs_postgres
+def test_run_logs_the_database_without_its_password(site: Path):
+    # Trust authentication: the password is not needed, so the bot gets as far as its log.
+    cfg, _ = config_with(
+        site,
+        "database: sqlite:///cohortbot.db",
+        f"database: postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1/test",
+    )
+    result = run_subprocess(cfg, {"WECHATY_PUPPET_SERVICE_TOKEN": TOKEN})
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert (
+        "database postgresql+psycopg://postgres:***@127.0.0.1/test" in output or "another cohortbot" in output
+    )
+    assert PASSWORD not in output
+    assert TOKEN not in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("bot_name: CohortBot", "bot_nam: CohortBot"),  # an unrelated mistake
+        ("per_minute: 30", f"per_minute: {PASSWORD}"),
+        ("endpoint: 127.0.0.1:9", f"endpoint: {TOKEN}"),
+        ("endpoint: 127.0.0.1:9", "endpoint: ${WECHATY_PUPPET_SERVICE_TOKEN}"),
+        ("cohorts:", f"cohorts: {PASSWORD}\nx:"),
+    ],
+)
+def test_no_secret_in_the_errors_of_a_config(site: Path, old: str, new: str):
+    cfg, _ = config_with(
+        site, "database: sqlite:///cohortbot.db", f"database: postgresql+psycopg://bot:{PASSWORD}@db/x"
+    )
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    for result in (invoke("validate", cfg), invoke("run", "--config", cfg)):
+        assert result.exit_code == 2, result.output
+        assert PASSWORD not in result.output and TOKEN not in result.output, result.output
+        assert "***" in result.output or "bot_nam" in result.output
+
+
+def test_no_secret_when_a_config_is_fine(site: Path):
+    cfg, _ = config_with(
+        site, "database: sqlite:///cohortbot.db", f"database: postgresql+psycopg://bot:{PASSWORD}@db/x"
+    )
+    result = invoke("validate", cfg)
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output and TOKEN not in result.output
+
+
+def test_the_loaded_config_does_not_show_its_secrets(site: Path):
+    cfg, _ = config_with(
+        site, "database: sqlite:///cohortbot.db", f"database: postgresql+psycopg://bot:{PASSWORD}@db/x"
+    )
+    loaded = config.load(cfg, env={"WECHATY_PUPPET_SERVICE_TOKEN": TOKEN})
+    assert loaded.config.transport.token == TOKEN and PASSWORD in loaded.database_url
+    for shown in (repr(loaded), str(loaded.config), loaded.safe_database_url):
+        assert PASSWORD not in shown and TOKEN not in shown
