@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import playbook as playbooks
@@ -33,7 +34,7 @@ err = Console(stderr=True, highlight=False)
 
 def fail(exc: InputError) -> typer.Exit:
     for p in exc.problems:
-        err.print(f"[bold red]error[/] {p}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error[/] {escape(str(p))}", markup=True, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -72,7 +73,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="playbooks (or con
         except InputError as exc:
             bad += 1
             for p in exc.problems:
-                err.print(f"[bold red]error[/] {p}", soft_wrap=True)
+                err.print(f"[bold red]error[/] {escape(str(p))}", soft_wrap=True)
     if bad:
         raise typer.Exit(2)
 

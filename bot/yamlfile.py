@@ -154,6 +154,7 @@ _CHAR_NAMES = {
     0x85: "next line",
 }
 MAX_CONTROL_PROBLEMS = 10
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's: its marks count these
 
 
 def describe_char(ch: str) -> str:
@@ -179,8 +180,9 @@ def _control_problems(text: str, path: str) -> list[Problem]:
     hits = list(_CONTROL.finditer(text))
     for m in hits[:MAX_CONTROL_PROBLEMS]:
         start = m.start()
-        line = text.count("\n", 0, start) + 1
-        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        breaks = list(_LINE_BREAK.finditer(text, 0, start))
+        line = len(breaks) + 1
+        column = start - (breaks[-1].end() if breaks else 0) + 1
         problems.append(
             Problem(
                 path,

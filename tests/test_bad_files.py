@@ -450,3 +450,10 @@ def test_the_loaded_config_does_not_show_its_secrets(site: Path):
     assert loaded.config.transport.token == TOKEN and PASSWORD in loaded.database_url
     for shown in (repr(loaded), str(loaded.config), loaded.safe_database_url):
         assert PASSWORD not in shown and TOKEN not in shown
+
+
+def test_text_from_the_file_is_shown_as_written_not_as_terminal_markup(site: Path):
+    pb = site / "markup.yaml"
+    pb.write_text(EXAMPLE.replace("days: 8", 'days: 8\n"[bold]x": 1'), encoding="utf-8")
+    stderr = refused(invoke("validate", pb), str(pb))
+    assert "unknown key `[bold]x`" in stderr
