@@ -22,7 +22,7 @@ from bot.cohort import CohortRun
 from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.plan import PlannedItem, calendar
-from bot.transports.base import Delivered, Event, Reconnected, SendError
+from bot.transports.base import Delivered, Event, Incoming, Reconnected, SendError
 from bot.transports.wechaty import WechatyTransport
 from storage.db import open_db
 from tests.gateway.driver import Gateway
@@ -592,4 +592,118 @@ async def test_a_member_named_with_nul_newlines_and_sixty_characters(tmp_path):
             assert not any(line.startswith("【通知】") for line in sent["text"].split("\n")), sent["text"]
     finally:
         await bot.stop()
+        gw.close()
+
+
+async def connected_transport(gw: Gateway, events: list[Event]) -> WechatyTransport:
+    async def record(event: Event) -> None:
+        events.append(event)
+
+    transport = WechatyTransport(gw.endpoint, gw.token, SystemClock(), connect_timeout=30, ping_every=1)
+    await transport.start(record)
+    return transport
+
+
+async def incoming_from(events: list[Event], member_id: str, text: str, limit: float = 10) -> None:
+    """Wait until the member's private message has reached the bot (events come in order, so
+    everything the gateway emitted before it has been handled too)."""
+    for _ in range(int(limit * 20)):
+        if any(isinstance(e, Incoming) and e.sender.id == member_id and e.text == text for e in events):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{member_id}'s {text!r} did not arrive; events: {events}")
+
+
+def dms_to(sends: list[dict], member_id: str) -> list[dict]:
+    return [s for s in sends if s["kind"] == "dm" and s["conversationId"] == member_id]
+
+
+async def test_a_private_message_refused_to_a_non_friend_is_not_friend_until_befriended():
+    """Seen: nudges and rewards to group members who had not added the account were lost
+    without a word. The gateway refuses them with an error: SendError(not_friend)."""
+    world = {
+        **WORLD,
+        "contacts": [{**c, "notFriend": "refuse"} if c["id"] == "u3" else c for c in WORLD["contacts"]],
+    }
+    gw = Gateway(world)
+    gw.start()
+    events: list[Event] = []
+    transport = await connected_transport(gw, events)
+    try:
+        with pytest.raises(SendError) as refused:
+            await transport.send_direct("u3", "小刚，今天的课还没完成哦")
+        assert refused.value.not_friend and not refused.value.retry and not refused.value.maybe_sent
+        # Another phrasing, as a Windows hook writes it.
+        await gw.anot_friend("u3", "refuse", text="send text msg: u3, its not on your friend list!")
+        with pytest.raises(SendError) as again:
+            await transport.send_direct("u3", "小刚，这是你的奖励")
+        assert again.value.not_friend
+        assert [r["text"] for r in await gw.arefused()] == ["小刚，今天的课还没完成哦", "小刚，这是你的奖励"]
+        # A friend still gets the message.
+        await transport.send_direct("u1", "小明，今天的课还没完成哦")
+        # The member adds the account: the next private message reaches them.
+        await gw.abefriend("u3")
+        await transport.send_direct("u3", "小刚，欢迎")
+        sends = await gw.asent()
+        assert [s["text"] for s in dms_to(sends, "u1")] == ["小明，今天的课还没完成哦"]
+        assert [s["text"] for s in dms_to(sends, "u3")] == ["小刚，欢迎"]
+    finally:
+        await transport.stop()
+        gw.close()
+
+
+async def test_the_notice_after_a_private_message_to_a_non_friend_calls_on_not_friend():
+    """The web and iPad protocols accept the message and WeChat then puts its notice into
+    that chat ("开启了朋友验证…"): on_not_friend(member id), never an Incoming message."""
+    world = {
+        **WORLD,
+        "contacts": [{**c, "notFriend": "notice"} if c["id"] == "u2" else c for c in WORLD["contacts"]],
+    }
+    gw = Gateway(world)
+    gw.start()
+    events: list[Event] = []
+    told: list[str] = []
+    transport = await connected_transport(gw, events)
+
+    async def tell(member_id: str) -> None:
+        told.append(member_id)
+
+    transport.on_not_friend = tell
+    try:
+        await transport.send_direct("u2", "红红，今天的课还没完成哦")  # accepted
+        await transport.send_direct("u1", "小明，今天的课还没完成哦")  # a friend
+        for _ in range(100):
+            if told:
+                break
+            await asyncio.sleep(0.05)
+        assert told == ["u2"]
+        # A notice in the chat of someone the bot did not message is ignored; so is the text.
+        await gw.anotice("u3")
+        await gw.anotice("u3", "你还不是他（她）朋友", notice_type="text")
+        await gw.adm("u3", "进度")
+        await incoming_from(events, "u3", "进度")
+        assert told == ["u2"]
+        assert not [e for e in events if isinstance(e, Incoming) and "朋友" in e.text], events
+        # Delivered as a text by another puppet: the same.
+        await gw.anot_friend("u3", "notice", notice_type="text", delay=0)
+        await transport.send_direct("u3", "小刚，今天的课还没完成哦")
+        await gw.adm("u3", "帮助")
+        await incoming_from(events, "u3", "帮助")
+        assert told == ["u2", "u3"]
+        # u2 adds the account: the next private message arrives, with no notice after it.
+        await gw.abefriend("u2")
+        await transport.send_direct("u2", "红红，这是你的奖励")
+        await asyncio.sleep(0.3)  # the mock posts a notice 0.1 s after a send
+        await gw.adm("u2", "进度")
+        await incoming_from(events, "u2", "进度")
+        assert told == ["u2", "u3"]
+        assert not [e for e in events if isinstance(e, Incoming) and "朋友" in e.text], events
+        sends = await gw.asent()
+        assert [(s["text"], s.get("delivered", True)) for s in dms_to(sends, "u2")] == [
+            ("红红，今天的课还没完成哦", False),
+            ("红红，这是你的奖励", True),
+        ]
+        assert [s.get("delivered", True) for s in dms_to(sends, "u1")] == [True]
+    finally:
+        await transport.stop()
         gw.close()

@@ -18,10 +18,12 @@ from bot.transports import wechaty_compat as wx
 from bot.transports.base import Delivered, Event, Incoming, Reconnected, SendError
 from bot.transports.wechaty import (
     AT_SEPARATOR,
+    NOTICE_WINDOW,
     UNSURE_FOR,
     UNSURE_MAX,
     WechatyTransport,
     _Link,
+    _NotFriend,
     retry_delay,
 )
 
@@ -255,11 +257,12 @@ async def test_a_plain_reconnect_is_reported_and_sends_go_on() -> None:
 async def test_a_login_with_a_new_id_clears_the_caches_and_holds_sends_until_handled() -> None:
     transport, _, link = connected("bot")
     await transport.members(ROOM)
-    assert transport._names and transport._aliases
+    await transport.send_direct("u1", "hi")
+    assert transport._names and transport._aliases and transport._messaged
     transport._on_logout(SimpleNamespace(contact_id="bot"))
     transport._on_login(link, SimpleNamespace(contact_id="bot-2"))
     assert transport.bot_id() == "bot-2"
-    assert not transport._names and not transport._aliases
+    assert not transport._names and not transport._aliases and not transport._messaged
     assert transport._online.is_set() and not transport._ready.is_set()
     seen: list[tuple[Event, bool]] = []
 
@@ -310,3 +313,152 @@ async def test_texts_and_names_from_the_network_are_cleaned() -> None:
     await transport.send_room(ROOM, "提醒", ["u9"])
     prefix = puppet.sent[-1][1].split(AT_SEPARATOR)[0]
     assert "\n" not in prefix and "\x00" not in prefix and prefix.startswith("@坏名字 【系统】第二行")
+
+
+# --- members who are not friends ----------------------------------------------------------
+
+NOTICE = "对方开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证通过后，才能聊天。"
+
+
+def notice_message(sender: str, text: str = NOTICE, to_id: str = "bot", kind: Any = None) -> Any:
+    """WeChat's notice in a private chat, as a system message (type Unknown) by default."""
+    msg = text_message(sender, text, room_id="", to_id=to_id)
+    msg.type = wx.MessageType.MESSAGE_TYPE_UNSPECIFIED if kind is None else kind
+    return msg
+
+
+async def converted(transport: WechatyTransport, puppet: FakePuppet, message_id: str, msg: Any) -> Any:
+    puppet.messages[message_id] = msg
+    return await transport._convert("message", SimpleNamespace(message_id=message_id))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "Error: messageSendText(u1): 开启了朋友验证，你还不是他（她）朋友\n    at TestPuppetMock.send",
+        "send text msg: u1, its not on your friend list!",
+        "u1 is not your friend",
+        "对方不是你的好友",
+        "contact u1 is NOT FRIEND",
+        "需要先通过好友验证",
+    ],
+)
+async def test_a_private_send_refused_for_a_non_friend_is_not_friend_and_not_retried(error: str) -> None:
+    transport, puppet, _ = connected()
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> str:
+        raise wx.GRPCError(Status.UNKNOWN, error)
+
+    puppet.message_send_text = refuse  # type: ignore[method-assign]
+    with pytest.raises(SendError) as refused:
+        await transport.send_direct("u1", "小明，这是你的奖励")
+    assert refused.value.not_friend and not refused.value.retry and not refused.value.maybe_sent
+    assert "u1" in str(refused.value) and "\n" not in str(refused.value)
+    assert not transport._unsure
+
+
+@pytest.mark.parametrize(
+    "error", ["操作过于频繁", "2 UNKNOWN: [tid:79161c42] wechat bad request error", "token verify failed"]
+)
+async def test_other_refusals_and_room_sends_are_not_taken_for_a_non_friend(error: str) -> None:
+    transport, puppet, _ = connected()
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> str:
+        raise wx.GRPCError(Status.INTERNAL, error)
+
+    puppet.message_send_text = refuse  # type: ignore[method-assign]
+    with pytest.raises(SendError) as refused:
+        await transport.send_direct("u1", "hi")
+    assert not refused.value.not_friend and refused.value.retry
+
+    async def refuse_room(*_args: Any, **_kwargs: Any) -> str:
+        raise wx.GRPCError(Status.UNKNOWN, "不是好友")
+
+    puppet.message_send_text = refuse_room  # type: ignore[method-assign]
+    with pytest.raises(SendError) as room:
+        await transport.send_room(ROOM, "hi")  # a group has no friends to be
+    assert not room.value.not_friend
+
+
+async def test_the_notice_after_an_accepted_private_send_calls_on_not_friend_not_incoming() -> None:
+    transport, puppet, _ = connected()
+    told: list[str] = []
+    seen: list[Event] = []
+
+    async def tell(member_id: str) -> None:
+        told.append(member_id)
+
+    async def sink(event: Event) -> None:
+        seen.append(event)
+
+    transport.on_not_friend = tell
+    transport._events = sink
+    await transport.send_direct("u1", "小明，今天的课还没完成哦")  # the gateway accepts it
+    puppet.messages["n1"] = notice_message("u1")
+    transport._queue.put_nowait(("message", SimpleNamespace(message_id="n1"), transport._generation))
+    consumer = asyncio.create_task(transport._consume())
+    await asyncio.sleep(0.1)
+    consumer.cancel()
+    assert told == ["u1"] and seen == []
+    # A plain function does as well; the member still speaking is a member speaking.
+    calls: list[str] = []
+    transport.on_not_friend = calls.append
+    await transport._tell_not_friend("u1")
+    assert calls == ["u1"]
+    assert isinstance(
+        await converted(transport, puppet, "m2", text_message("u1", "进度", room_id="")), Incoming
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        NOTICE,
+        "对方开启了朋友验证，你还不是他(她)朋友。请先发送朋友验证请求，对方验证通过后，才能聊天。",
+        '<a href="weixin://findfriend/verifycontact">请先发送朋友验证请求</a>',
+        "小明 has enabled Friend Confirmation. You are not his/her friend. Send a friend request first.",
+        "Message not sent: 小明 is not your friend yet.",
+    ],
+)
+async def test_the_notice_is_known_in_its_forms_and_types(text: str) -> None:
+    transport, puppet, _ = connected()
+    await transport.send_direct("u1", "hi")
+    for i, kind in enumerate((None, wx.TEXT)):
+        event = await converted(transport, puppet, f"n{i}", notice_message("u1", text, kind=kind))
+        assert event == _NotFriend("u1")
+
+
+async def test_a_notice_filed_under_the_account_is_one_but_its_own_texts_are_echoes() -> None:
+    transport, puppet, _ = connected()
+    await transport.send_direct("u1", "hi")
+    # Some puppets file the system message under the account, in the contact's chat.
+    assert await converted(transport, puppet, "n1", notice_message("bot", to_id="u1")) == _NotFriend("u1")
+    # The account's own text quoting the notice (an operator told privately) is an echo.
+    await transport.send_direct("op", f"小明收不到私信：{NOTICE}")
+    quoted = text_message("bot", f"小明收不到私信：{NOTICE}", room_id="", to_id="op")
+    assert await converted(transport, puppet, "e1", quoted) is None
+    # And in a group, the words are only words.
+    in_room = text_message("u1", NOTICE)
+    assert isinstance(await converted(transport, puppet, "g1", in_room), Incoming)
+
+
+async def test_a_notice_from_someone_not_messaged_recently_is_dropped() -> None:
+    transport, puppet, _ = connected()
+    assert await converted(transport, puppet, "n1", notice_message("u2")) is None  # never messaged
+    as_text = notice_message("u2", kind=wx.TEXT)
+    assert await converted(transport, puppet, "n1t", as_text) is None  # nor an Incoming
+    await transport.send_direct("u2", "hi")
+    await asyncio.sleep(NOTICE_WINDOW + 1)
+    assert await converted(transport, puppet, "n2", notice_message("u2")) is None  # too long ago
+    await transport.send_direct("u2", "hi again")
+    assert await converted(transport, puppet, "n3", notice_message("u2")) == _NotFriend("u2")
+
+
+async def test_a_notice_that_beats_the_answer_to_its_send_counts() -> None:
+    transport, puppet, _ = connected(send_timeout=30)
+    puppet.hold.clear()  # the gateway has not answered the send yet
+    send = asyncio.create_task(transport.send_direct("u1", "hi"))
+    await asyncio.sleep(0.1)
+    assert await converted(transport, puppet, "n1", notice_message("u1")) == _NotFriend("u1")
+    puppet.hold.set()
+    await send

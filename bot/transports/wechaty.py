@@ -22,16 +22,48 @@ What this adds around it:
   whose outcome is unknown (the gateway froze or the line broke during it) raises
   ``SendError(maybe_sent=True)`` and is remembered for a while: if its gRPC call completes
   after all, or the gateway echoes the bot's own message back, a ``Delivered`` event says so;
-- names and group aliases are cached, member lists read fresh from the room.
+- names and group aliases are cached, member lists read fresh from the room;
+- private messages to members who are not the account's friends (a personal account may
+  message only its friends; see "Members who are not friends" below).
+
+Members who are not friends. WeChat refuses a private message to a group member who has not
+added the account, in one of two ways depending on the puppet:
+
+(a) the gateway answers the send with an error whose message says so: a direct send raises
+    ``SendError(not_friend=True)`` (never retried) when the gateway's error message (gRPC
+    message or details, compared case-blind after NFKC, so full-width brackets count) holds
+    one of ``NOT_FRIEND_ERRORS``: the notice's own phrases below, or "not friend",
+    "not a friend", "not on your friend list", "not in your friend list", "friend verif",
+    "verify friend", "不是好友", "非好友", "不是你的好友", "不是您的好友", "朋友验证",
+    "好友验证". padlocal's and workpro's send errors are generic ("wechat bad request
+    error", "WorkproErrorCode: …") and are not taken for a refusal;
+(b) the send is accepted (the web and iPad protocols do this) and WeChat then puts a notice
+    into that private chat: "对方开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证
+    通过后，才能聊天。", which puppets deliver as a message of that chat, from the contact
+    (wechat4u, padlocal: a system message, type Unknown) or as a text. A message in a
+    private chat is such a notice when its text holds one of ``NOT_FRIEND_NOTICES``:
+    "开启了朋友验证", "你还不是他（她）朋友", "请先发送朋友验证请求", "enabled friend
+    confirmation", "not your friend", "not his/her friend"; it comes from the contact (any
+    type), or from the account itself when it is not a text (a system message filed under
+    the account; the account's own texts are echoes of its sends, never notices). The send
+    has returned by then, so the adapter calls ``on_not_friend(member_id)``, an attribute the
+    engine sets (a plain function or a coroutine function; called from the event task, in
+    order with the events, once per notice, so possibly more than once for a member), when
+    the bot sent that contact a private message in the last ``NOTICE_WINDOW`` seconds.
+    Such a notice is never passed on as an ``Incoming`` message (it is not the member
+    speaking), and one in the chat of a contact the bot has not messaged recently is
+    dropped (logged only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+import unicodedata
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,8 +89,77 @@ AT_SEPARATOR = "\u2005"  # what WeChat puts after an @name
 UNSURE_FOR = 600.0  # seconds a send of unknown outcome is remembered, waiting for its echo
 UNSURE_MAX = 100  # and how many of them at most
 LINGER = 120.0  # seconds a dropped connection stays open for a send still under way on it
+NOTICE_WINDOW = 300.0  # seconds after a private send in which WeChat's not-a-friend notice counts
+RECENT_MAX = 5000  # contacts remembered as messaged privately in that window, at most
+
+
+def _fold(text: str) -> str:
+    """Text as the not-a-friend markers are compared: NFKC (full-width brackets and letters
+    become ASCII), lower case, runs of white space as one space."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+# WeChat's notice in the private chat of a contact who is not the account's friend
+# (Chinese client: "对方开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证通过后，
+# 才能聊天。"; English client: "... has enabled Friend Confirmation ...").
+NOT_FRIEND_NOTICES = tuple(
+    _fold(marker)
+    for marker in (
+        "开启了朋友验证",
+        "你还不是他（她）朋友",
+        "请先发送朋友验证请求",
+        "enabled friend confirmation",
+        "not your friend",
+        "not his/her friend",
+    )
+)
+# A send error from the gateway that means the same: the notice's phrases, and what puppets
+# and WeChat hooks write when they refuse a private message to a non-friend.
+NOT_FRIEND_ERRORS = NOT_FRIEND_NOTICES + tuple(
+    _fold(marker)
+    for marker in (
+        "not friend",
+        "not a friend",
+        "not on your friend list",
+        "not in your friend list",
+        "friend verif",
+        "verify friend",
+        "不是好友",
+        "非好友",
+        "不是你的好友",
+        "不是您的好友",
+        "朋友验证",
+        "好友验证",
+    )
+)
+
+
+def is_not_friend_notice(text: str) -> bool:
+    """Whether a message in a private chat is WeChat's notice that the contact is not the
+    account's friend."""
+    folded = _fold(text)
+    return any(marker in folded for marker in NOT_FRIEND_NOTICES)
+
+
+def is_not_friend_error(exc: BaseException) -> bool:
+    """Whether the gateway's error for a private send says the contact is not a friend."""
+    parts = [getattr(exc, "message", None), getattr(exc, "details", None)]
+    folded = _fold(" ".join(part for part in parts if isinstance(part, str)) or str(exc))
+    return any(marker in folded for marker in NOT_FRIEND_ERRORS)
+
 
 Event = Incoming | Joined | Left | Reconnected | Delivered
+
+
+NotFriendCallback = Callable[[str], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class _NotFriend:
+    """WeChat's not-a-friend notice after a private send to ``member_id`` (for on_not_friend,
+    never an event of the port)."""
+
+    member_id: str
 
 
 class GatewayError(RuntimeError):
@@ -99,6 +200,10 @@ class _Unsure:
 
 
 class WechatyTransport:
+    # Called with a member's id when WeChat's not-a-friend notice follows a private message
+    # to them that the gateway had accepted (see the module's docstring).
+    on_not_friend: NotFriendCallback | None = None
+
     def __init__(
         self,
         endpoint: str,
@@ -142,6 +247,7 @@ class WechatyTransport:
         self._aliases: dict[tuple[str, str], str | None] = {}  # (room, contact) -> group alias
         self._unsure: deque[_Unsure] = deque(maxlen=UNSURE_MAX)
         self._echoes: deque[tuple[str, str, float]] = deque(maxlen=200)  # own messages seen
+        self._messaged: OrderedDict[str, float] = OrderedDict()  # contact -> loop time of last DM
         self._fatal: Exception | None = None
         self.connects = 0
 
@@ -233,6 +339,7 @@ class WechatyTransport:
         await self._send(room_id, prefix + text, list(mentions), said=text, room_id=room_id)
 
     async def send_direct(self, member_id: str, text: str) -> None:
+        self._note_messaged(member_id)  # before the send: the notice can beat its answer
         await self._send(member_id, text, [], said=text, member_id=member_id)
 
     async def members(self, room_id: str) -> list[Member]:
@@ -292,6 +399,13 @@ class WechatyTransport:
             exc = call.exception()
             if exc is None:
                 return
+            if isinstance(exc, wx.GRPCError) and member_id is not None and is_not_friend_error(exc):
+                first = (str(exc.message or exc.status).strip().splitlines() or ["?"])[0][:200]
+                raise SendError(
+                    f"WeChat refused the private message: {member_id} is not the account's friend ({first})",
+                    retry=False,
+                    not_friend=True,
+                ) from exc
             if isinstance(exc, wx.GRPCError):
                 # The gateway answered, with an error: the message did not go out.
                 raise SendError(
@@ -317,6 +431,19 @@ class WechatyTransport:
         if not call.done():
             call.add_done_callback(lambda done: self._late_answer(unsure, done))
         raise SendError(f"the connection broke during the send; it may have arrived ({why})", maybe_sent=True)
+
+    def _note_messaged(self, member_id: str) -> None:
+        self._messaged[member_id] = asyncio.get_running_loop().time()
+        self._messaged.move_to_end(member_id)
+        while len(self._messaged) > RECENT_MAX:
+            self._messaged.popitem(last=False)
+
+    def _messaged_recently(self, member_id: str) -> bool:
+        now = asyncio.get_running_loop().time()
+        while self._messaged and now - next(iter(self._messaged.values())) > NOTICE_WINDOW:
+            self._messaged.popitem(last=False)
+        sent = self._messaged.get(member_id)
+        return sent is not None and now - sent <= NOTICE_WINDOW
 
     def _remember(self, unsure: _Unsure) -> None:
         for i, (conversation, text, seen) in enumerate(self._echoes):
@@ -524,6 +651,7 @@ class WechatyTransport:
             self._aliases.clear()
             self._unsure.clear()
             self._echoes.clear()
+            self._messaged.clear()
             self._ready.clear()
         else:
             self._ready.set()
@@ -541,7 +669,9 @@ class WechatyTransport:
             kind, payload, generation = await self._queue.get()
             event = await self._fetch(kind, payload, generation)
             try:
-                if event is not None and self._events is not None:
+                if isinstance(event, _NotFriend):
+                    await self._tell_not_friend(event.member_id)
+                elif event is not None and self._events is not None:
                     await self._events(event)
             except Exception:
                 log.exception("could not handle a %s event from the gateway", kind)
@@ -549,7 +679,15 @@ class WechatyTransport:
                 if kind == "reconnected" and generation == self._generation and self._online.is_set():
                     self._ready.set()  # the rooms have been looked up again: sends may go
 
-    async def _fetch(self, kind: str, payload: Any, generation: int) -> Event | None:
+    async def _tell_not_friend(self, member_id: str) -> None:
+        callback = self.on_not_friend
+        if callback is None:
+            return
+        result = callback(member_id)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _fetch(self, kind: str, payload: Any, generation: int) -> Event | _NotFriend | None:
         """The event's details from the gateway. When the connection drops meanwhile, wait
         for it and ask again: a check-in already received must not be lost (unless the
         account has been renumbered since: its old ids are gone)."""
@@ -581,7 +719,7 @@ class WechatyTransport:
             raise ConnectionError("not connected to the gateway")
         return puppet
 
-    async def _convert(self, kind: str, payload: Any) -> Event | None:
+    async def _convert(self, kind: str, payload: Any) -> Event | _NotFriend | None:
         now = self.clock.now()
         puppet = self._live()
         if kind == "message":
@@ -589,6 +727,14 @@ class WechatyTransport:
                 return None  # the gateway sometimes delivers a message twice
             msg = await puppet.message_payload(payload.message_id)
             text = clean_text(msg.text)
+            refused = self._notice_in(msg, text)
+            if refused is not None:
+                self._see(payload.message_id)
+                if self._messaged_recently(refused):
+                    log.warning("WeChat refused a private message to %s: not the account's friend", refused)
+                    return _NotFriend(refused)
+                log.info("ignored a not-a-friend notice in the chat of %s, not messaged recently", refused)
+                return None
             if msg.from_id == self._bot_id:
                 self._see(payload.message_id)
                 # Our own sends come back: one may settle a send that was in doubt.
@@ -623,6 +769,18 @@ class WechatyTransport:
             return Joined(payload.room_id, tuple(members), _when(payload.timestamp, now))
         if kind == "room-leave":
             return Left(payload.room_id, tuple(payload.removed_ids), _when(payload.timestamp, now))
+        return None
+
+    def _notice_in(self, msg: Any, text: str) -> str | None:
+        """The contact in whose private chat WeChat put its not-a-friend notice, if ``msg`` is
+        that notice: from the contact (any type), or filed under the account itself as a
+        system message (the account's own texts are echoes of its sends, never notices)."""
+        if msg.room_id or not is_not_friend_notice(text):
+            return None
+        if msg.from_id and msg.from_id != self._bot_id:
+            return str(msg.from_id)
+        if msg.type != wx.TEXT and msg.to_id and msg.to_id != self._bot_id:
+            return str(msg.to_id)
         return None
 
     def _see(self, message_id: str) -> None:

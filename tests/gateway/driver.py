@@ -9,6 +9,8 @@
     # point python-wechaty at gw.endpoint with token gw.token, then:
     gw.say("alice", "hello", mentions=["bot"])
     sends = gw.wait_sent(lambda s: s["kind"] == "room" and "welcome" in s["text"])
+    gw.not_friend("alice", "refuse")  # private messages to alice fail (or "notice": WeChat's notice)
+    gw.befriend("alice")            # and reach her again
     gw.stop()
 
 Needs Node.js and `npm ci` run once in tests/gateway. Standard library only; every
@@ -299,6 +301,41 @@ class Gateway:
     def state(self) -> dict:
         return self.call("state")
 
+    def not_friend(
+        self,
+        member: str,
+        style: str = "notice",
+        text: str | None = None,
+        notice_type: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """The member is not the account's friend from now on: a private message to them is
+        refused with an error (``style="refuse"``, ``text`` the error message) or accepted,
+        recorded with ``delivered: False``, and followed ``delay`` seconds later (default
+        0.1) by WeChat's notice in that chat (``style="notice"``, ``text`` the notice,
+        ``notice_type`` "system" as wechat4u and padlocal deliver it, or "text"). As world ``notFriend``."""
+        self.call(
+            "not_friend",
+            member=member,
+            style=style,
+            text=text,
+            type=notice_type,
+            delayMs=None if delay is None else int(delay * 1000),
+        )
+
+    def befriend(self, member: str) -> None:
+        """The member is the account's friend (again): private messages reach them."""
+        self.call("befriend", member=member)
+
+    def notice(self, member: str, text: str | None = None, notice_type: str | None = None) -> None:
+        """WeChat's not-a-friend notice in the member's private chat now, with no send before it."""
+        self.call("notice", member=member, text=text, type=notice_type)
+
+    def refused(self) -> list[dict]:
+        """Private sends refused because the member is not a friend:
+        ``[{id, conversationId, text, error, ts}, ...]``."""
+        return self.call("refused")["refused"]
+
     def relogin_with_new_ids(self, suffix: str = "-2", restart: bool = False) -> dict[str, str]:
         """The account logs in afresh and every id changes (the account's, the rooms', the
         members'), names, aliases and topics kept, as some puppets do after a re-login.
@@ -381,6 +418,25 @@ class Gateway:
 
     async def aslow_sends(self, seconds: float) -> None:
         await asyncio.to_thread(self.slow_sends, seconds)
+
+    async def anot_friend(
+        self,
+        member: str,
+        style: str = "notice",
+        text: str | None = None,
+        notice_type: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        await asyncio.to_thread(self.not_friend, member, style, text, notice_type, delay)
+
+    async def abefriend(self, member: str) -> None:
+        await asyncio.to_thread(self.befriend, member)
+
+    async def anotice(self, member: str, text: str | None = None, notice_type: str | None = None) -> None:
+        await asyncio.to_thread(self.notice, member, text, notice_type)
+
+    async def arefused(self) -> list[dict]:
+        return await asyncio.to_thread(self.refused)
 
     async def await_sent(
         self, predicate: Callable[[dict], bool], timeout: float = 30, interval: float = 0.1

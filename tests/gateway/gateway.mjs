@@ -16,6 +16,13 @@
 //   * `alias` is the member's group alias (roomAlias), the same in every room; a room may
 //     override it with "aliases": {"<id>": "<alias>"}; `remark` sets the contact alias;
 //   * the bot is added to every room's member list if not listed; optional room "owner".
+//   * "notFriend": the contact is not the account's friend, so a private message to it fails
+//     as WeChat fails it: "refuse" (the send is answered with an error, nothing recorded as
+//     sent) or "notice" (the send is accepted and recorded with delivered: false, echoed, and
+//     WeChat's notice then arrives in that private chat from the contact); or an object
+//     {"style": "refuse"|"notice", "text": "<error message or notice>", "type": "system"|"text"
+//     (the notice's message type: Unknown as wechat4u/padlocal deliver it, or Text),
+//     "delayMs": <notice after the send's answer, default 100>}.
 //
 // Control: POST http://127.0.0.1:<control-port>/ with one JSON command, JSON reply
 // ({"ok": true, ...} or {"ok": false, "error": "..."}). `room` defaults to the first room.
@@ -30,6 +37,12 @@
 //   {"cmd":"slow_sends","ms":3000}   sends are delivered (recorded, echoed) at once but the
 //                    gRPC answer waits ms (a puppet slow to confirm); 0 turns it off
 //   {"cmd":"state"}  login state, rooms (topic, members), contacts, number of sends
+//   {"cmd":"not_friend","member":"u3","style":"refuse"|"notice","text":"...","type":"text","delayMs":0}
+//                    the contact is no friend of the account from now on (as world "notFriend")
+//   {"cmd":"befriend","member":"u3"}   the contact is the account's friend again
+//   {"cmd":"notice","member":"u3","text":"...","type":"system"|"text"}   WeChat's not-a-friend
+//                    notice in that private chat now, whatever the bot sent
+//   {"cmd":"refused"} -> {"refused": [{id, conversationId, text, error, ts}, ...]} sends refused
 //   {"cmd":"relogin","suffix":"-2"}   the account logs out and back in with every id renumbered
 //                    (account, contacts, rooms; same names, aliases, topics and members), as
 //                    some puppets do after a re-login; old ids are gone. -> {"ids": {old: new}}
@@ -38,7 +51,8 @@
 // A member not in the world may be introduced by passing "name" to join / silent_join / dm.
 //
 // Stdout: one JSON line per event: {"event":"ready",...} once the gRPC and control servers
-// listen, then {"event":"bot-sent",...} for each send. Logs go to stderr.
+// listen, then {"event":"bot-sent",...} for each send ({"event":"bot-refused",...} for each
+// refused one, {"event":"notice",...} for each not-a-friend notice). Logs go to stderr.
 import fs from 'node:fs'
 import http from 'node:http'
 
@@ -84,7 +98,19 @@ function loadWorld () {
 const world = loadWorld()
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const sent = [] // every text the bot sent through the puppet
+const refused = [] // every private text refused because its contact is not a friend
 let slowSendsMs = 0 // the answer to a send waits this long (after the message went out)
+const nonFriends = new Map() // contact id -> { style, text, type, delayMs }
+const NOTICE_TEXT = '对方开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证通过后，才能聊天。'
+
+function nonFriend (spec) {
+  const o = typeof spec === 'string' ? { style: spec } : { ...(spec || {}) }
+  if (!['refuse', 'notice'].includes(o.style)) throw new Error('notFriend style: "refuse" or "notice"')
+  if (o.type !== undefined && !['system', 'text'].includes(o.type)) throw new Error('notice type: "system" or "text"')
+  const delayMs = o.delayMs === undefined ? 100 : Number(o.delayMs)
+  if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error('delayMs must be a number >= 0')
+  return { style: o.style, text: typeof o.text === 'string' ? o.text : undefined, type: o.type || 'system', delayMs }
+}
 
 // ---------------------------------------------------------------- puppet
 // Subclass of the stock mock puppet:
@@ -93,12 +119,25 @@ let slowSendsMs = 0 // the answer to a send waits this long (after the message w
 //  * return the new message id (stock returns undefined -> client gets message id "");
 //  * emit the bot's own message back as a message event, as a real puppet does;
 //  * return roomAlias for room members (stock never does).
+//  * a private message to a contact that is not a friend is refused, or accepted and
+//    followed by WeChat's notice in that chat (see "notFriend").
+const newMessageId = () => 'm' + Date.now().toString(36) + Math.random().toString(36).slice(2, 8)
+
 class TestPuppetMock extends PuppetMock {
   async messageSendText (conversationId, text, mentionIdList = []) {
     if (!this.isLoggedIn) throw new Error('not logged in')
     const isRoom = /@/.test(conversationId)
-    const id = 'm' + Date.now().toString(36) + Math.random().toString(36).slice(2, 8)
+    const id = newMessageId()
+    const stranger = isRoom ? undefined : nonFriends.get(conversationId)
+    if (stranger && stranger.style === 'refuse') {
+      const error = stranger.text || `messageSendText(${conversationId}): 开启了朋友验证，你还不是他（她）朋友 (not friend)`
+      const rec = { id, conversationId, text, error, ts: Date.now() }
+      refused.push(rec)
+      out({ event: 'bot-refused', ...rec })
+      throw new Error(error)
+    }
     const rec = { id, kind: isRoom ? 'room' : 'dm', conversationId, text, mentionIdList: [...(mentionIdList || [])], ts: Date.now() }
+    if (stranger) rec.delivered = false
     sent.push(rec)
     out({ event: 'bot-sent', ...rec })
     const payload = {
@@ -111,8 +150,27 @@ class TestPuppetMock extends PuppetMock {
     }
     this.mocker.MessageMock.create(payload) // caches the payload for messagePayload()
     this.emit('message', { messageId: id })
+    if (stranger) setTimeout(() => this.postNotice(conversationId, stranger), stranger.delayMs)
     if (slowSendsMs > 0) await new Promise(resolve => setTimeout(resolve, slowSendsMs))
     return id
+  }
+
+  // WeChat's notice in a contact's private chat, from the contact, as wechat4u and padlocal
+  // deliver it (a system message: type Unknown), or as a text.
+  postNotice (contactId, { text, type } = {}) {
+    if (!this.isLoggedIn) return
+    const id = newMessageId()
+    const payload = {
+      id,
+      talkerId: contactId,
+      listenerId: this.currentUserId,
+      timestamp: Date.now(),
+      type: type === 'text' ? PUPPET.types.Message.Text : PUPPET.types.Message.Unknown,
+      text: text || NOTICE_TEXT,
+    }
+    this.mocker.MessageMock.create(payload)
+    out({ event: 'notice', id, contactId, text: payload.text })
+    this.emit('message', { messageId: id })
   }
 
   async roomMemberRawPayload (roomId, contactId) {
@@ -129,7 +187,7 @@ const contacts = new Map() // id -> ContactMock
 const aliases = new Map() // contact id -> roomAlias
 const rooms = new Map() // room id -> { mock, aliases }
 
-function createContact ({ id, name, alias, remark }) {
+function createContact ({ id, name, alias, remark, notFriend }) {
   if (!id || typeof id !== 'string') throw new Error('contact needs a string id')
   if (id.includes('@')) throw new Error(`contact id ${id} must not contain '@' (that marks a room)`)
   if (contacts.has(id)) throw new Error('duplicate contact ' + id)
@@ -146,6 +204,7 @@ function createContact ({ id, name, alias, remark }) {
   })
   contacts.set(id, c)
   if (alias) aliases.set(id, alias)
+  if (notFriend) nonFriends.set(id, nonFriend(notFriend))
   return c
 }
 
@@ -208,6 +267,7 @@ function worldNow () {
     bot: { id: bot.id, name: bot.payload.name },
     contacts: [...contacts.values()].filter(c => c.id !== bot.id).map(c => ({
       id: c.id, name: c.payload.name, ...(c.payload.alias ? { remark: c.payload.alias } : {}), ...(aliases.get(c.id) ? { alias: aliases.get(c.id) } : {}),
+      ...(nonFriends.has(c.id) ? { notFriend: nonFriends.get(c.id) } : {}),
     })),
     rooms: [...rooms.values()].map(({ mock: r, aliases: a }) => ({
       id: r.id, topic: r.payload.topic, owner: r.payload.ownerId, members: [...r.payload.memberIdList], aliases: { ...a },
@@ -231,6 +291,7 @@ async function relogin (suffix) {
   }
   contacts.clear()
   aliases.clear()
+  nonFriends.clear()
   rooms.clear()
   buildWorld(renumberWorld(before, suffix))
   mocker.login(bot)
@@ -329,6 +390,7 @@ async function handle (c) {
       return { ok: true, sent }
     case 'clear':
       sent.length = 0
+      refused.length = 0
       return { ok: true }
     case 'slow_sends': {
       const ms = Number(c.ms)
@@ -336,6 +398,22 @@ async function handle (c) {
       slowSendsMs = ms
       return { ok: true }
     }
+    case 'not_friend': {
+      const who = contact(c.member)
+      nonFriends.set(who.id, nonFriend({ style: c.style, text: c.text, type: c.type, delayMs: c.delayMs }))
+      return { ok: true }
+    }
+    case 'befriend':
+      nonFriends.delete(contact(c.member).id)
+      return { ok: true }
+    case 'notice': {
+      const who = contact(c.member)
+      if (c.type !== undefined && !['system', 'text'].includes(c.type)) throw new Error('type: "system" or "text"')
+      puppet.postNotice(who.id, { text: c.text, type: c.type })
+      return { ok: true }
+    }
+    case 'refused':
+      return { ok: true, refused }
     case 'relogin':
       return { ok: true, ids: await relogin(c.suffix), bot: bot.id, rooms: [...rooms.keys()] }
     case 'state':
@@ -346,7 +424,9 @@ async function handle (c) {
         rooms: [...rooms.values()].map(({ mock: r }) => ({
           id: r.id, topic: r.payload.topic, owner: r.payload.ownerId, members: [...r.payload.memberIdList],
         })),
-        contacts: [...contacts.values()].map(c => ({ id: c.id, name: c.payload.name, alias: aliases.get(c.id) || '' })),
+        contacts: [...contacts.values()].map(c => ({
+          id: c.id, name: c.payload.name, alias: aliases.get(c.id) || '', friend: !nonFriends.has(c.id),
+        })),
         sentCount: sent.length,
       }
     default:
