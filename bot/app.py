@@ -33,6 +33,7 @@ class Bot:
         self.outbox = Outbox(self.db, self.transport, self.clock, self.settings.pacing)
         self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
         self.outbox.on_failed = self.engine.alerts.failed
+        self.outbox.on_not_friend = self.engine.friends.refused
         self.scheduler = CohortScheduler(self.engine, self.clock, self.reconcile_minutes)
         self._sender: asyncio.Task[None] | None = None
 
@@ -49,6 +50,7 @@ class Bot:
         """Stop the way a killed process does: nothing drained, nothing marked, the
         transport left as it is. For crash tests and harnesses."""
         self.scheduler.stop()
+        self.engine.rollcalls.cancel()
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None
@@ -63,6 +65,7 @@ class Bot:
         """Stop; with ``drain_seconds``, first give queued messages that long to go out
         (what is still queued after that goes out at the next start, within the grace)."""
         self.scheduler.stop()
+        await self.engine.stop()
         if drain_seconds > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(drain_seconds):

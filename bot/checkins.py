@@ -3,6 +3,7 @@ acknowledgement and any reward it earns, in one transaction."""
 
 from __future__ import annotations
 
+import enum
 import re
 import unicodedata
 from collections.abc import Collection
@@ -12,6 +13,7 @@ from sqlalchemy import Connection
 
 from bot import templates
 from bot.cohort import CohortRun
+from bot.friends import ADD_FRIEND
 from bot.transports.base import Member, clean_text
 from storage import repo
 
@@ -67,6 +69,13 @@ def _day_list(days: list[int]) -> str:
     return "、".join(f"第{d}天" for d in sorted(days))
 
 
+class Outcome(enum.Enum):
+    COUNTED = "counted"  # new: named in the next roll call (or acknowledged on its own)
+    REPEAT = "repeat"  # already counted that day: silent, they are in a roll call already
+    NOTICE = "notice"  # did not count; the member is told once a day and track
+    QUIET = "quiet"  # did not count, and they were told already
+
+
 def count_checkin(
     conn: Connection,
     run: CohortRun,
@@ -75,52 +84,81 @@ def count_checkin(
     at: datetime,
     now: datetime,
     ack_window: float,
-) -> bool:
-    """Record a check-in sent at ``at``; queue its acknowledgement and any reward it earns.
-    Returns True if it was counted (a new check-in)."""
+) -> Outcome:
+    """Record a check-in sent at ``at``, with what it causes: on an ``acknowledge: each``
+    track its own acknowledgement; on a roll-call track nothing yet (the roll call names it);
+    any reward it earns. A check-in that does not count never gets a group message of its
+    own: a repeat is silent, the others are told once a day and track, privately where the
+    member can be reached, otherwise in the next roll call's footer."""
     track = run.playbook.tracks[track_id]
     day = run.day(at)
-    name = member.shown
-    values: dict[str, object] = {"name": name, "day": day, "track": track.name, "playbook": run.playbook.name}
+    each = track.acknowledge == "each"
+    values: dict[str, object] = {
+        "name": member.shown,
+        "day": day,
+        "track": track.name,
+        "playbook": run.playbook.name,
+    }
     ack_at = now + timedelta(seconds=ack_window)
 
-    def ack(text: str) -> None:
+    def notice(reason: str, template: str) -> Outcome:
+        private = repo.reachable(conn, run.id, member.id)
+        if not repo.add_notice(conn, run.id, member.id, track_id, day, reason, now, private):
+            return Outcome.QUIET
+        if private:
+            repo.enqueue(
+                conn,
+                run.id,
+                member_id=member.id,
+                text=templates.render(template, values),
+                kind="notice",
+                now=now,
+                priority=1,
+            )
+        return Outcome.NOTICE
+
+    if day not in track.days:
+        later = [d for d in track.days if d > day]
+        if later:
+            return notice("not_today", NOT_TODAY.replace("{days}", _day_list(later)))
+        return notice("ended", ENDED)
+    # Already counted comes before the cut-off: a second check-in after `until` is a
+    # repeat, not a late one.
+    if repo.has_checkin(conn, run.id, member.id, track_id, day):
+        return Outcome.REPEAT
+    if track.until is not None and at > run.cal.deadline(day, track.until):
+        values["until"] = f"{track.until:%H:%M}"
+        return notice("too_late", TOO_LATE)
+    if not repo.record_checkin(conn, run.id, member.id, track_id, day, at, named_at=now if each else None):
+        return Outcome.REPEAT
+    if each:
+        values["done"], values["total"] = repo.day_counts(conn, run.id, track_id, day)
         repo.enqueue(
             conn,
             run.id,
             room_id=run.room_id,
-            text=templates.render(text, values),
+            text=templates.render(track.ack or DEFAULT_ACK, values),
             kind="ack",
             mentions=[member.id],
             now=now,
             not_before=ack_at,
         )
-
-    if day not in track.days:
-        later = [d for d in track.days if d > day]
-        ack(NOT_TODAY.replace("{days}", _day_list(later)) if later else ENDED)
-        return False
-    # Already counted comes before the cut-off: a second check-in after `until` is a
-    # repeat, not a late one.
-    if repo.has_checkin(conn, run.id, member.id, track_id, day):
-        ack(ALREADY)
-        return False
-    if track.until is not None and run.cal.local(at).time() > track.until:
-        values["until"] = f"{track.until:%H:%M}"
-        ack(TOO_LATE)
-        return False
-    if not repo.record_checkin(conn, run.id, member.id, track_id, day, at):
-        ack(ALREADY)
-        return False
-    values["done"], values["total"] = repo.day_counts(conn, run.id, track_id, day)
-    ack(track.ack or DEFAULT_ACK)
-    _grant_rewards(conn, run, member, track_id, now, after=ack_at)
-    return True
+    _grant_rewards(conn, run, member, track_id, now, after=ack_at, announce=each)
+    return Outcome.COUNTED
 
 
 def _grant_rewards(
-    conn: Connection, run: CohortRun, member: Member, track_id: str, now: datetime, after: datetime
+    conn: Connection,
+    run: CohortRun,
+    member: Member,
+    track_id: str,
+    now: datetime,
+    after: datetime,
+    announce: bool,
 ) -> None:
+    """Grant what the member's days on this track earn: the reward's private message now;
+    its group announcement on its own (``announce``, the track acknowledges each check-in)
+    or, by default, as a line of the next roll call."""
     rewards = [r for r in run.playbook.rewards if r.track == track_id]
     if not rewards:
         return
@@ -136,7 +174,7 @@ def _grant_rewards(
             "day": run.day(now),
         }
         # After the acknowledgement, which waits a moment to travel with others.
-        repo.enqueue(
+        row = repo.enqueue(
             conn,
             run.id,
             member_id=member.id,
@@ -145,6 +183,22 @@ def _grant_rewards(
             now=now,
             not_before=after,
         )
+        if not repo.reachable(conn, run.id, member.id):
+            # Not the account's friend: held until they add it; the group asks them to.
+            repo.mark(conn, [row], "unreachable")
+            repo.enqueue(
+                conn,
+                run.id,
+                room_id=run.room_id,
+                kind="friend",
+                mentions=[member.id],
+                now=now,
+                not_before=after,
+                text=templates.render(ADD_FRIEND, {"name": member.shown}),
+            )
+        if not announce:
+            continue  # the roll call names it (the grant waits with named_at unset)
+        repo.mark_grant_named(conn, run.id, member.id, r.id, now)
         if r.announce:
             repo.enqueue(
                 conn,

@@ -29,7 +29,7 @@ class CohortRun:
             ((normalize(kw), tid) for tid, t in playbook.tracks.items() for kw in t.keywords),
             key=lambda kt: -len(kt[0]),
         )
-        words = {normalize(w): name for name, ws in playbook.commands for w in ws}
+        words = {normalize(w): name for name, ws in playbook.commands for w in ws or ()}
         return cls(
             cohort_id,
             playbook,

@@ -1,7 +1,12 @@
-"""Member commands (progress, leaderboard, today, help): the reply text for each."""
+"""The commands members (and operators) send the bot, in one registry: each declares the
+playbook's name for it (its keywords are in the playbook's `commands:`), who may use it, and
+the function that answers. Where an operator command is handled: here, like every other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -9,6 +14,52 @@ from sqlalchemy import Connection
 from bot import templates
 from bot.cohort import CohortRun
 from storage import repo
+from storage.models import LEARNER, OPERATOR
+
+MEMBER = frozenset({LEARNER, OPERATOR})
+OPERATORS = frozenset({OPERATOR})
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One command as asked: by whom, in which cohort, when."""
+
+    conn: Connection
+    run: CohortRun
+    member_id: str
+    name: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # its key in the playbook's `commands:`
+    who: frozenset[str]  # the roles that may use it
+    answer: Callable[[Asked], str]
+    describe: str  # for the help text; {word} is its first keyword
+
+
+REGISTRY: dict[str, Command] = {}
+
+
+def command(
+    name: str, who: frozenset[str], describe: str
+) -> Callable[[Callable[[Asked], str]], Callable[[Asked], str]]:
+    def register(answer: Callable[[Asked], str]) -> Callable[[Asked], str]:
+        REGISTRY[name] = Command(name, who, answer, describe)
+        return answer
+
+    return register
+
+
+def allowed(name: str, role: str) -> bool:
+    found = REGISTRY.get(name)
+    return found is not None and role in found.who
+
+
+def answer(name: str, asked: Asked) -> str:
+    return REGISTRY[name].answer(asked)
+
 
 MEDALS = ["🥇", "🥈", "🥉"]
 
@@ -50,6 +101,40 @@ def format_ranking(title: str, rows: list[tuple[str, int]], unit: str) -> str:
 
 def leaderboard(conn: Connection, run: CohortRun) -> str:
     return format_ranking("🏆 打卡总排行榜（前 10 名）", ranking(conn, run, None, 10), " 次")
+
+
+@command("progress", MEMBER, "「{word}」查看你的打卡进度")
+def _progress(a: Asked) -> str:
+    return progress(a.conn, a.run, a.member_id, a.name, a.now)
+
+
+@command("leaderboard", MEMBER, "「{word}」查看打卡排行榜")
+def _leaderboard(a: Asked) -> str:
+    return leaderboard(a.conn, a.run)
+
+
+@command("today", MEMBER, "「{word}」查看今天的安排")
+def _today(a: Asked) -> str:
+    return today(a.run, a.now)
+
+
+@command("help", MEMBER, "「{word}」查看这条说明")
+def _help(a: Asked) -> str:
+    return help_text(a.run)
+
+
+@command("mute", MEMBER, "「{word}」不再@你、不再私信提醒你")
+def _mute(a: Asked) -> str:
+    repo.set_muted(a.conn, a.run.id, a.member_id, True)
+    unmute = a.run.playbook.commands.unmute
+    back = f"，想恢复就发「{unmute[0]}」" if unmute else ""
+    return f"好的，{a.name}，之后不再@你、也不再私信提醒你{back}。打卡照常计入 ✅"
+
+
+@command("unmute", MEMBER, "「{word}」恢复打卡提醒")
+def _unmute(a: Asked) -> str:
+    repo.set_muted(a.conn, a.run.id, a.member_id, False)
+    return f"好的，{a.name}，打卡提醒已恢复 🔔"
 
 
 def describe_item(run: CohortRun, index: int) -> str:
@@ -96,13 +181,11 @@ def today(run: CohortRun, now: datetime) -> str:
 
 def help_text(run: CohortRun) -> str:
     c = run.playbook.commands
-    lines = [
-        f"🤖 我是{run.playbook.name}的助教机器人，可以发送：",
-        f"· 「{c.progress[0]}」查看你的打卡进度",
-        f"· 「{c.leaderboard[0]}」查看打卡排行榜",
-        f"· 「{c.today[0]}」查看今天的安排",
-        f"· 「{c.help[0]}」查看这条说明",
-    ]
+    lines = [f"🤖 我是{run.playbook.name}的助教机器人，可以发送："]
+    for name, cmd in REGISTRY.items():
+        words = getattr(c, name, None)
+        if words and LEARNER in cmd.who:
+            lines.append("· " + cmd.describe.replace("{word}", words[0]))
     for t in run.playbook.tracks.values():
         lines.append(f"打卡{t.name}：在群里发「{t.keywords[0]}」")
     return "\n".join(lines)

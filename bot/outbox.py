@@ -27,7 +27,8 @@ from storage.repo import OutRow
 log = logging.getLogger(__name__)
 
 # Short group notices that may travel together in one message, mentions and all.
-FOLDABLE = frozenset({"ack", "welcome", "announce"})
+FOLDABLE = frozenset({"ack", "welcome", "announce", "rollcall", "friend"})
+FOLD_CHARS = 1000  # a folded message stays readable on a phone
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Pacing:
     per_minute: int = 30
     max_mentions: int = 20
     ack_window_seconds: float = 3.0  # an acknowledgement waits this long for others to join it
+    ack_every_minutes: float = 20  # at most one roll call per cohort this often
+    roll_call_mentions: bool = False  # roll calls @ the members they name (small groups)
     retries: int = 3  # attempts per message before it is recorded as failed
 
 
@@ -50,6 +53,9 @@ class Outbox:
         self.on_failed: Callable[[list[OutRow], str, bool], None] | None = None
         # Told about every message that went out, with the rows it carried (tests, figures).
         self.on_sent: Callable[[list[OutRow]], None] | None = None
+        # Told about a private message refused because the member is not a friend; returns
+        # nothing: the engine records it and chooses the fallback.
+        self.on_not_friend: Callable[[OutRow], None] | None = None
         self.pacing = pacing
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -155,20 +161,21 @@ class Outbox:
 
     def _batch(self, head: OutRow) -> list[OutRow]:
         """The rows that go out as one message: short notices to one room (acknowledgements,
-        welcomes, reward announcements) travel together, whether or not their own wait is
-        over, up to the mention limit."""
+        welcomes, reward announcements, roll calls) travel together, whether or not their
+        own wait is over, up to the mention limit and FOLD_CHARS."""
         if head.kind not in FOLDABLE or head.room_id is None:
             return [head]
         with self.db.connect() as conn:
             rows = repo.foldable(conn, head.room_id, FOLDABLE, self.pacing.max_mentions + 1)
-        batch, mentions = [head], len(head.mentions)
+        batch, mentions, chars = [head], len(head.mentions), len(head.text)
         for r in rows:
             if r.id == head.id:
                 continue
-            if mentions + len(r.mentions) > self.pacing.max_mentions:
+            if mentions + len(r.mentions) > self.pacing.max_mentions or chars + len(r.text) > FOLD_CHARS:
                 break
             batch.append(r)
             mentions += len(r.mentions)
+            chars += len(r.text) + 1
         return sorted(batch, key=lambda r: r.id)
 
     async def _send(self, batch: list[OutRow]) -> None:
@@ -197,6 +204,8 @@ class Outbox:
         self.sends += 1
         with self.db.begin() as conn:
             repo.mark(conn, ids, "sent", at=now)
+            if head.member_id is not None:
+                repo.set_reachable(conn, head.member_id, True)  # a private message got through
         if self.on_sent is not None:
             self.on_sent(batch)
 
@@ -212,6 +221,14 @@ class Outbox:
         retry = exc.retry if isinstance(exc, SendError) else True
         maybe_sent = isinstance(exc, SendError) and exc.maybe_sent
         error = str(exc)
+        if isinstance(exc, SendError) and exc.not_friend and batch[0].member_id is not None:
+            with self.db.begin() as conn:
+                repo.mark(conn, [r.id for r in batch], "unreachable", error=error)
+            log.info("%s is not the account's friend; private messages to them are held", batch[0].member_id)
+            if self.on_not_friend is not None:
+                for r in batch:
+                    self.on_not_friend(r)
+            return
         with self.db.begin() as conn:
             tried = repo.attempts(conn, [r.id for r in batch])
             if maybe_sent:

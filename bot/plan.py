@@ -40,6 +40,9 @@ class Calendar:
     start: date
     days: int
     zone: ZoneInfo
+    # Check-ins before this local time count for the previous day (evening homework sent
+    # after midnight); 00:00 is the version-1 meaning.
+    day_starts: time = time(0, 0)
 
     def at(self, day: int, when: time) -> datetime:
         """UTC instant of local ``when`` on cohort ``day``."""
@@ -49,8 +52,20 @@ class Calendar:
         return local.astimezone(UTC)
 
     def day_of(self, instant: datetime) -> int:
-        """The cohort day containing ``instant`` (may be < 1 or > days)."""
+        """The cohort day containing ``instant`` (may be < 1 or > days); a day runs from
+        ``day_starts`` to ``day_starts`` the next morning."""
+        local = instant.astimezone(self.zone)
+        date_ = local.date() if local.time() >= self.day_starts else local.date() - timedelta(days=1)
+        return (date_ - self.start).days + 1
+
+    def date_day(self, instant: datetime) -> int:
+        """The cohort day of the calendar date (for showing times as "day N HH:MM")."""
         return (instant.astimezone(self.zone).date() - self.start).days + 1
+
+    def deadline(self, day: int, until: time) -> datetime:
+        """The UTC instant of ``until`` on cohort ``day``: with a day that starts at 04:00,
+        an `until` of 02:00 is the night after, not the morning before."""
+        return self.at(day + 1, until) if until < self.day_starts else self.at(day, until)
 
     def local(self, instant: datetime) -> datetime:
         return instant.astimezone(self.zone)
@@ -64,7 +79,9 @@ class Calendar:
 
 
 def calendar(playbook: Playbook, start: date, default_zone: str = "Asia/Shanghai") -> Calendar:
-    return Calendar(start, playbook.days, ZoneInfo(playbook.timezone or default_zone))
+    return Calendar(
+        start, playbook.days, ZoneInfo(playbook.timezone or default_zone), playbook.day_starts or time(0, 0)
+    )
 
 
 def build_plan(playbook: Playbook, cal: Calendar) -> list[PlannedItem]:

@@ -24,6 +24,7 @@ ID_PATTERN = r"^[a-z0-9_-]+$"
 
 # Which placeholders each kind of text can fill (playbook-format.md, "Templates").
 ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
+ROLL_CALL_FIELDS = ("track", "count", "done", "total", "names", "day", "playbook")
 POST_FIELDS = ("playbook", "day", "total")
 REMIND_FIELDS = ("playbook", "day", "track", "done", "total")
 NUDGE_FIELDS = ("name", "day", "track", "playbook", "done", "total")
@@ -112,7 +113,19 @@ class Track(_Strict):
     )
     until: HHMM | None = Field(None, description='check-ins later that day do not count, e.g. "12:00"')
     ack: Text | None = Field(
-        None, description="reply to a check-in; may use " + ", ".join(f"{{{f}}}" for f in ACK_FIELDS)
+        None,
+        description="with `acknowledge: each`: the reply to a check-in; may use "
+        + ", ".join(f"{{{f}}}" for f in ACK_FIELDS),
+    )
+    acknowledge: Literal["roll_call", "each"] = Field(
+        "roll_call",
+        description="(1.1) roll_call: counted check-ins are named in roll calls, one group "
+        "message every few minutes; each: one reply per check-in with `ack`",
+    )
+    roll_call: Text | None = Field(
+        None,
+        description="(1.1) the roll call's line for this track; may use "
+        + ", ".join(f"{{{f}}}" for f in ROLL_CALL_FIELDS),
     )
 
 
@@ -135,6 +148,9 @@ class Commands(_Strict):
     leaderboard: Words = Field(default_factory=lambda: ["排行榜"])
     today: Words = Field(default_factory=lambda: ["今日安排", "课表"])
     help: Words = Field(default_factory=lambda: ["帮助", "菜单"])
+    # (1.1) optional: no keywords, no feature.
+    mute: Words | None = Field(None, description='opt out of @-mentions and nudges, e.g. ["免打扰"]')
+    unmute: Words | None = Field(None, description='opt in again, e.g. ["恢复提醒"]')
 
 
 class Remind(_Strict):
@@ -201,6 +217,17 @@ class Playbook(_Strict):
         "{name}, {playbook}, {day}; joins close together share one post",
     )
     schedule: EmptyList[ScheduleItem] = Field(default_factory=list)
+    day_starts: HHMM | None = Field(
+        None,
+        description='(1.1) check-ins before this time count for the previous day, e.g. "04:00" '
+        "for evening homework; default 00:00",
+    )
+    ack_every_minutes: float | None = Field(
+        None, ge=1, le=720, description="(1.1) at most one roll call this often; default: the config's (20)"
+    )
+    roll_call_mentions: bool = Field(
+        False, description="(1.1) roll calls @-mention the members they name (small groups only)"
+    )
 
     # Set by parse(): the stable id of each schedule item, in schedule order.
     _item_ids: tuple[str, ...] = PrivateAttr(default=())
@@ -278,6 +305,7 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
                 )
             owner.setdefault(kw, tid)
         need_template(("tracks", tid, "ack"), track.ack, ACK_FIELDS)
+        need_template(("tracks", tid, "roll_call"), track.roll_call, ROLL_CALL_FIELDS)
 
     seen_rewards: dict[str, int] = {}
     for i, r in enumerate(pb.rewards):
@@ -302,7 +330,7 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
 
     used: dict[str, str] = {}
     for name, words in pb.commands:
-        for i, w in enumerate(words):
+        for i, w in enumerate(words or ()):
             if w in used and used[w] != name:
                 problems.append(
                     src.problem(("commands", name, i), f"{w!r} is already the `{used[w]}` command")

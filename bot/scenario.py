@@ -141,7 +141,7 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
     here = {m.id for m in sc.members}
     for i, ev in ordered:
         mid = ev.member.id
-        when = f"day {cal.day_of(ev.at)} {cal.local(ev.at):%H:%M}"
+        when = f"day {cal.date_day(ev.at)} {cal.local(ev.at):%H:%M}"
         if ev.kind == "join":
             here.add(mid)
         elif ev.kind == "leave":

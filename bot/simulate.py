@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.app import Bot
 from bot.clock import VirtualClock, run_virtual
 from bot.cohort import CohortRun
 from bot.engine import Settings
+from bot.noise import Noise, measure
 from bot.outbox import Pacing
 from bot.plan import Calendar, calendar
 from bot.playbook import Playbook
@@ -29,6 +31,10 @@ class Result:
     sent: list[Sent]
     bot: Bot
     cal: Calendar
+    said: list[datetime] = field(default_factory=list)  # when members spoke in the group
+
+    def noise(self) -> Noise:
+        return measure(self.bot.db, COHORT_ID, self.cal, self.sent, self.said)
 
 
 def to_json(sent: Sent, cal: Calendar) -> str:
@@ -101,6 +107,7 @@ def simulate(
             await bot.drain()
         finally:
             await bot.stop()
-        return Result(group.sent, bot, cal)
+        said = [ev.at for ev in events if ev.kind == "say"]
+        return Result(group.sent, bot, cal, said)
 
     return run_virtual(cal.start_utc(), main)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
+from datetime import timedelta
 
 from rich.table import Table
 
-from bot.outbox import FOLDABLE
 from bot.scenario import Scenario
 from bot.simulate import COHORT_ID, Result
 from storage import repo
@@ -44,38 +44,33 @@ def summary_tables(result: Result, sc: Scenario) -> list[Table]:
         who = f"{everyone[first[0]].name} ({cal.local(first[1]):%m-%d %H:%M})" if first else "-"
         rewards.add_row(r.name, str(counts[r.id]), who)
 
-    # Rows are what the bot had to say; a batch is one message (notices fold together).
-    per_day: dict[int, Counter[str]] = defaultdict(Counter)
-    batches: set[int] = set()
-    for kind, at, mentions, batch in log:
-        day = cal.day_of(at)
-        per_day[day][kind] += 1
+    noise = result.noise()
+    mentioned: Counter[int] = Counter()
+    for kind, at, mentions, _ in log:
         if kind == "remind":
-            per_day[day]["mentioned"] += mentions
-        if kind in FOLDABLE and batch not in batches:
-            per_day[day]["notices"] += 1
-        batches.add(batch)
-    sends = Table(title="What the bot sent, per day")
-    cols = [
-        ("post", "posts"),
-        ("remind", "reminders"),
-        ("mentioned", "@-mentioned"),
-        ("nudge", "nudges (DM)"),
-        ("ack", "check-in replies"),
-        ("welcome", "welcomes"),
-        ("announce", "reward posts"),
-        ("notices", "messages they took"),
-        ("reward", "reward DMs"),
-        ("reply", "command replies"),
-        ("leaderboard", "leaderboards"),
-    ]
-    sends.add_column("day", justify="right")
-    for _, title in cols:
-        sends.add_column(title, justify="right")
-    for day in sorted(per_day):
-        sends.add_row(str(day), *(str(per_day[day][k]) for k, _ in cols))
-    sends.caption = (
-        f"{len(result.sent)} sends in all for {len(log)} messages: check-in replies, welcomes and "
-        "reward posts that arrive together share one message"
+            mentioned[cal.date_day(at)] += mentions
+    said = Table(title="How much the bot said, per day")
+    for col in ("day", "bot in group", "members", "bot share", "per 100 ✓", "private", "@ in reminders"):
+        said.add_column(col, justify="right")
+    for day in noise.days:
+        said.add_row(
+            str(day),
+            str(noise.group[day]),
+            str(noise.members[day]),
+            f"{noise.share(day):.0%}",
+            f"{noise.per_100(day):.0f}" if noise.checkins[day] else "·",
+            str(noise.private[day]),
+            str(mentioned[day]),
+        )
+    in_25 = noise.waking_in_25 / noise.waking_named if noise.waking_named else 1.0
+    said.caption = (
+        f"per 100 counted check-ins: {noise.per_100():.1f} group messages; busiest day: "
+        f"{noise.busiest_day}; check-ins 08:00-22:00 named within 25 min: {in_25:.0%}; "
+        f"longest wait for a roll call: {_minutes(noise.longest_wait)}"
     )
-    return [checkins, rewards, sends]
+    return [checkins, rewards, said]
+
+
+def _minutes(d: timedelta) -> str:
+    m = int(d.total_seconds() // 60)
+    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min"

@@ -32,7 +32,7 @@ class Transcript:
         self._last_day: int | None = None
 
     def _stamp(self, at: datetime) -> str:
-        day = self.cal.day_of(at)
+        day = self.cal.date_day(at)
         if day != self._last_day:
             self._last_day = day
             local = self.cal.local(at)

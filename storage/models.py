@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, TypeDecorator, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 
@@ -45,6 +45,9 @@ class Cohort(SQLModel, table=True):
     start: date
     timezone: str
     created_at: datetime = Field(sa_column=_utc())
+    # When the last roll call was composed: at most one every `ack_every_minutes`, restarts
+    # included.
+    last_rollcall_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class Member(SQLModel, table=True):
@@ -56,6 +59,11 @@ class Member(SQLModel, table=True):
     role: str = LEARNER  # member | operator
     joined_at: datetime = Field(sa_column=_utc())
     left_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # False once WeChat refused a private message (not the account's friend); true again
+    # when one gets through.
+    reachable: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    # Opted out of @-mentions and nudges (the `mute` command).
+    muted: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class CheckIn(SQLModel, table=True):
@@ -69,6 +77,9 @@ class CheckIn(SQLModel, table=True):
     track: str
     day: int
     at: datetime = Field(sa_column=_utc())
+    # When a roll call named it (or its own acknowledgement went out); null: waiting to be
+    # named. The pending list lives here so that a restart loses none.
+    named_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class RewardGrant(SQLModel, table=True):
@@ -77,6 +88,21 @@ class RewardGrant(SQLModel, table=True):
     member_id: str = Field(primary_key=True)
     reward_id: str = Field(primary_key=True)
     at: datetime = Field(sa_column=_utc())
+    named_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # in a roll call
+
+
+class Notice(SQLModel, table=True):
+    """A check-in that did not count (too late, not a track day, track ended): the member is
+    told once per day and track, privately or in a roll call's footer."""
+
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    track: str = Field(primary_key=True)
+    day: int = Field(primary_key=True)
+    reason: str  # too_late | not_today | ended
+    at: datetime = Field(sa_column=_utc())
+    footer_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # null: waits
+    private: bool = False  # told by private message instead of a footer
 
 
 class ItemRun(SQLModel, table=True):

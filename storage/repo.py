@@ -21,6 +21,7 @@ from storage.models import (
     Cohort,
     ItemRun,
     Member,
+    Notice,
     Outgoing,
     RewardGrant,
     UTCDateTime,
@@ -32,6 +33,7 @@ checkin_t: Table = CheckIn.__table__  # type: ignore[attr-defined]
 grant_t: Table = RewardGrant.__table__  # type: ignore[attr-defined]
 item_t: Table = ItemRun.__table__  # type: ignore[attr-defined]
 out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
+notice_t: Table = Notice.__table__  # type: ignore[attr-defined]
 
 
 @cache
@@ -84,6 +86,7 @@ class MemberRow:
     alias: str | None
     present: bool
     role: str = LEARNER
+    reachable: bool = True  # privately
 
     @property
     def shown(self) -> str:
@@ -147,7 +150,14 @@ def member_left(conn: Connection, cohort_id: str, member_id: str, at: datetime) 
     return res.rowcount == 1
 
 
-_MEMBER_COLS = (member_t.c.member_id, member_t.c.name, member_t.c.alias, member_t.c.present, member_t.c.role)
+_MEMBER_COLS = (
+    member_t.c.member_id,
+    member_t.c.name,
+    member_t.c.alias,
+    member_t.c.present,
+    member_t.c.role,
+    member_t.c.reachable,
+)
 
 
 def members(conn: Connection, cohort_id: str, present_only: bool = True) -> list[MemberRow]:
@@ -161,6 +171,23 @@ def members(conn: Connection, cohort_id: str, present_only: bool = True) -> list
 def learners(conn: Connection, cohort_id: str) -> list[MemberRow]:
     """The members in the group now, less the operators: whom reminders and counts are about."""
     return [m for m in members(conn, cohort_id) if m.role == LEARNER]
+
+
+def learners_to_remind(conn: Connection, cohort_id: str, joined_before: datetime) -> list[MemberRow]:
+    """Learners in the group now who were already in it before ``joined_before`` (nobody is
+    reminded of a day before they joined) and have not opted out (`mute`)."""
+    q = (
+        select(*_MEMBER_COLS)
+        .where(
+            member_t.c.cohort_id == cohort_id,
+            member_t.c.present.is_(True),
+            member_t.c.role == LEARNER,
+            member_t.c.muted.is_(False),
+            member_t.c.joined_at < joined_before,
+        )
+        .order_by(member_t.c.joined_at, member_t.c.member_id)
+    )
+    return [MemberRow(*r) for r in conn.execute(q)]
 
 
 def member(conn: Connection, cohort_id: str, member_id: str) -> MemberRow | None:
@@ -234,12 +261,250 @@ def has_checkin(conn: Connection, cohort_id: str, member_id: str, track: str, da
 
 
 def record_checkin(
-    conn: Connection, cohort_id: str, member_id: str, track: str, day: int, at: datetime
+    conn: Connection,
+    cohort_id: str,
+    member_id: str,
+    track: str,
+    day: int,
+    at: datetime,
+    named_at: datetime | None = None,
 ) -> bool:
-    """Count a check-in; False if this member already checked in on this track and day."""
+    """Count a check-in; False if this member already checked in on this track and day.
+    ``named_at`` None: it waits for the next roll call to name it."""
     return _insert_new(
-        conn, checkin_t, dict(cohort_id=cohort_id, member_id=member_id, track=track, day=day, at=at)
+        conn,
+        checkin_t,
+        dict(cohort_id=cohort_id, member_id=member_id, track=track, day=day, at=at, named_at=named_at),
     )
+
+
+# --- roll calls ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unnamed:
+    """A check-in (or reward grant) a roll call has not named yet."""
+
+    member_id: str
+    name: str
+    key: str  # track id, or reward id
+    day: int
+    at: datetime
+
+
+def unnamed_checkins(conn: Connection, cohort_id: str) -> list[Unnamed]:
+    q = (
+        select(
+            checkin_t.c.member_id,
+            func.coalesce(member_t.c.alias, member_t.c.name, checkin_t.c.member_id),
+            checkin_t.c.track,
+            checkin_t.c.day,
+            checkin_t.c.at,
+        )
+        .select_from(
+            checkin_t.outerjoin(
+                member_t,
+                and_(
+                    member_t.c.cohort_id == checkin_t.c.cohort_id,
+                    member_t.c.member_id == checkin_t.c.member_id,
+                ),
+            )
+        )
+        .where(checkin_t.c.cohort_id == cohort_id, checkin_t.c.named_at.is_(None))
+        .order_by(checkin_t.c.at, checkin_t.c.id)
+    )
+    return [Unnamed(m, n, t, d, _aware(a)) for m, n, t, d, a in conn.execute(q)]
+
+
+def unnamed_grants(conn: Connection, cohort_id: str) -> list[Unnamed]:
+    q = (
+        select(
+            grant_t.c.member_id,
+            func.coalesce(member_t.c.alias, member_t.c.name, grant_t.c.member_id),
+            grant_t.c.reward_id,
+            grant_t.c.at,
+        )
+        .select_from(
+            grant_t.outerjoin(
+                member_t,
+                and_(
+                    member_t.c.cohort_id == grant_t.c.cohort_id, member_t.c.member_id == grant_t.c.member_id
+                ),
+            )
+        )
+        .where(grant_t.c.cohort_id == cohort_id, grant_t.c.named_at.is_(None))
+        .order_by(grant_t.c.at)
+    )
+    return [Unnamed(m, n, r, 0, _aware(a)) for m, n, r, a in conn.execute(q)]
+
+
+def mark_named(conn: Connection, cohort_id: str, at: datetime, until: datetime) -> None:
+    """Everything waiting up to ``until`` has been named (in the same transaction as the
+    roll call that names it is queued)."""
+    conn.execute(
+        update(checkin_t)
+        .where(checkin_t.c.cohort_id == cohort_id, checkin_t.c.named_at.is_(None), checkin_t.c.at <= until)
+        .values(named_at=at)
+    )
+    conn.execute(
+        update(grant_t)
+        .where(grant_t.c.cohort_id == cohort_id, grant_t.c.named_at.is_(None), grant_t.c.at <= until)
+        .values(named_at=at)
+    )
+    conn.execute(
+        update(notice_t)
+        .where(
+            notice_t.c.cohort_id == cohort_id,
+            notice_t.c.footer_at.is_(None),
+            notice_t.c.private.is_(False),
+            notice_t.c.at <= until,
+        )
+        .values(footer_at=at)
+    )
+
+
+def mark_grant_named(conn: Connection, cohort_id: str, member_id: str, reward_id: str, at: datetime) -> None:
+    conn.execute(
+        update(grant_t)
+        .where(
+            grant_t.c.cohort_id == cohort_id,
+            grant_t.c.member_id == member_id,
+            grant_t.c.reward_id == reward_id,
+        )
+        .values(named_at=at)
+    )
+
+
+def waiting_since(conn: Connection, cohort_id: str) -> tuple[int, datetime] | None:
+    """(how many check-ins wait to be named, since when) or None; reward grants and footer
+    notices wait too, but only ride along."""
+    count, oldest = conn.execute(
+        select(func.count(), func.min(checkin_t.c.at)).where(
+            checkin_t.c.cohort_id == cohort_id, checkin_t.c.named_at.is_(None)
+        )
+    ).one()
+    if count:
+        return count, _aware(oldest)
+    q = select(func.min(grant_t.c.at)).where(grant_t.c.cohort_id == cohort_id, grant_t.c.named_at.is_(None))
+    other = conn.execute(q).scalar()
+    q2 = select(func.min(notice_t.c.at)).where(
+        notice_t.c.cohort_id == cohort_id, notice_t.c.footer_at.is_(None), notice_t.c.private.is_(False)
+    )
+    other2 = conn.execute(q2).scalar()
+    found = [_aware(x) for x in (other, other2) if x is not None]
+    return (0, min(found)) if found else None
+
+
+def last_rollcall(conn: Connection, cohort_id: str) -> datetime | None:
+    return _aware(
+        conn.execute(select(cohort_t.c.last_rollcall_at).where(cohort_t.c.id == cohort_id)).scalar()
+    )
+
+
+def set_last_rollcall(conn: Connection, cohort_id: str, at: datetime) -> None:
+    conn.execute(update(cohort_t).where(cohort_t.c.id == cohort_id).values(last_rollcall_at=at))
+
+
+def add_notice(
+    conn: Connection,
+    cohort_id: str,
+    member_id: str,
+    track: str,
+    day: int,
+    reason: str,
+    at: datetime,
+    private: bool,
+) -> bool:
+    """Record that a check-in did not count; False if this member was already told about
+    this track and day."""
+    return _insert_new(
+        conn,
+        notice_t,
+        dict(
+            cohort_id=cohort_id,
+            member_id=member_id,
+            track=track,
+            day=day,
+            reason=reason,
+            at=at,
+            private=private,
+        ),
+    )
+
+
+def footer_notices(conn: Connection, cohort_id: str) -> list[tuple[str, str, str, int, str]]:
+    """(member id, shown name, track, day, reason) of notices waiting for a roll call's footer."""
+    q = (
+        select(
+            notice_t.c.member_id,
+            func.coalesce(member_t.c.alias, member_t.c.name, notice_t.c.member_id),
+            notice_t.c.track,
+            notice_t.c.day,
+            notice_t.c.reason,
+        )
+        .select_from(
+            notice_t.outerjoin(
+                member_t,
+                and_(
+                    member_t.c.cohort_id == notice_t.c.cohort_id, member_t.c.member_id == notice_t.c.member_id
+                ),
+            )
+        )
+        .where(
+            notice_t.c.cohort_id == cohort_id, notice_t.c.footer_at.is_(None), notice_t.c.private.is_(False)
+        )
+        .order_by(notice_t.c.at)
+    )
+    return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+
+
+def cohorts_waiting_for_rollcall(conn: Connection) -> set[str]:
+    """Cohorts with something a roll call has yet to name (after a restart)."""
+    found: set[str] = set()
+    for t, col in ((checkin_t, checkin_t.c.named_at), (grant_t, grant_t.c.named_at)):
+        found |= set(conn.execute(select(t.c.cohort_id).where(col.is_(None)).distinct()).scalars())
+    q = select(notice_t.c.cohort_id).where(notice_t.c.footer_at.is_(None), notice_t.c.private.is_(False))
+    return found | set(conn.execute(q.distinct()).scalars())
+
+
+def set_reachable(conn: Connection, member_id: str, reachable: bool, cohort_id: str | None = None) -> int:
+    """Whether private messages reach this member (in every cohort, or one); returns how
+    many rows changed."""
+    q = update(member_t).where(member_t.c.member_id == member_id, member_t.c.reachable.is_(not reachable))
+    if cohort_id is not None:
+        q = q.where(member_t.c.cohort_id == cohort_id)
+    return conn.execute(q.values(reachable=reachable)).rowcount
+
+
+def held_rewards(conn: Connection, member_id: str) -> list[int]:
+    """Reward messages held for a member who could not be reached privately."""
+    q = select(out_t.c.id).where(
+        out_t.c.member_id == member_id, out_t.c.kind == "reward", out_t.c.status == "unreachable"
+    )
+    return list(conn.execute(q).scalars())
+
+
+def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    conn.execute(
+        update(out_t).where(out_t.c.id.in_(list(ids))).values(status="pending", not_before=now, attempts=0)
+    )
+
+
+def set_muted(conn: Connection, cohort_id: str, member_id: str, muted: bool) -> None:
+    conn.execute(
+        update(member_t)
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id)
+        .values(muted=muted)
+    )
+
+
+def reachable(conn: Connection, cohort_id: str, member_id: str) -> bool:
+    r = conn.execute(
+        select(member_t.c.reachable).where(
+            member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id
+        )
+    ).scalar()
+    return bool(r) if r is not None else True
 
 
 def checked_in_ids(conn: Connection, cohort_id: str, track: str, day: int) -> set[str]:

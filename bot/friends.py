@@ -1,0 +1,135 @@
+"""Members the account cannot message privately: a personal WeChat account reaches only its
+friends, and a trial-course group always has some members who never added the assistant.
+
+When WeChat refuses a private message, the member is recorded as not reachable and later
+private messages to them are not attempted: an earned reward is held and a short group post
+asks them to add the assistant as a friend (never the reward's link or code in the group); a
+nudge is dropped (the group reminder covers them); the operators get one list a day of
+members to add. Once a private message from them arrives (they added the assistant), they
+are reachable again and what was held goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import Connection
+from sqlalchemy import Engine as Database
+
+from bot import templates
+from bot.clock import Clock
+from bot.cohort import CohortRun
+from storage import repo
+from storage.repo import OutRow
+
+log = logging.getLogger(__name__)
+
+ADD_FRIEND = (
+    "🎁 {name}，你有一份奖励要私信发给你，但你还不是助教的好友：请先加助教为好友，"
+    "再私信我任意一句话，我就发给你～"
+)
+TO_ADD = "📇 【{cohort}】这些同学还不是助教的好友，私信（提醒、奖励）发不到，请加好友（共 {n} 位）：\n{names}"
+LIST_AT = time(9, 0)  # the operators' daily list of members to add goes out at this local time
+
+
+class Friends:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        operators: frozenset[str],
+        runs: dict[str, CohortRun],
+        outside_quiet: Callable[[CohortRun, datetime], datetime],
+        wake: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.operators = operators
+        self.runs = runs  # by room id, shared with the engine
+        self.outside_quiet = outside_quiet
+        self.wake = wake
+        self._lists: dict[str, tuple[list[int], list[str]]] = {}  # cohort -> (alert rows, names)
+
+    def _run(self, cohort_id: str) -> CohortRun | None:
+        return next((r for r in self.runs.values() if r.id == cohort_id), None)
+
+    def refused(self, row: OutRow) -> None:
+        """WeChat refused a private message: not a friend."""
+        assert row.member_id is not None
+        run = self._run(row.cohort_id)
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            repo.set_reachable(conn, row.member_id, False)
+            if run is None:
+                return
+            m = repo.member(conn, run.id, row.member_id)
+            if m is None or not m.present:
+                return  # refused for someone who has left: nothing to say in the group
+            if row.kind == "reward":
+                self.hold_reward(conn, run, row.member_id, m.shown, now)
+            self._list(conn, run, m.shown, now)
+        self.wake()
+
+    def hold_reward(
+        self, conn: Connection, run: CohortRun, member_id: str, shown: str, now: datetime
+    ) -> None:
+        """The reward waits (its row stays `unreachable`); the group is asked, with an @, that
+        the member add the assistant."""
+        repo.enqueue(
+            conn,
+            run.id,
+            room_id=run.room_id,
+            kind="friend",
+            mentions=[member_id],
+            now=now,
+            not_before=self.outside_quiet(run, now),
+            text=templates.render(ADD_FRIEND, {"name": shown}),
+        )
+
+    def _list(self, conn: Connection, run: CohortRun, shown: str, now: datetime) -> None:
+        if not self.operators:
+            return
+        ids, names = self._lists.get(run.id, ([], []))
+        if shown in names:
+            return
+        if ids and repo.still_pending(conn, ids) != len(ids):
+            ids, names = [], []  # the last list went out: start the next day's
+        names = [*names, shown]
+        text = (
+            TO_ADD.replace("{cohort}", run.id)
+            .replace("{n}", str(len(names)))
+            .replace("{names}", "、".join(names))
+        )
+        if ids and repo.update_pending_text(conn, ids, text) == len(ids):
+            self._lists[run.id] = (ids, names)
+            return
+        local = run.cal.local(now)
+        at = local.replace(hour=LIST_AT.hour, minute=LIST_AT.minute, second=0, microsecond=0)
+        if at <= local:
+            at += timedelta(days=1)
+        ids = [
+            repo.enqueue(
+                conn,
+                run.id,
+                member_id=op,
+                kind="alert",
+                now=now,
+                text=text,
+                not_before=at.astimezone(now.tzinfo),
+            )
+            for op in sorted(self.operators)
+        ]
+        self._lists[run.id] = (ids, names)
+
+    def heard_from(self, conn: Connection, member_id: str, now: datetime) -> int:
+        """A private message from the member arrived: they are a friend now. Returns how
+        many held rewards were released."""
+        if not repo.set_reachable(conn, member_id, True):
+            return 0
+        held = repo.held_rewards(conn, member_id)
+        if held:
+            repo.release(conn, held, now)
+            log.info("%s added the assistant; %d held reward message(s) go out", member_id, len(held))
+        return len(held)

@@ -1,0 +1,176 @@
+"""Message routing: what a message to the bot is (a command, a check-in, or nothing for us)
+and where it goes. Commands are answered through the registry in bot/commands.py; check-ins
+are counted in bot/checkins.py; roll calls name them later (bot/rollcall.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine as Database
+
+from bot import checkins, commands, templates
+from bot.clock import Clock
+from bot.cohort import CohortRun
+from bot.friends import Friends
+from bot.rollcall import RollCalls
+from bot.roster import Roster
+from bot.transports.base import Incoming, Member
+from storage import repo
+from storage.models import OPERATOR
+
+log = logging.getLogger(__name__)
+
+COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing again
+REPLIES_PER_MINUTE = 3  # answers to one member, group and private together
+OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
+GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
+
+
+class ReplyLimiter:
+    """Flood control for answers to one member, in the group and in private alike: the same
+    question again within COMMAND_COOLDOWN is not answered (the answer is still on screen),
+    and no member gets more than REPLIES_PER_MINUTE answers a minute. Every answer spends
+    the account's send budget, which the whole group shares."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], datetime] = {}
+        self._recent: dict[str, list[datetime]] = {}
+
+    def allow(self, member_id: str, command: str, now: datetime) -> bool:
+        if len(self._last) > 10_000:
+            self._forget(now)
+        last = self._last.get((member_id, command))
+        if last is not None and now - last < COMMAND_COOLDOWN:
+            return False
+        recent = [t for t in self._recent.get(member_id, ()) if now - t < timedelta(minutes=1)]
+        if len(recent) >= REPLIES_PER_MINUTE:
+            return False
+        self._last[(member_id, command)] = now
+        self._recent[member_id] = [*recent, now]
+        return True
+
+    def _forget(self, now: datetime) -> None:
+        self._last = {k: t for k, t in self._last.items() if now - t < COMMAND_COOLDOWN}
+        self._recent = {m: ts for m, ts in self._recent.items() if ts and now - ts[-1] < timedelta(minutes=1)}
+
+
+class Router:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        roster: Roster,
+        rollcalls: RollCalls,
+        runs: dict[str, CohortRun],
+        ack_window: float,
+        wake: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.roster = roster
+        self.rollcalls = rollcalls
+        self.runs = runs  # by room id, shared with the engine
+        self.ack_window = ack_window
+        self.wake = wake  # the outbox: something was queued
+        self.limiter = ReplyLimiter()
+        self.friends: Friends | None = None  # set by the engine
+
+    async def on_message(self, msg: Incoming, bot_id: str) -> None:
+        if msg.sender.id == bot_id:
+            return  # our own sends come back as messages
+        now = self.clock.now()
+        if msg.room_id is None:
+            await self._direct(msg, now)
+            return
+        run = self.runs.get(msg.room_id)
+        if run is None:
+            return
+        text = checkins.strip_bot_mention(msg.text, self.roster.bot_names(), msg.mentions_bot)
+        if not text:
+            return
+        command = run.command_words.get(text)
+        match = None if command else checkins.match_track(run, text)
+        if command is None and match is None:
+            return
+        role = self.roster.role(msg.sender.id)
+        outcome = None
+        with self.db.begin() as conn:
+            self.roster.ensure(conn, run, msg.sender, now)
+            if command is not None:
+                if commands.allowed(command, role) and self.limiter.allow(msg.sender.id, command, now):
+                    reply = commands.answer(command, self._asked(conn, run, msg.sender, now))
+                    if repo.reachable(conn, run.id, msg.sender.id):
+                        # Answered privately: the answer is for the one who asked, and the
+                        # group stays quiet.
+                        repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now)
+                    else:
+                        repo.enqueue(
+                            conn,
+                            run.id,
+                            room_id=run.room_id,
+                            text=reply,
+                            kind="reply",
+                            mentions=[msg.sender.id],
+                            now=now,
+                        )
+            elif role == OPERATOR:
+                # Not counted, and not worth a group message: told privately, rarely.
+                if self.limiter.allow(msg.sender.id, "operator-checkin", now):
+                    repo.enqueue(
+                        conn, run.id, member_id=msg.sender.id, text=OPERATOR_CHECKIN, kind="reply", now=now
+                    )
+            else:
+                assert match is not None
+                outcome = checkins.count_checkin(
+                    conn, run, msg.sender, match[0], min(msg.at, now), now, self.ack_window
+                )
+        if outcome in (checkins.Outcome.COUNTED, checkins.Outcome.NOTICE):
+            self.rollcalls.request(run)
+        self.wake()
+
+    def _asked(self, conn: object, run: CohortRun, member: Member, now: datetime) -> commands.Asked:
+        return commands.Asked(conn, run, member.id, member.shown, now)  # type: ignore[arg-type]
+
+    async def _direct(self, msg: Incoming, now: datetime) -> None:
+        stranger = msg.text.strip() and not self.roster.cohorts_of(msg.sender.id, self.runs.values())
+        if stranger and self.roster.may_reread_for(msg.sender.id, now):
+            # Maybe a member who joined without a join event: look at the rooms again.
+            for run in list(self.runs.values()):
+                await self.roster.reconcile_now(run)
+        runs = self.roster.cohorts_of(msg.sender.id, self.runs.values())
+        if runs and self.friends is not None:
+            with self.db.begin() as conn:
+                released = self.friends.heard_from(conn, msg.sender.id, now)
+            if released:
+                self.wake()
+        text = checkins.normalize(msg.text).strip()
+        if not runs or not text:
+            return
+        run = runs[0]
+        command = run.command_words.get(text)
+        match = None if command is not None else checkins.match_track(run, text)
+        if command is None and match is None:
+            return
+        role = self.roster.role(msg.sender.id)
+        if command is not None and not commands.allowed(command, role):
+            return
+        if not self.limiter.allow(msg.sender.id, command or "", now):
+            return
+        with self.db.begin() as conn:
+            if command is not None:
+                reply = commands.answer(command, self._asked(conn, run, msg.sender, now))
+            else:
+                assert match is not None
+                c = run.playbook.commands
+                reply = templates.render(
+                    GO_TO_GROUP,
+                    {
+                        "keyword": match[1],
+                        "commands": "、".join(w[0] for w in (c.progress, c.leaderboard, c.today, c.help)),
+                    },
+                )
+            # Behind the group's own traffic: one member's private chat never holds up the group.
+            repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now, priority=1)
+        self.wake()
