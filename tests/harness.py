@@ -18,6 +18,7 @@ from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.plan import calendar
 from bot.playbook import Playbook
+from bot.rollcall import QuietHours
 from bot.scenario import BOT_ID, _when
 from bot.transports.base import Member
 from bot.transports.simulated import Sent, SimulatedGroup
@@ -120,6 +121,7 @@ class Harness:
         bot_name: str = "CohortBot",
         room: str = "训练营 1 班",
         group: SimulatedGroup | None = None,
+        quiet_hours: QuietHours | str | None = "default",
     ) -> Harness:
         """Start the bot at ``now`` (cohort-relative) on this test's virtual loop."""
         from datetime import timedelta
@@ -142,6 +144,8 @@ class Harness:
             pacing=pacing or Pacing(),
             grace=timedelta(minutes=grace_minutes),
         )
+        if not isinstance(quiet_hours, str):
+            settings = replace(settings, quiet_hours=quiet_hours)
         run = CohortRun.create("c1", pb, cal, room)
         bot = Bot(open_db(db_url), group, clock, settings, [run], reconcile_minutes=0)
         h = cls(bot, group, clock, run)

@@ -46,6 +46,9 @@ class SimulatedGroup:
         self.sent: list[Sent] = []
         self.on_send = on_send
         self.fail_next: list[SendError] = []  # tests inject send failures here
+        # Members who are not the account's friends: WeChat refuses private messages to them
+        # (until they add it: `befriend`).
+        self.strangers: set[str] = set()
         self._events: EventSink | None = None
 
     # --- the Transport port ---
@@ -73,7 +76,12 @@ class SimulatedGroup:
         self._record("room" if len(self.rooms) == 1 else f"room:{room_id}", text, mentions, room_id)
 
     async def send_direct(self, member_id: str, text: str) -> None:
+        if member_id in self.strangers:
+            raise SendError("开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求", not_friend=True)
         self._record(f"dm:{member_id}", text, (), None)
+
+    def befriend(self, member_id: str) -> None:
+        self.strangers.discard(member_id)
 
     async def members(self, room_id: str) -> list[Member]:
         return [*self._members[room_id].values(), self.bot]
