@@ -1,12 +1,15 @@
 """Member commands (progress, leaderboard, today, help): the whole message, trimmed, equals
-one of the command words. In the group the reply @-mentions the asker; privately it comes
-back privately. The same question asked again in the group within 30 s is answered once.
+one of the command words. Asked in the group, the answer comes privately when the member can
+be reached privately, otherwise in the group with an @; asked privately it comes back
+privately. The same question asked again within 30 s is answered once, and no member gets
+more than 3 answers a minute.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from storage import repo
 from tests.harness import Harness, members
 
 PEOPLE = ("u01:小明", "u02:小红", "u03:小刚")
@@ -19,8 +22,18 @@ COMMAND_WORDS = {
 
 
 def replies(h: Harness, member_id: str):
-    """Group messages that answer the member (mention only them, not acknowledgements)."""
-    return [s for s in h.room() if s.mentions == (member_id,) and "打卡成功" not in s.text]
+    """Answers to the member's commands: privately, or in the group mentioning only them."""
+    return [
+        s
+        for s in h.sent
+        if s.kinds == ("reply",) and (s.chat == f"dm:{member_id}" or s.mentions == (member_id,))
+    ]
+
+
+def unreachable(h: Harness, member_id: str) -> None:
+    """The member is known not to be the account's friend (WeChat refused a private message)."""
+    with h.bot.db.begin() as conn:
+        repo.set_reachable(conn, member_id, False)
 
 
 @pytest.mark.parametrize(
@@ -35,13 +48,39 @@ def replies(h: Harness, member_id: str):
         ("菜单", COMMAND_WORDS["help"]),
     ],
 )
-async def test_command_in_the_group_is_answered_in_the_group_mentioning_the_sender(word, start):
+async def test_command_in_the_group_is_answered_privately(word, start):
     h = await Harness.start(people=members(*PEOPLE))
+    await h.until("day 2 10:00")
+    room_before = len(h.room())
+    await h.say("u01", word)
+    await h.settle()
+    answer = replies(h, "u01")
+    assert [(s.chat, s.kinds) for s in answer] == [("dm:u01", ("reply",))]
+    assert answer[0].text.startswith(start)
+    assert h.local(answer[0]).startswith("02 10:00")
+    assert len(h.room()) == room_before  # the group stays quiet
+    await h.stop()
+
+
+@pytest.mark.parametrize(
+    ("word", "start"),
+    [
+        ("进度", COMMAND_WORDS["progress"]),
+        ("排行榜", COMMAND_WORDS["leaderboard"]),
+        ("课表", COMMAND_WORDS["today"]),
+        ("帮助", COMMAND_WORDS["help"]),
+    ],
+)
+async def test_command_in_the_group_from_a_non_friend_is_answered_in_the_group_mentioning_the_sender(
+    word, start
+):
+    h = await Harness.start(people=members(*PEOPLE))
+    unreachable(h, "u01")
     await h.until("day 2 10:00")
     await h.say("u01", word)
     await h.settle()
     answer = replies(h, "u01")
-    assert len(answer) == 1
+    assert [(s.chat, s.kinds, s.mentions) for s in answer] == [("room", ("reply",), ("u01",))]
     assert answer[0].text.startswith(start)
     assert h.local(answer[0]).startswith("02 10:00")
     assert h.dms() == []
@@ -77,6 +116,7 @@ async def test_command_with_bot_mention_or_spaces(text):
     await h.say("u01", text)
     await h.settle()
     assert [s.text.splitlines()[0] for s in replies(h, "u01")] == ["📋 小明 的学习进度（Python 入门体验营）"]
+    assert [s.chat for s in replies(h, "u01")] == ["dm:u01"]
     await h.stop()
 
 
@@ -113,6 +153,29 @@ async def test_the_same_command_within_30_seconds_in_the_group_is_answered_once(
     await h.say("u01", "进度")
     await h.settle()
     assert len([s for s in replies(h, "u01") if s.text.startswith("📋")]) == 2
+    # A fourth answer within a minute is one too many; a minute after the first, fine again.
+    await h.until("day 2 10:00:40")
+    await h.say("u01", "今日安排")
+    await h.settle()
+    assert len(replies(h, "u01")) == 3
+    await h.until("day 2 10:01:01")
+    await h.say("u01", "课表")
+    await h.settle()
+    assert [s.text.splitlines()[0] for s in replies(h, "u01")][3:] == ["📅 第2天安排"]
+    assert all(s.chat == "dm:u01" for s in replies(h, "u01"))
+    assert h.room()[-1].text.startswith("☀️ 晨读开始啦")  # none of it in the group
+    await h.stop()
+
+
+async def test_the_same_command_within_30_seconds_from_a_non_friend_is_answered_once_in_the_group():
+    h = await Harness.start(people=members(*PEOPLE))
+    unreachable(h, "u01")
+    await h.until("day 2 10:00")
+    await h.say("u01", "进度")
+    await h.until("day 2 10:00:10")
+    await h.say("u01", "我的进度")
+    await h.settle()
+    assert [(s.chat, s.mentions) for s in replies(h, "u01")] == [("room", ("u01",))]
     await h.stop()
 
 
