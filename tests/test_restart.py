@@ -23,9 +23,11 @@ async def test_restart_mid_cohort_sends_nothing_twice(tmp_path):
     await h.say("u01", "晨读打卡")
     await h.until("day 2 20:00")
     await h.say("u02", "打卡")
+    await h.until("day 2 20:01")
     await h.settle()
     before = [(s.chat, s.text) for s in h.sent]
     assert ("room", "【开营仪式】欢迎来到Python 入门体验营！") in before
+    assert ("room", "✅ 第2天打卡播报\n正课 +1（今日 1/3）：小红") in before
     await h.stop()
 
     # Back up at 21:35: the 21:30 reminder is 5 min late, inside the 10 min grace.
@@ -34,7 +36,8 @@ async def test_restart_mid_cohort_sends_nothing_twice(tmp_path):
     await h2.settle()
     assert [h2.local(s) for s in h2.sent] == ["02 21:35:00"]
     remind = h2.sent[0]
-    assert remind.text == "今天的课还没完成的同学抓紧哦 👇"
+    assert remind.kinds == ("remind",)
+    assert remind.text == "今天的课还没完成的同学抓紧哦 👇"  # nobody named twice
     assert remind.mentions == ("u01", "u03")  # u02 checked in before the restart; op1 is an operator
     await h2.stop()
 
@@ -76,19 +79,29 @@ async def test_acknowledged_checkins_survive_a_restart(tmp_path):
     for day in (2, 3, 4):
         await h.until(f"day {day} 08:00")
         await h.say("u01", "晨读")
+    await h.until("day 4 08:01")
     await h.settle()
+    assert [s.text for s in h.room() if "rollcall" in s.kinds] == [
+        f"✅ 第{day}天打卡播报\n晨读 +1（今日 1/3）：小明" for day in (2, 3, 4)
+    ]
     await h.stop()
 
     h2 = await start(tmp_path, "day 5 07:59")
     await h2.until("day 5 08:00")
     await h2.say("u01", "晨读")  # the 4th day: the reward is earned now, once
     await h2.say("u01", "晨读")  # and a duplicate
+    await h2.until("day 5 10:00")
     await h2.settle()
-    assert [s.text for s in h2.dms("u01")] == [
-        "恭喜完成 4 天晨读！资料大礼包：https://example.com/pack 提取码 8888"
+    assert [(s.text, s.kinds) for s in h2.dms("u01")] == [
+        ("恭喜完成 4 天晨读！资料大礼包：https://example.com/pack 提取码 8888", ("reward",))
     ]
-    acks = "\n".join(s.text for s in h2.room())
-    assert "今天的晨读已经打过卡啦" in acks
+    # Days 2..4 are not named again; the duplicate is silent. (The roll call is composed at
+    # 08:00:03 and follows the reward's private message by the pacing gap.)
+    assert [(h2.local(s), s.text) for s in h2.room()] == [
+        ("05 08:00:06", "✅ 第5天打卡播报\n晨读 +1（今日 1/3）：小明\n🎁 解锁资料大礼包：小明")
+    ]
+    with h2.bot.db.connect() as conn:
+        assert repo.member_days(conn, "c1", "u01", "reading") == [2, 3, 4, 5]
     await h2.stop()
 
 
