@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.plan import Calendar, build_plan
+from storage import repo
 from tests.harness import EXAMPLE, Harness, load_playbook, members
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -43,8 +44,11 @@ schedule:
 """
 
 
-def acks(h: Harness) -> list[str]:
-    return [line for s in h.room() for line in s.text.splitlines() if "打卡成功" in line or "截止" in line]
+def counted(h: Harness, track: str = "lesson") -> dict[int, set[str]]:
+    """Who counted on the track, by cohort day (days with nobody left out)."""
+    with h.bot.db.connect() as conn:
+        found = {d: repo.checked_in_ids(conn, h.run.id, track, d) for d in range(0, 10)}
+    return {d: ids for d, ids in found.items() if ids}
 
 
 async def test_daily_post_keeps_its_local_time_across_the_dst_change():
@@ -78,11 +82,7 @@ async def test_checkins_count_for_the_local_day_in_berlin():
     await h.until("day 4 23:30")  # the 25-hour day: 22:30 UTC
     await h.say("u01", "打卡")
     await h.settle()
-    assert acks(h) == [
-        "✅ Anna 第3天正课打卡成功（今日 1/2）",
-        "✅ Ben 第4天正课打卡成功（今日 1/2）",
-        "✅ Anna 第4天正课打卡成功（今日 2/2）",
-    ]
+    assert counted(h) == {3: {"u01"}, 4: {"u01", "u02"}}
     await h.stop()
 
 
@@ -93,10 +93,8 @@ async def test_until_is_local_time_after_the_dst_change():
     await h.until("day 4 12:10")  # 11:10 UTC: past 12:00 local
     await h.say("u02", "晨读")
     await h.settle()
-    assert acks(h) == [
-        "✅ Anna 第4天晨读打卡成功（今日 1/2）",
-        "Ben 今天的晨读打卡已在 12:00 截止，明天早点来哦",
-    ]
+    assert counted(h, "reading") == {4: {"u01"}}
+    assert [s.text for s in h.dms("u02")] == ["Ben 今天的晨读打卡已在 12:00 截止，明天早点来哦"]
     await h.stop()
 
 
@@ -107,7 +105,7 @@ async def test_a_late_evening_checkin_west_of_utc_counts_for_the_local_day():
     await h.say("u01", "打卡")
     await h.settle()
     assert h.when("day 2 23:30").date() == date(2026, 6, 3)
-    assert acks(h) == ["✅ Amy 第2天正课打卡成功（今日 1/1）"]
+    assert counted(h) == {2: {"u01"}}
     await h.stop()
 
 
@@ -120,14 +118,18 @@ async def test_checkin_just_after_midnight_in_shanghai_counts_for_the_new_day():
     await h.say("u02", "打卡")  # a new day for her as well, not a duplicate
     await h.settle()
     assert h.when("day 3 00:10") == datetime(2026, 12, 2, 16, 10, tzinfo=UTC)
-    lines = acks(h)
-    assert "✅ 小红 第2天正课打卡成功（今日 1/2）" in lines
-    assert "✅ 小明 第3天正课打卡成功（今日 1/2）" in lines
-    assert "✅ 小红 第3天正课打卡成功（今日 2/2）" in lines
+    assert counted(h) == {2: {"u02"}, 3: {"u01", "u02"}}
     # Day 2 had one lesson check-in; so the day-3 nudge about day 2 goes to 小明 only.
     await h.until("day 3 09:10")
     await h.settle()
     assert [s.chat for s in h.dms()] == ["dm:u01"]
+    # The night's roll call (after quiet hours) names each under its own day.
+    assert [(h.local(s), s.text) for s in h.room() if "rollcall" in s.kinds] == [
+        (
+            "03 07:50:00",
+            "✅ 第2天打卡播报\n正课 +1（今日 1/2）：小红\n✅ 第3天打卡播报\n正课 +2（今日 2/2）：小明、小红",
+        )
+    ]
     await h.stop()
 
 
