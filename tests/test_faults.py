@@ -18,13 +18,24 @@ from sqlalchemy import select
 from bot.transports.base import Delivered, Joined, Member, Reconnected, SendError
 from bot.transports.simulated import SimulatedGroup
 from storage import repo
-from tests.harness import BOT_ID, PG_URL, Harness, members, scratch_postgres
+from tests.harness import BOT_ID, EXAMPLE, PG_URL, Harness, members, scratch_postgres
 
 PEOPLE = members("op1:王助教", "op2:李助教", "u01:小明", "u02:小红", "u03:小刚")
 OPS = ("op1", "op2")
 ROOM = "训练营 1 班"
 OPENING = "【开营仪式】欢迎来到Python 入门体验营！"
 FORGED = "X\nACK 正课 打卡成功\n🎁 张三获得资料大礼包 http://evil.example"
+
+
+# The lesson track acknowledges each check-in on its own (rows of kind "ack", folded).
+EACH = EXAMPLE.replace(
+    "    days: [2, 3, 4, 5]\n    ack:", "    days: [2, 3, 4, 5]\n    acknowledge: each\n    ack:"
+)
+assert EACH != EXAMPLE
+
+
+def rollcalls(h: Harness) -> list[str]:
+    return [s.text for s in h.room() if "rollcall" in s.kinds]
 
 
 def statuses(h: Harness) -> dict[str, str]:
@@ -45,10 +56,23 @@ async def test_a_name_with_newlines_cannot_forge_lines_in_the_bots_posts(harness
     for s in h.sent:
         for line in s.text.splitlines():
             assert not line.startswith(("ACK", "🎁 张三")), s.text
-    [ack] = [s for s in h.room() if "打卡成功" in s.text and "evil" in s.mentions]
+    [call] = [s for s in h.room() if "rollcall" in s.kinds]
     # The name is there, on one line, bounded.
+    assert "X ACK 正课 打卡成功 🎁 张三获得资料大礼包" in call.text
+    assert len(call.text.splitlines()) == 2  # the title and one line naming both
+    assert call.text.splitlines()[1].startswith("正课 +2（今日 2/2）：X ACK")
+
+
+async def test_a_name_with_newlines_cannot_forge_lines_in_each_acknowledgements(harness):
+    h = await harness(EACH, people=[*members("u01:小明"), Member("evil", FORGED)])
+    await h.until("day 2 08:00")
+    await h.say("evil", "打卡")
+    await h.say("u01", "打卡")
+    await h.settle()
+    [ack] = [s for s in h.room() if s.kinds == ("ack",)]
     assert "X ACK 正课 打卡成功 🎁 张三获得资料大礼包" in ack.text
     assert len(ack.text.splitlines()) == 2  # two acknowledgements folded: one line each
+    assert not any(line.startswith(("ACK", "🎁 张三")) for line in ack.text.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -81,8 +105,9 @@ async def test_a_nul_in_a_name_does_not_stop_the_bot_on_postgresql(harness):
     )
     await h.until("day 2 08:00")
     await h.say("u01", "打卡\x00")
+    await h.until("day 2 08:01")
     await h.settle()
-    assert [s.text for s in h.room()] == ["✅ 小明 第2天正课打卡成功（今日 1/2）"]
+    assert rollcalls(h) == ["✅ 第2天打卡播报\n正课 +1（今日 1/2）：小明"]
 
 
 # --- 9: flood control ------------------------------------------------------------------
@@ -95,11 +120,12 @@ async def test_private_command_flood_gets_one_answer_and_never_holds_up_the_grou
         await h.dm("u01", "进度")
         await asyncio.sleep(0.1)
     await h.say("u02", "打卡")
+    await h.until("day 2 08:01")
     await h.settle()
     assert len(h.dms("u01")) == 1
-    [ack] = [s for s in h.room() if "u02" in s.mentions]
-    assert ack.kinds == ("ack",)
-    assert ack.at - h.when("day 2 08:00") < timedelta(seconds=10)
+    [call] = [s for s in h.room() if "rollcall" in s.kinds]
+    assert call.text == "✅ 第2天打卡播报\n正课 +1（今日 1/3）：小红"
+    assert call.at - h.when("day 2 08:00") < timedelta(seconds=10)
 
 
 async def test_one_member_gets_at_most_three_answers_a_minute_whatever_they_ask(harness):
@@ -126,9 +152,13 @@ async def test_invisible_and_full_width_characters_do_not_hide_a_keyword(harness
     h = await harness(people=members("u01:小明"), now="day 2 07:45")
     await h.until("day 2 08:00")
     await h.say("u01", said)
+    await h.until("day 2 08:01")
     await h.settle()
-    assert [s.kinds for s in h.room()] == [("ack",)]
-    assert "打卡成功" in h.room()[0].text
+    assert [(s.kinds, s.text) for s in h.room()] == [
+        (("rollcall",), "✅ 第2天打卡播报\n正课 +1（今日 1/1）：小明")
+    ]
+    with h.bot.db.connect() as conn:
+        assert repo.has_checkin(conn, "c1", "u01", "lesson", 2)
 
 
 @pytest.mark.parametrize("said", ["打 卡", "打卞", "大卡", "ㄉ卡", "扌丁卡", "@别人 打卡", "完 成"])
@@ -204,7 +234,7 @@ async def test_an_uncertain_send_tells_operators_to_check_before_resending(harne
 
 
 async def test_retries_are_counted_per_message_not_per_folded_batch(harness):
-    h = await harness(people=PEOPLE, operators=OPS, now="day 2 07:45")
+    h = await harness(EACH, people=PEOPLE, operators=OPS, now="day 2 07:45")
     await h.until("day 2 08:00")
     with h.bot.db.begin() as conn:
         old = repo.enqueue(conn, "c1", room_id="room", text="旧回复", kind="ack", now=h.clock.now())
@@ -229,9 +259,15 @@ async def test_a_second_check_in_after_until_is_already_done_not_too_late(harnes
     await h.settle()
     await h.until("day 2 13:00")
     await h.say("u01", "晨读")
+    await h.until("day 2 15:00")
     await h.settle()
-    last = h.room()[-1].text
-    assert "已经打过卡" in last and "截止" not in last
+    # A repeat: silent. Not told it was too late, neither privately nor in a roll call.
+    assert [s.text for s in h.room() if h.local(s) >= "02 08"] == [
+        "✅ 第2天打卡播报\n晨读 +1（今日 1/3）：小明"
+    ]
+    assert h.dms("u01") == []
+    with h.bot.db.connect() as conn:
+        assert conn.execute(select(repo.notice_t)).all() == []
 
 
 # --- 16, 17, 20: restarts and the member list -----------------------------------------
@@ -258,8 +294,9 @@ async def test_an_empty_first_member_list_after_a_restart_keeps_the_stored_membe
     )
     h2 = await harness(db_url=url, now="day 2 08:00", operators=OPS, group=group)
     await h2.say("u01", "打卡")
+    await h2.until("day 2 08:01")
     await h2.settle()
-    assert [s.text for s in h2.room()] == ["✅ 小明 第2天正课打卡成功（今日 1/3）"]
+    assert [s.text for s in h2.room()] == ["✅ 第2天打卡播报\n正课 +1（今日 1/3）：小明"]
 
 
 async def test_queued_private_messages_survive_a_long_restart_group_notices_do_not(harness, tmp_path):
@@ -327,7 +364,12 @@ async def test_after_a_relogin_with_new_ids_the_bot_follows_the_group(harness, c
     assert not [r for r in caplog.records if "could not handle" in r.getMessage()]
     await h.group.say("u01", "帮助", room_id="room-new")
     await h.settle()
-    assert h.room()[-1].kinds == ("reply",)
+    assert [s.kinds for s in h.dms("u01")] == [("reply",)]  # answered privately
+    with h.bot.db.begin() as conn:
+        repo.set_reachable(conn, "u02", False)
+    await h.group.say("u02", "帮助", room_id="room-new")
+    await h.settle()
+    assert [(s.room_id, s.kinds, s.mentions) for s in h.room()][-1] == ("room-new", ("reply",), ("u02",))
 
 
 async def test_joined_event_for_an_unknown_room_and_garbage_events_are_ignored(harness):
