@@ -9,6 +9,7 @@ own virtual-time loop. The EXAMPLE playbook: lesson keywords 打卡/完成, read
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
@@ -68,6 +69,16 @@ def checkin_text(draw: st.DrawFn) -> tuple[str, str | None]:
     core, track = draw(CORES)
     text = draw(INVISIBLE) + draw(MENTION) + core + draw(TAIL)
     return text, track
+
+
+# The lines a roll call (and a reminder carrying one) may have.
+TRACK_LINE = re.compile(r"^(?:正课|晨读) \+(\d+)（今日 \d+/\d+）：[^\n]+$")
+OTHER_LINES = [
+    re.compile(r"^✅ 第\d+天打卡播报$"),
+    re.compile(r"^🎁 解锁资料大礼包：[^\n]+$"),
+    re.compile(r"^今天的课还没完成的同学抓紧哦 👇(?:（\d+/\d+）)?$"),
+    re.compile(r"^$"),
+]
 
 
 def run_bot(script):  # type: ignore[no-untyped-def]
@@ -135,17 +146,34 @@ def test_hostile_names_and_texts_never_crash_nor_break_a_line(people):
         await h.until("day 2 21:35")
         await h.settle()
         with h.bot.db.connect() as conn:
-            q = select(func.count()).where(repo.out_t.c.kind == "ack", repo.out_t.c.status == "sent")
-            return list(h.sent), conn.execute(q).scalar_one()
+            c = repo.checkin_t.c
+            lessons = select(func.count()).where(c.track == "lesson")
+            unnamed = select(func.count()).where(c.named_at.is_(None))
+            return (
+                list(h.sent),
+                conn.execute(select(func.count()).select_from(repo.checkin_t)).scalar_one(),
+                conn.execute(lessons).scalar_one(),
+                conn.execute(unnamed).scalar_one(),
+            )
 
     try:
-        sent, ack_rows = run_bot(script)
+        sent, checkins, lessons, unnamed = run_bot(script)
     finally:
         logging.getLogger().removeHandler(errors)
     assert [r.getMessage() for r in errors.records] == []
     for s in sent:
         assert "\x00" not in s.text
-    # Folded acknowledgements carry one line per acknowledgement: no name added a line.
-    acks = [s for s in sent if s.kinds == ("ack",)]
-    assert sum(len(s.text.splitlines()) for s in acks) == ack_rows
-    assert ack_rows >= len(people)  # everyone's 打卡 was answered
+    assert lessons == len(people)  # everyone's 打卡 counted
+    assert unnamed == 0  # and was named
+    # Roll calls (on their own or carried by the reminder) are made of their own lines only:
+    # no name added a line, and together they name every check-in once.
+    named = 0
+    for s in sent:
+        if "rollcall" not in s.kinds and "remind" not in s.kinds:
+            continue
+        for line in s.text.splitlines():
+            if m := TRACK_LINE.match(line):
+                named += int(m.group(1))
+            else:
+                assert any(p.match(line) for p in OTHER_LINES), (line, s.text)
+    assert named == checkins
