@@ -142,8 +142,12 @@ async def test_checkin_before_day_1_is_answered_and_welcome_names_the_start():
     await h.group.join(Member("u09", "新同学"))
     await h.say("u01", "打卡")
     await h.settle()
-    texts = [s.text for s in h.room()]
-    assert any("今天不是正课打卡日" in t and "第2天" in t for t in texts)
+    assert [(s.text, s.kinds) for s in h.dms("u01")] == [
+        ("小明 今天不是正课打卡日哦，第2天、第3天、第4天、第5天再来打卡吧", ("notice",))
+    ]
+    assert [(h.local(s), s.text, s.kinds, s.mentions) for s in h.room()] == [
+        ("01 07:30:00", "欢迎 新同学，今天是第1天", ("welcome",), ("u09",))  # after quiet hours
+    ]
     await h.group.leave("u09")
     await h.stop()
 
