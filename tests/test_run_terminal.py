@@ -1,6 +1,7 @@
 """`cohortbot run` with `transport.kind: simulated`: the operator types as members in the
 terminal and sees the bot answer, on the real clock, with the database kept across runs."""
 
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -25,8 +26,9 @@ cohorts:
 
 
 def run(tmp_path: Path, lines: str) -> subprocess.CompletedProcess[str]:
-    # Start yesterday in China, so today is lesson day 2 there.
-    start = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+    # Start yesterday in China, so today is lesson day 2 there (the sample's days start at
+    # 04:00: before that it is still yesterday's day).
+    start = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=4)).date() - timedelta(days=1)
     cfg = tmp_path / "config.yaml"
     cfg.write_text(CONFIG.format(playbook=SAMPLE, start=start), encoding="utf-8")
     return subprocess.run(
@@ -44,9 +46,12 @@ def test_terminal_group_answers_and_counts(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Type as a member of the group" in out
-    assert "CohortBot → Python 8天训练营 1班: @小明 🤖 我是Python 入门体验营的助教机器人" in out
-    assert "小明 第2天正课打卡成功！今日已完成 1/1" in out
-    assert "私聊 u01" in out and "小明 的学习进度" in out
+    # Asked in the group, answered privately.
+    assert re.search(r"CohortBot → 私聊 u01: +🤖 我是Python 入门体验营的助教机器人", out), out
+    # The check-in counted (no reply of its own: a roll call names it a little later).
+    assert "打卡成功" not in out
+    assert re.search(r"CohortBot → 私聊 u01: +📋 小明 的学习进度", out), out
+    assert "· 正课：1/4 天（第2天），今天已打卡 ✅" in out
     assert "Traceback" not in result.stderr
     assert (tmp_path / "bot.db").exists()  # relative to the config file
 
