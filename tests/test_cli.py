@@ -234,8 +234,9 @@ def test_simulate_scenario_with_impossible_date(files):
 def test_demo_quiet():
     result = invoke("demo", "--quiet", "--members", "10")
     assert result.exit_code == 0, result.output
-    for title in ("Check-ins per day and track", "Rewards granted", "What the bot sent, per day"):
+    for title in ("Check-ins per day and track", "Rewards granted", "How much the bot said, per day"):
         assert title in result.stdout
+    assert "per 100 counted check-ins:" in result.stdout  # the group's noise, in one line
     assert "10 members" in result.stdout
     assert "played 8 days" in result.stdout
 
