@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine as Database
 
@@ -65,6 +66,8 @@ class Bot:
         """Stop; with ``drain_seconds``, first give queued messages that long to go out
         (what is still queued after that goes out at the next start, within the grace)."""
         self.scheduler.stop()
+        if drain_seconds > 0:
+            self.engine.rollcalls.send_soon_ones(self.runs, timedelta(seconds=drain_seconds))
         await self.engine.stop()
         if drain_seconds > 0:
             with contextlib.suppress(TimeoutError):

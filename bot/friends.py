@@ -4,8 +4,9 @@ friends, and a trial-course group always has some members who never added the as
 When WeChat refuses a private message, the member is recorded as not reachable and later
 private messages to them are not attempted: an earned reward is held and a short group post
 asks them to add the assistant as a friend (never the reward's link or code in the group); a
-nudge is dropped (the group reminder covers them); the operators get one list a day of
-members to add. Once a private message from them arrives (they added the assistant), they
+nudge is dropped (the group reminder covers them); the answer to a command goes to the group
+with an @, a "did not count" notice into the next roll call's footer; the operators get one
+list a day of members to add. Once a private message from them arrives (they added the assistant), they
 are reachable again and what was held goes out.
 """
 
@@ -69,6 +70,19 @@ class Friends:
                 return  # refused for someone who has left: nothing to say in the group
             if row.kind == "reward":
                 self.hold_reward(conn, run, row.member_id, m.shown, now)
+            elif row.kind == "reply":
+                # The answer to a command asked in the group goes back there, with an @.
+                repo.enqueue(
+                    conn,
+                    run.id,
+                    room_id=run.room_id,
+                    kind="reply",
+                    mentions=[row.member_id],
+                    now=now,
+                    text=row.text,
+                )
+            elif row.kind == "notice":
+                repo.notices_to_footer(conn, run.id, row.member_id)  # told in the next roll call
             self._list(conn, run, m.shown, now)
         self.wake()
 

@@ -87,6 +87,7 @@ def compose(
     if not checkins and not grants and not notices:
         return [], None
     newest = max([u.at for u in (*checkins, *grants)], default=now)
+    per_line = max_mentions if mentions else 10_000
     lines: list[tuple[str, list[str]]] = []  # (line, member ids it names)
     days = sorted({u.day for u in checkins}) or [run.day(now)]
     for day in days:
@@ -107,11 +108,11 @@ def compose(
                 "day": day,
                 "playbook": pb.name,
             }
-            lines += _name_lines(track.roll_call or LINE, values, named)
+            lines += _name_lines(track.roll_call or LINE, values, named, per_line)
     for r in pb.rewards:
         named = [u for u in grants if u.key == r.id]
         if named:
-            lines += _name_lines(REWARD_LINE, {"reward": r.name, "playbook": pb.name}, named)
+            lines += _name_lines(REWARD_LINE, {"reward": r.name, "playbook": pb.name}, named, per_line)
     for reason, template in FOOTERS.items():
         for tid, track in pb.tracks.items():
             told = [(mid, name) for mid, name, t, _, why in notices if t == tid and why == reason]
@@ -124,10 +125,11 @@ def compose(
 
 
 def _name_lines(
-    template: str, values: dict[str, object], named: list[repo.Unnamed]
+    template: str, values: dict[str, object], named: list[repo.Unnamed], per_line: int = 10_000
 ) -> list[tuple[str, list[str]]]:
     """The template's line with {names} filled; several lines if the names are too many for
-    one message (each line then repeats the head)."""
+    one message, or more than ``per_line`` (the @-mention limit, when names are mentions);
+    each line then repeats the head."""
     seen: dict[str, str] = {}
     for u in named:
         seen.setdefault(u.member_id, u.name)
@@ -136,7 +138,7 @@ def _name_lines(
     head = len(templates.render(template, {**values, "names": ""}))
     size = head
     for mid, name in seen.items():
-        if chunk and size + len(name) + 1 > MAX_CHARS - 40:
+        if chunk and (size + len(name) + 1 > MAX_CHARS - 40 or len(chunk) >= per_line):
             out.append(
                 (
                     templates.render(template, {**values, "names": "、".join(n for _, n in chunk)}),
@@ -330,6 +332,15 @@ class RollCalls:
         repo.mark_named(conn, run.id, now, max(newest, now))
         repo.set_last_rollcall(conn, run.id, now)
         return messages[0][0]
+
+    def send_soon_ones(self, runs: list[CohortRun], within: timedelta) -> None:
+        """At a graceful stop: a roll call due within ``within`` goes now rather than after the
+        next start."""
+        now = self.clock.now()
+        for run in runs:
+            planned = self.planned(run)
+            if planned is not None and planned - now <= within:
+                self.send(run)
 
     def cancel(self) -> None:
         for _, task in self._waiting.values():

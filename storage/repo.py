@@ -333,7 +333,7 @@ def unnamed_grants(conn: Connection, cohort_id: str) -> list[Unnamed]:
             )
         )
         .where(grant_t.c.cohort_id == cohort_id, grant_t.c.named_at.is_(None))
-        .order_by(grant_t.c.at)
+        .order_by(grant_t.c.at, grant_t.c.member_id, grant_t.c.reward_id)
     )
     return [Unnamed(m, n, r, 0, _aware(a)) for m, n, r, a in conn.execute(q)]
 
@@ -487,6 +487,20 @@ def held_rewards(conn: Connection, member_id: str) -> list[int]:
 def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
     conn.execute(
         update(out_t).where(out_t.c.id.in_(list(ids))).values(status="pending", not_before=now, attempts=0)
+    )
+
+
+def notices_to_footer(conn: Connection, cohort_id: str, member_id: str) -> None:
+    """Notices meant for a private message the member cannot receive: the roll call's footer."""
+    conn.execute(
+        update(notice_t)
+        .where(
+            notice_t.c.cohort_id == cohort_id,
+            notice_t.c.member_id == member_id,
+            notice_t.c.footer_at.is_(None),
+            notice_t.c.private.is_(True),
+        )
+        .values(private=False)
     )
 
 

@@ -370,3 +370,19 @@ async def test_a_refusal_for_someone_who_left_is_ignored(harness):
     await h.until("day 3 09:30")
     await h.settle()
     assert [s for s in h.room() if "friend" in s.kinds] == []
+
+
+async def test_a_non_friends_first_command_and_notice_reach_them_in_the_group(harness):
+    h = await harness(people=PEOPLE, operators=OPS, now="day 2 07:45")
+    h.group.strangers = {"u02"}
+    await h.until("day 2 08:00")
+    await h.say("u01", "晨读")
+    await h.say("u02", "进度")  # answered privately: refused, so in the group with an @
+    await h.until("day 2 12:30")
+    await h.say("u02", "晨读")  # too late: private notice refused, so in the footer
+    await h.until("day 2 15:00")
+    await h.settle()
+    [reply] = [s for s in h.room() if s.kinds == ("reply",)]
+    assert reply.mentions == ("u02",) and "小红 的学习进度" in reply.text
+    assert rollcalls(h)[-1][1].endswith("⏰ 晨读今天 12:00 已截止，这次没有计入：小红")
+    assert h.dms("u02") == []
