@@ -210,7 +210,7 @@ class Playbook(_Strict):
         min_length=1, description="what members check in to, by track id"
     )
     rewards: EmptyList[Reward] = Field(default_factory=list)
-    commands: Commands = Field(default_factory=Commands)
+    commands: Commands = Field(default_factory=lambda: Commands())
     welcome: Text | None = Field(
         None,
         description="optional (extension): group post for members who join; may use "
