@@ -149,8 +149,8 @@ class Commands(_Strict):
     today: Words = Field(default_factory=lambda: ["今日安排", "课表"])
     help: Words = Field(default_factory=lambda: ["帮助", "菜单"])
     # (1.1) optional: no keywords, no feature.
-    mute: Words | None = Field(None, description='opt out of @-mentions and nudges, e.g. ["免打扰"]')
-    unmute: Words | None = Field(None, description='opt in again, e.g. ["恢复提醒"]')
+    mute: Words | None = Field(default=None, description='opt out of @-mentions and nudges, e.g. ["免打扰"]')
+    unmute: Words | None = Field(default=None, description='opt in again, e.g. ["恢复提醒"]')
 
 
 class Remind(_Strict):
