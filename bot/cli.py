@@ -20,7 +20,7 @@ from rich.table import Table
 from bot import playbook as playbooks
 from bot import scenario as scenarios
 from bot.plan import StartDate
-from bot.yamlfile import InputError, read_yaml
+from bot.yamlfile import InputError, Problem, read_yaml
 
 app = typer.Typer(
     add_completion=False,
@@ -49,8 +49,12 @@ def _kind(data: object) -> str:
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="playbooks (or configs, scenarios)")]) -> None:
-    """Check files; exit 0 if all are valid, 2 otherwise."""
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="playbooks (or configs, scenarios)")],
+    strict: Annotated[bool, typer.Option("--strict", help="warnings count as errors")] = False,
+) -> None:
+    """Check files; exit 0 if all are valid, 2 otherwise. Warnings (legal, but almost surely
+    not meant) are printed and count as errors with --strict."""
     from bot import config
 
     bad = 0
@@ -58,12 +62,25 @@ def validate(files: Annotated[list[Path], typer.Argument(help="playbooks (or con
         try:
             src = read_yaml(f)  # once: a big file takes seconds to read
             kind = _kind(src.data)
+            warnings: list[Problem] = []
             if kind == "config":
-                config.load(f, source=src)
+                loaded = config.load(f, source=src)
+                quiet = loaded.config.quiet_hours
+                for pb in {id(p): p for p in loaded.playbooks.values()}.values():
+                    warnings += [w for w in pb.warnings if w.where != "schedule"]
+                    if quiet is not None:
+                        warnings += pb.quiet_warnings(quiet.start, quiet.end, "the quiet hours")
             elif kind == "scenario":
                 scenarios.parse(src)
             else:
                 pb = playbooks.parse(src)
+                warnings = list(pb.warnings)
+            for w in warnings:
+                err.print(f"[bold yellow]warning[/] {escape(str(w))}", soft_wrap=True)
+            if warnings and strict:
+                bad += 1
+                continue
+            if kind == "playbook":
                 out.print(
                     f"[green]ok[/] {f}: {pb.name}, {pb.days} days, {len(pb.tracks)} tracks, "
                     f"{len(pb.schedule)} items"

@@ -9,7 +9,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +20,7 @@ from bot.engine import Settings
 from bot.outbox import Pacing
 from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
+from bot.rollcall import QuietHours
 from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
 from storage.db import BadDatabaseURL, check_url, safe_url, url_password
 
@@ -126,6 +127,27 @@ class TransportConfig(_Strict):
     ping_seconds: Seconds = Field(30, description="extension: how often the connection is checked")
 
 
+def _parse_quiet(value: Any) -> Any:
+    """ "22:30-07:30" (across midnight is fine), or off: "off", false, null."""
+    if (
+        value is None
+        or value is False
+        or (isinstance(value, str) and value.strip().lower() in ("off", "none", ""))
+    ):
+        return None
+    if isinstance(value, QuietHours):
+        return value
+    if isinstance(value, str) and (
+        m := re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*[-–~至到]\s*(\d{1,2}):(\d{2})\s*", value)
+    ):
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60 and (h1, m1) != (h2, m2):
+            return QuietHours(time(h1, m1), time(h2, m2))
+    raise ValueError(
+        f'{value!r} is not a span of the day; write it as "HH:MM-HH:MM", e.g. "22:30-07:30", or "off"'
+    )
+
+
 class PacingConfig(_Strict):
     same_chat_seconds: PaceSeconds = 1.5
     any_chat_seconds: PaceSeconds = 3
@@ -133,6 +155,12 @@ class PacingConfig(_Strict):
     max_mentions: Annotated[int, _in_range(1, 500, "@-mentions a message", 20, whole=True)] = 20
     ack_window_seconds: PaceSeconds = Field(
         default=3, description="extension: how long an acknowledgement waits for others"
+    )
+    ack_every_minutes: Annotated[float, _in_range(1, 720, "minutes", 20)] = Field(
+        default=20, description="(1.1) at most one roll call per cohort this often"
+    )
+    roll_call_mentions: bool = Field(
+        default=False, description="(1.1) roll calls @-mention the members they name (small groups only)"
     )
 
 
@@ -154,6 +182,11 @@ class Config(_Strict):
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig())
     grace_minutes: Annotated[float, _in_range(0, 7 * 24 * 60, "minutes", 10)] = Field(
         10, description="extension: items missed while down are sent this late"
+    )
+    quiet_hours: Annotated[QuietHours | None, BeforeValidator(_parse_quiet)] = Field(
+        default=QuietHours(time(22, 30), time(7, 30)),
+        description='(1.1) local times with no roll calls or welcomes in the group, "22:30-07:30"; '
+        '"off" for none',
     )
     reconcile_minutes: Annotated[float, _in_range(0, 24 * 60, "minutes", 5, above=True)] = Field(
         5, description="extension: how often the member list is re-read"
@@ -179,9 +212,16 @@ class Loaded:
             operators=frozenset(self.config.operators),
             bot_name=self.config.bot_name,
             pacing=Pacing(
-                p.same_chat_seconds, p.any_chat_seconds, p.per_minute, p.max_mentions, p.ack_window_seconds
+                p.same_chat_seconds,
+                p.any_chat_seconds,
+                p.per_minute,
+                p.max_mentions,
+                p.ack_window_seconds,
+                ack_every_minutes=p.ack_every_minutes,
+                roll_call_mentions=p.roll_call_mentions,
             ),
             grace=timedelta(minutes=self.config.grace_minutes),
+            quiet_hours=self.config.quiet_hours,
         )
 
 

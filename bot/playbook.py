@@ -232,6 +232,32 @@ class Playbook(_Strict):
     # Set by parse(): the stable id of each schedule item, in schedule order.
     _item_ids: tuple[str, ...] = PrivateAttr(default=())
     _path: str = PrivateAttr(default="")
+    _warnings: tuple[Problem, ...] = PrivateAttr(default=())
+    _item_lines: tuple[int, ...] = PrivateAttr(default=())
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """Legal but almost surely not meant: printed by `validate`, errors with --strict."""
+        return self._warnings
+
+    def quiet_warnings(self, start: time, end: time, where: str = "the default quiet hours") -> list[Problem]:
+        """Items scheduled inside quiet hours: sent all the same (the operator chose the time),
+        but members who muted the group for the night will not see them."""
+        out = []
+        for it, line in zip(self.schedule, self._item_lines, strict=True):
+            inside = start <= it.at < end if start <= end else (it.at >= start or it.at < end)
+            if inside:
+                out.append(
+                    Problem(
+                        self._path,
+                        line,
+                        "schedule",
+                        f"{it.at:%H:%M} is inside {where} ({start:%H:%M}-{end:%H:%M}): it is sent all the "
+                        "same, but members may have muted the group for the night; move it, or change "
+                        "`quiet_hours` in the config",
+                    )
+                )
+        return out
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -462,7 +488,33 @@ def parse(src: Source) -> Playbook:
         raise InputError(sorted(problems, key=lambda p: p.line))
     pb._item_ids = tuple(derive_item_ids(pb.schedule))
     pb._path = src.path
+    pb._item_lines = tuple(src.line(("schedule", i, "at")) for i in range(len(pb.schedule)))
+    pb._warnings = tuple(_warnings(pb, src)) + tuple(pb.quiet_warnings(time(22, 30), time(7, 30)))
     return pb
+
+
+def _warnings(pb: Playbook, src: Source) -> list[Problem]:
+    out = []
+    for tid, track in pb.tracks.items():
+        if track.ack and track.acknowledge == "roll_call":
+            out.append(
+                src.problem(
+                    ("tracks", tid, "ack"),
+                    "`ack` is used only with `acknowledge: each`; this track's check-ins are named in "
+                    "roll calls (write their line as `roll_call:`), or add `acknowledge: each`",
+                )
+            )
+    for i, r in enumerate(pb.rewards):
+        track = pb.tracks.get(r.track)
+        if r.announce and track is not None and track.acknowledge == "roll_call":
+            out.append(
+                src.problem(
+                    ("rewards", i, "announce"),
+                    f"`announce` is used only when track `{r.track}` has `acknowledge: each`; otherwise the "
+                    "roll call names who earned the reward",
+                )
+            )
+    return out
 
 
 def load(path: str | Path) -> Playbook:

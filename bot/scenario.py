@@ -24,6 +24,9 @@ class MemberSpec(_Strict):
     id: str = Field(min_length=1, pattern=r"^\S+$", description="member id, no spaces")
     name: str = Field(min_length=1)
     alias: str | None = Field(None, description="optional group nickname")
+    friend: bool = Field(
+        True, description="(1.1) false: not the account's friend, so private messages to them are refused"
+    )
 
 
 class EventSpec(_Strict):

@@ -95,6 +95,7 @@ def simulate(
             bot=Member(BOT_ID, scenario.bot),
             on_send=on_send,
         )
+        group.strangers = {m.id for m in scenario.members if not m.friend}
         settings = Settings(
             operators=frozenset(scenario.operators), bot_name=scenario.bot, pacing=pacing or Pacing()
         )
