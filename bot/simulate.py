@@ -95,7 +95,8 @@ def simulate(
             bot=Member(BOT_ID, scenario.bot),
             on_send=on_send,
         )
-        group.strangers = {m.id for m in scenario.members if not m.friend}
+        joiners = [e.join for e in scenario.events if e.join is not None]
+        group.strangers = {m.id for m in [*scenario.members, *joiners] if not m.friend}
         settings = Settings(
             operators=frozenset(scenario.operators), bot_name=scenario.bot, pacing=pacing or Pacing()
         )

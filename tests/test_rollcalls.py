@@ -386,3 +386,29 @@ async def test_a_non_friends_first_command_and_notice_reach_them_in_the_group(ha
     assert reply.mentions == ("u02",) and "小红 的学习进度" in reply.text
     assert rollcalls(h)[-1][1].endswith("⏰ 晨读今天 12:00 已截止，这次没有计入：小红")
     assert h.dms("u02") == []
+
+
+def test_a_scenario_rehearses_members_who_are_not_friends():
+    from bot.scenario import parse as parse_scenario
+    from bot.simulate import simulate
+    from bot.yamlfile import parse_yaml
+    from tests.harness import load_playbook
+
+    scenario = parse_scenario(
+        parse_yaml(
+            "start: 2026-12-01\n"
+            "operators: [op1]\n"
+            "members:\n"
+            "  - {id: op1, name: 王助教}\n"
+            "  - {id: u01, name: 小明}\n"
+            "  - {id: u02, name: 小红, friend: false}\n"
+            "events:\n"
+            "  - {at: 'day 3 08:00', join: {id: u03, name: 小刚, friend: false}}\n",
+            "scenario.yaml",
+        )
+    )
+    result = simulate(load_playbook(EXAMPLE), scenario)
+    nudged = [s.chat for s in result.sent if s.chat.startswith("dm:u")]
+    assert nudged == ["dm:u01"]  # the day-3 nudge about day 2: 小红 refused, 小刚 joined after
+    [listing] = [s for s in result.sent if s.chat == "dm:op1"]
+    assert "小红" in listing.text and "小刚" not in listing.text
