@@ -122,11 +122,11 @@ def count_checkin(
         if later:
             return notice("not_today", NOT_TODAY.replace("{days}", _day_list(later)))
         return notice("ended", ENDED)
-    # Already counted comes before the cut-off: a second check-in after `until` is a
-    # repeat, not a late one.
-    if repo.has_checkin(conn, run.id, member.id, track_id, day):
-        return Outcome.REPEAT
     if track.until is not None and at > run.cal.deadline(day, track.until):
+        # Already counted comes before the cut-off: a second check-in after `until` is a
+        # repeat, not a late one.
+        if repo.has_checkin(conn, run.id, member.id, track_id, day):
+            return Outcome.REPEAT
         values["until"] = f"{track.until:%H:%M}"
         return notice("too_late", TOO_LATE)
     if not repo.record_checkin(conn, run.id, member.id, track_id, day, at, named_at=now if each else None):

@@ -214,6 +214,10 @@ class RollCalls:
         self.settings = settings
         self.wake = wake
         self._waiting: dict[str, tuple[datetime, asyncio.Task[None]]] = {}
+        # Names that arrived since the plan was made, and how many make a roll call worth it
+        # (so that a check-in asks the database only when it may change the plan).
+        self._arrived: dict[str, int] = {}
+        self._worth: dict[str, int] = {}
 
     def every(self, run: CohortRun) -> timedelta:
         minutes = run.playbook.ack_every_minutes
@@ -228,6 +232,8 @@ class RollCalls:
                 return None
             count, oldest = waiting
             learners = repo.present_count(conn, run.id)
+        self._worth[run.id] = worth(learners)
+        self._arrived[run.id] = count
         soon = now + timedelta(seconds=self.settings.fold_seconds)
         if last is None or now - last >= self.SPELL:
             at = soon
@@ -259,6 +265,13 @@ class RollCalls:
     def request(self, run: CohortRun) -> None:
         """Something new waits to be named: make sure a roll call is on its way, at the
         right time (sooner, if enough names have now gathered)."""
+        planned = self._waiting.get(run.id)
+        if planned is not None and not planned[1].done():
+            self._arrived[run.id] = self._arrived.get(run.id, 0) + 1
+            if self._arrived[run.id] != self._worth.get(run.id, 0):
+                # The plan stands: too few names yet to bring it forward, or brought forward
+                # already when they became enough.
+                return
         at = self.due(run, self.clock.now())
         if at is None:
             return
