@@ -35,6 +35,9 @@ class Bot:
         self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
         self.outbox.on_failed = self.engine.alerts.failed
         self.outbox.on_not_friend = self.engine.friends.refused
+        if hasattr(self.transport, "on_not_friend"):
+            # The Wechaty adapter hears WeChat's "not a friend" notice after an accepted send.
+            self.transport.on_not_friend = self.engine.friends.notified
         self.scheduler = CohortScheduler(self.engine, self.clock, self.reconcile_minutes)
         self._sender: asyncio.Task[None] | None = None
 

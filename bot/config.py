@@ -159,6 +159,11 @@ class PacingConfig(_Strict):
     ack_every_minutes: Annotated[float, _in_range(1, 720, "minutes", 20)] = Field(
         default=20, description="(1.1) at most one roll call per cohort this often"
     )
+    ack_max_wait_minutes: Annotated[float, _in_range(1, 720, "minutes", 25)] | None = Field(
+        default=None,
+        description="(1.1) a check-in waits at most this long for its roll call; default: by the "
+        "group's size (25 minutes in groups of 320 and more, up to 2 hours in small ones)",
+    )
     roll_call_mentions: bool = Field(
         default=False, description="(1.1) roll calls @-mention the members they name (small groups only)"
     )
@@ -219,6 +224,7 @@ class Loaded:
                 p.ack_window_seconds,
                 ack_every_minutes=p.ack_every_minutes,
                 roll_call_mentions=p.roll_call_mentions,
+                ack_max_wait_minutes=p.ack_max_wait_minutes,
             ),
             grace=timedelta(minutes=self.config.grace_minutes),
             quiet_hours=self.config.quiet_hours,

@@ -65,6 +65,7 @@ class Engine:
                 mentions=p.roll_call_mentions,
                 max_mentions=p.max_mentions,
                 quiet=settings.quiet_hours,
+                max_wait=timedelta(minutes=p.ack_max_wait_minutes) if p.ack_max_wait_minutes else None,
             ),
             outbox.wake,
         )

@@ -86,6 +86,18 @@ class Friends:
             self._list(conn, run, m.shown, now)
         self.wake()
 
+    def notified(self, member_id: str) -> None:
+        """WeChat's "not a friend" notice arrived after a private message it had accepted: the
+        message just sent to them did not arrive. Treated as a refusal of it."""
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            row = repo.last_private_sent(conn, member_id, now - timedelta(minutes=10))
+            if row is None:
+                repo.set_reachable(conn, member_id, False)
+                return
+            repo.mark(conn, [row.id], "unreachable", error="WeChat: not the account's friend")
+        self.refused(row)
+
     def hold_reward(
         self, conn: Connection, run: CohortRun, member_id: str, shown: str, now: datetime
     ) -> None:

@@ -40,6 +40,7 @@ class Pacing:
     ack_window_seconds: float = 3.0  # an acknowledgement waits this long for others to join it
     ack_every_minutes: float = 20  # at most one roll call per cohort this often
     roll_call_mentions: bool = False  # roll calls @ the members they name (small groups)
+    ack_max_wait_minutes: float | None = None  # a name waits at most this long (None: by group size)
     retries: int = 3  # attempts per message before it is recorded as failed
 
 

@@ -505,8 +505,8 @@ def _warnings(pb: Playbook, src: Source) -> list[Problem]:
                 )
             )
     for i, r in enumerate(pb.rewards):
-        track = pb.tracks.get(r.track)
-        if r.announce and track is not None and track.acknowledge == "roll_call":
+        owner = pb.tracks.get(r.track)
+        if r.announce and owner is not None and owner.acknowledge == "roll_call":
             out.append(
                 src.problem(
                     ("rewards", i, "announce"),

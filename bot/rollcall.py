@@ -73,6 +73,7 @@ class RollCallSettings:
     mentions: bool = False  # @-mention the named members (small groups only)
     max_mentions: int = 20
     quiet: QuietHours | None = None
+    max_wait: timedelta | None = None  # set: instead of longest_wait(), whatever the group's size
 
 
 def compose(
@@ -218,6 +219,10 @@ class RollCalls:
         # (so that a check-in asks the database only when it may change the plan).
         self._arrived: dict[str, int] = {}
         self._worth: dict[str, int] = {}
+        self._last: dict[str, datetime | None] = {}
+
+    def longest_wait(self, learners: int) -> timedelta:
+        return self.settings.max_wait or longest_wait(learners)
 
     def every(self, run: CohortRun) -> timedelta:
         minutes = run.playbook.ack_every_minutes
@@ -234,11 +239,12 @@ class RollCalls:
             learners = repo.present_count(conn, run.id)
         self._worth[run.id] = worth(learners)
         self._arrived[run.id] = count
+        self._last[run.id] = last
         soon = now + timedelta(seconds=self.settings.fold_seconds)
         if last is None or now - last >= self.SPELL:
             at = soon
         else:
-            at = max(last + self.every(run), oldest + longest_wait(learners))
+            at = max(last + self.every(run), oldest + self.longest_wait(learners))
             if count >= worth(learners):
                 at = max(last + self.every(run), soon)
         later = self.outside_quiet(run, max(at, soon))
@@ -249,7 +255,7 @@ class RollCalls:
         at = later
         # A reminder due soon carries the names in its own message: wait for it, if nobody
         # then waits longer than they may.
-        limit = min(at + self.every(run), max(at, oldest + longest_wait(learners)))
+        limit = min(at + self.every(run), max(at, oldest + self.longest_wait(learners)))
         carrier = next(
             (p.due for p in run.plan if p.item.kind == "remind" and at <= p.due <= limit),
             None,
@@ -266,7 +272,9 @@ class RollCalls:
         """Something new waits to be named: make sure a roll call is on its way, at the
         right time (sooner, if enough names have now gathered)."""
         planned = self._waiting.get(run.id)
-        if planned is not None and not planned[1].done():
+        last = self._last.get(run.id)
+        spell = last is None or self.clock.now() - last >= self.SPELL  # the first is named at once
+        if planned is not None and not planned[1].done() and not spell:
             self._arrived[run.id] = self._arrived.get(run.id, 0) + 1
             if self._arrived[run.id] != self._worth.get(run.id, 0):
                 # The plan stands: too few names yet to bring it forward, or brought forward

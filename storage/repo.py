@@ -476,6 +476,18 @@ def set_reachable(conn: Connection, member_id: str, reachable: bool, cohort_id: 
     return conn.execute(q.values(reachable=reachable)).rowcount
 
 
+def last_private_sent(conn: Connection, member_id: str, since: datetime) -> OutRow | None:
+    """The private message sent to this member most recently, if since ``since``."""
+    q = (
+        select(*_OUT_COLS)
+        .where(out_t.c.member_id == member_id, out_t.c.status == "sent", out_t.c.sent_at >= since)
+        .order_by(out_t.c.sent_at.desc(), out_t.c.id.desc())
+        .limit(1)
+    )
+    r = conn.execute(q).first()
+    return _out_row(r) if r else None
+
+
 def held_rewards(conn: Connection, member_id: str) -> list[int]:
     """Reward messages held for a member who could not be reached privately."""
     q = select(out_t.c.id).where(

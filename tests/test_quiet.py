@@ -101,3 +101,25 @@ async def test_the_playbooks_own_interval_wins(harness):
     await h.settle()
     calls = [h.local(s) for s in h.room() if "rollcall" in s.kinds]
     assert calls == ["02 08:00:03", "02 09:00:03"]
+
+
+def test_how_long_a_name_waits_can_be_set(tmp_path):
+    loaded = config.load(write_config(tmp_path, "pacing: {ack_every_minutes: 1, ack_max_wait_minutes: 2}\n"))
+    pacing = loaded.settings().pacing
+    assert (pacing.ack_every_minutes, pacing.ack_max_wait_minutes) == (1, 2)
+    assert validate(write_config(tmp_path, "pacing: {ack_max_wait_minutes: .inf}\n")).exit_code == 2
+
+
+async def test_a_set_wait_names_a_lone_check_in_soon(harness):
+    from bot.outbox import Pacing
+
+    h = await harness(
+        people=PEOPLE, now="day 2 07:45", pacing=Pacing(ack_every_minutes=1, ack_max_wait_minutes=2)
+    )
+    await h.until("day 2 08:00")
+    await h.say("u01", "打卡")
+    await h.until("day 2 08:10")
+    await h.say("u02", "打卡")
+    await h.until("day 2 09:00")
+    await h.settle()
+    assert [h.local(s) for s in h.room() if "rollcall" in s.kinds] == ["02 08:00:03", "02 08:12:00"]
