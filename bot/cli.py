@@ -108,8 +108,8 @@ def preview(
     timezone: Annotated[str, typer.Option(help="if the playbook sets none")] = "Asia/Shanghai",
 ) -> None:
     """The timeline of every item, in the playbook's local time."""
+    from bot import items
     from bot.cohort import CohortRun
-    from bot.commands import describe_item
     from bot.plan import calendar
 
     try:
@@ -131,16 +131,15 @@ def preview(
     table = Table(title=f"{pb.name} · {cal.zone.key} · day 1 = {day1}")
     for col in ("day", "local time", "id", "kind", "what"):
         table.add_column(col)
-    index = {item_id: i for i, item_id in enumerate(pb.item_ids)}
     for p in run.plan:
         it = p.item
-        what = (
-            describe_item(run, index[p.item_id])
-            or f"私信提醒 第{it.checked_day}天{pb.tracks[it.track or ''].name}未完成的同学"
+        table.add_row(
+            str(it.day),
+            f"{cal.local(p.due):%Y-%m-%d %a %H:%M %Z}",
+            p.item_id,
+            it.kind,
+            items.preview(run, it),
         )
-        if it.remind:
-            what += f"（@ 第{it.day}天未打卡的同学）"
-        table.add_row(str(it.day), f"{cal.local(p.due):%Y-%m-%d %a %H:%M %Z}", p.item_id, it.kind, what)
     out.print(table)
 
 

@@ -11,7 +11,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from bot import templates
 from bot.cohort import CohortRun
 from storage import repo
 from storage.models import LEARNER, OPERATOR
@@ -115,7 +114,7 @@ def _leaderboard(a: Asked) -> str:
 
 @command("today", MEMBER, "「{word}」查看今天的安排")
 def _today(a: Asked) -> str:
-    return today(a.run, a.now)
+    return today(a.run, a.now, repo.present_count(a.conn, a.run.id))
 
 
 @command("help", MEMBER, "「{word}」查看这条说明")
@@ -137,24 +136,9 @@ def _unmute(a: Asked) -> str:
     return f"好的，{a.name}，打卡提醒已恢复 🔔"
 
 
-def describe_item(run: CohortRun, index: int) -> str:
-    it = run.playbook.schedule[index]
-    tracks = run.playbook.tracks
-    if it.post is not None:
-        first = (
-            templates.render(it.post, {"playbook": run.playbook.name, "day": it.day, "total": ""})
-            .strip()
-            .splitlines()[0]
-        )
-        return first[:30] + ("…" if len(first) > 30 else "")
-    if it.remind is not None:
-        return f"{tracks[it.remind.track].name}打卡提醒"
-    if it.leaderboard is not None:
-        return f"{tracks[it.leaderboard.track].name}排行榜"
-    return ""  # nudges are private; not on the public timetable
+def today(run: CohortRun, now: datetime, total: int | str = "") -> str:
+    from bot import items  # (items builds on this module's rankings)
 
-
-def today(run: CohortRun, now: datetime) -> str:
     day = run.day(now)
     start = run.cal.start
     if day < 1:
@@ -162,8 +146,8 @@ def today(run: CohortRun, now: datetime) -> str:
     if day > run.playbook.days:
         return f"📅 {run.playbook.name} 已经结束啦，感谢参与！"
     lines = [f"📅 第{day}天安排"]
-    for i, it in enumerate(run.playbook.schedule):
-        if it.day == day and (text := describe_item(run, i)):
+    for it in run.playbook.schedule:
+        if it.day == day and (text := items.describe(run, it, total)):
             lines.append(f"{it.at:%H:%M} {text}")
     checkins = [t for t in run.playbook.tracks.values() if day in t.days]
     if checkins:

@@ -25,10 +25,6 @@ ID_PATTERN = r"^[a-z0-9_-]+$"
 # Which placeholders each kind of text can fill (playbook-format.md, "Templates").
 ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
 ROLL_CALL_FIELDS = ("track", "count", "done", "total", "names", "day", "playbook")
-POST_FIELDS = ("playbook", "day", "total")
-REMIND_FIELDS = ("playbook", "day", "track", "done", "total")
-NUDGE_FIELDS = ("name", "day", "track", "playbook", "done", "total")
-LEADERBOARD_FIELDS = ("playbook", "day", "track")
 REWARD_FIELDS = ("name", "reward", "track", "playbook", "day")
 WELCOME_FIELDS = ("name", "playbook", "day")
 
@@ -365,6 +361,11 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
 
     need_template(("welcome",), pb.welcome, WELCOME_FIELDS)
 
+    from bot import items  # (items builds on this module: imported when first needed)
+
+    checks = items.Checks(
+        pb, lambda loc, msg: problems.append(src.problem(loc, msg)), need_template, need_track, need_day
+    )
     ids: dict[str, int] = {}
     for i, it in enumerate(pb.schedule):
         loc: tuple[str | int, ...] = ("schedule", i)
@@ -387,47 +388,8 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
                     )
                 )
             ids.setdefault(it.id, i)
-        kind = it.kind
-        body = getattr(it, kind)
-        if kind == "post":
-            need_template((*loc, "post"), it.post, POST_FIELDS)
-            continue
-        need_track((*loc, kind, "track"), body.track)
-        item_track = pb.tracks.get(body.track)
-        checked = it.checked_day
-        in_cohort = 1 <= checked <= pb.days
-        if (
-            kind in ("remind", "nudge")
-            and item_track is not None
-            and in_cohort
-            and checked not in item_track.days
-        ):
-            # Everyone would be "not checked in" on a day nobody can check in.
-            where = (*loc, "nudge", "day") if kind == "nudge" and body.day is not None else (*loc, "day")
-            problems.append(
-                src.problem(
-                    where,
-                    f"track `{body.track}` counts only on days "
-                    f"{', '.join(map(str, item_track.days))}; a {kind} about day {checked} "
-                    f"would reach everyone. Pick one of those days",
-                )
-            )
-        if kind == "remind":
-            need_template((*loc, "remind", "text"), body.text, REMIND_FIELDS)
-        elif kind == "nudge":
-            if body.day is not None:
-                need_day((*loc, "nudge", "day"), body.day)
-                if body.day > it.day:
-                    problems.append(
-                        src.problem(
-                            (*loc, "nudge", "day"),
-                            f"day {body.day} has not happened yet on day {it.day}; nudge about "
-                            f"day {it.day} or earlier",
-                        )
-                    )
-            need_template((*loc, "nudge", "dm"), body.dm, NUDGE_FIELDS)
-        else:
-            need_template((*loc, "leaderboard", "title"), body.title, LEADERBOARD_FIELDS)
+        # What is particular to its kind is checked where the kind lives.
+        items.KINDS[it.kind].check(it, loc, checks)
     return problems
 
 
