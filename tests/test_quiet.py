@@ -123,3 +123,15 @@ async def test_a_set_wait_names_a_lone_check_in_soon(harness):
     await h.until("day 2 09:00")
     await h.settle()
     assert [h.local(s) for s in h.room() if "rollcall" in s.kinds] == ["02 08:00:03", "02 08:12:00"]
+
+
+@pytest.mark.parametrize("bad", ['"4点"', '"25:00"', "[4]"])
+def test_a_day_starts_that_is_not_a_time_names_its_line(tmp_path, bad):
+    path = tmp_path / "pb.yaml"
+    path.write_text(EXAMPLE.replace("schedule:", f"day_starts: {bad}\nschedule:"), encoding="utf-8")
+    line = next(
+        i + 1 for i, t in enumerate(path.read_text(encoding="utf-8").splitlines()) if "day_starts" in t
+    )
+    result = validate(path)
+    assert result.exit_code == 2
+    assert f"pb.yaml:{line}: day_starts:" in result.output and '"HH:MM"' in result.output
