@@ -115,6 +115,7 @@ class SimulatedGroup:
         )
 
     async def dm(self, member_id: str, text: str) -> None:
+        self.strangers.discard(member_id)  # WeChat lets only friends write privately
         await self._emit(Incoming(None, self.member(member_id), text, self.clock.now()))
 
     async def join(self, member: Member, room_id: str | None = None, announce: bool = True) -> None:
