@@ -124,7 +124,7 @@ class Friends:
             ids, names = [], []  # the last list went out: start the next day's
         names = [*names, shown]
         text = (
-            TO_ADD.replace("{cohort}", run.id)
+            TO_ADD.replace("{cohort}", run.room)
             .replace("{n}", str(len(names)))
             .replace("{names}", "、".join(names))
         )
