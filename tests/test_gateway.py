@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import textwrap
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,7 +55,21 @@ PLAYBOOK = textwrap.dedent("""\
       - {id: remind, day: 2, at: "21:30", remind: {track: lesson, text: "还没打卡的同学抓紧哦"}}
       - {id: nudge, day: 2, at: "21:40", nudge: {track: lesson, dm: "{name}，今天的课还没完成哦"}}
 """)
-FAST = Pacing(same_chat_seconds=0.2, any_chat_seconds=0.3, per_minute=600, ack_window_seconds=0.3)
+# Roll calls paced for a test: the first after a quiet spell 0.3 s after its check-in, then at
+# most one every 3 s, and no name waits longer than 3 s for enough others.
+EVERY = 3.0
+FAST = Pacing(
+    same_chat_seconds=0.2,
+    any_chat_seconds=0.3,
+    per_minute=600,
+    ack_window_seconds=0.3,
+    ack_every_minutes=EVERY / 60,
+    ack_max_wait_minutes=EVERY / 60,
+)
+ROLL_TITLE = "✅ 第2天打卡播报"
+ROLL_LINE = re.compile(
+    r"^(?P<track>\S+) \+(?P<count>\d+)（今日 (?P<done>\d+)/(?P<total>\d+)）：(?P<names>.+)$"
+)
 
 
 @pytest.fixture
@@ -64,10 +80,10 @@ def gateway():
     gw.close()
 
 
-def cohort(due_in: dict[str, float]) -> CohortRun:
+def cohort(due_in: dict[str, float], playbook: str = PLAYBOOK) -> CohortRun:
     """The playbook as a cohort whose day 2 is today (in China), with each item moved to
     `due_in[id]` seconds from now."""
-    pb = load_playbook(PLAYBOOK)
+    pb = load_playbook(playbook)
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     run = CohortRun.create("gw", pb, calendar(pb, today - timedelta(days=1)), "网关测试营 1班")
     now = SystemClock().now()
@@ -86,7 +102,8 @@ async def start_bot(gw: Gateway, db_url: str, run: CohortRun, **options: float) 
         open_db(db_url),
         transport,
         SystemClock(),
-        Settings(operators=frozenset({"op1"}), pacing=FAST),
+        # No quiet hours: the tests run at any hour and wait for roll calls.
+        Settings(operators=frozenset({"op1"}), pacing=FAST, quiet_hours=None),
         [run],
         reconcile_minutes=0,
     )
@@ -108,16 +125,58 @@ def room_sends(gw: Gateway, text: str) -> list[dict]:
     return [s for s in gw.sent() if s["kind"] == "room" and text in s["text"]]
 
 
+def roll_lines(send: dict) -> list[tuple[str, list[str]]]:
+    """(track, names) of each roll-call line in a group message (a roll call, or a reminder
+    carrying one)."""
+    if send["kind"] != "room" or "打卡播报" not in send["text"]:
+        return []
+    found = []
+    for line in send["text"].split("\n"):
+        m = ROLL_LINE.match(line)
+        if m:
+            found.append((m["track"], m["names"].split("、")))
+    return found
+
+
+def names_in(send: dict, track: str = "正课") -> list[str]:
+    return [n for t, names in roll_lines(send) if t == track for n in names]
+
+
+async def named(gw: Gateway, name: str, track: str = "正课", timeout: float = 30, **where) -> dict:
+    """Wait for the roll call that names ``name`` on the track (``where``: other fields the
+    send must have, e.g. conversationId)."""
+    [send] = await gw.await_sent(
+        lambda s: name in names_in(s, track) and all(s[k] == v for k, v in where.items()), timeout=timeout
+    )
+    return send
+
+
+def dms_with(sends: list[dict], member_id: str, text: str) -> list[dict]:
+    return [s for s in sends if s["kind"] == "dm" and s["conversationId"] == member_id and text in s["text"]]
+
+
 async def test_a_cohort_day_over_grpc(gateway, tmp_path):
     run = cohort({"post": 3, "remind": 6, "nudge": 8})
     bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
     try:
         assert run.room_id == ROOM  # found by its topic
-        # A member checks in: counted, acknowledged with a real @.
+        # A member checks in: counted, and named at once in a roll call (the first check-in
+        # after a quiet spell), by name, not by an @.
+        checked_in = time.time()
         await gateway.asay("u1", "打卡")
-        [ack] = await gateway.await_sent(lambda s: s["kind"] == "room" and "打卡成功" in s["text"])
-        assert ack["mentionIdList"] == ["u1"]
-        assert "小明 第2天正课打卡成功（今日 1/3）" in ack["text"]
+        first = await named(gateway, "小明")
+        assert first["text"] == f"{ROLL_TITLE}\n正课 +1（今日 1/3）：小明"
+        assert first["mentionIdList"] == []
+        assert first["ts"] / 1000 - checked_in < 3
+        # Checking in again says nothing in the group; a command asked in the group is
+        # answered privately; an operator's check-in is not counted and told so privately.
+        await gateway.asay("u1", "打卡")
+        await gateway.asay("u2", "进度")
+        await gateway.asay("op1", "打卡")
+        [progress] = await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "u2")
+        assert "正课：0/8 天" in progress["text"]
+        [op_reply] = await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "op1")
+        assert "不计入" in op_reply["text"]
         # Someone joins mid-cohort; they are in the group now, so they are reminded too.
         await gateway.ajoin("dave")
         # The scheduled post reaches the room.
@@ -127,14 +186,16 @@ async def test_a_cohort_day_over_grpc(gateway, tmp_path):
         # writes each @ as the group shows the member (group alias first).
         [remind] = await gateway.await_sent(lambda s: s["kind"] == "room" and "还没打卡" in s["text"])
         assert remind["mentionIdList"] == ["u2", "u3", "dave"]
-        assert remind["text"].startswith("@红红（2组）\u2005@小刚\u2005@新同学\u2005")
+        assert remind["text"] == "@红红（2组）\u2005@小刚\u2005@新同学\u2005还没打卡的同学抓紧哦"
         # The nudge arrives as direct messages, one per unfinished member.
-        nudges = await gateway.await_sent(lambda s: s["kind"] == "dm" and "今天的课还没完成" in s["text"])
-        for _ in range(50):
+        nudges: list[dict] = []
+        for _ in range(100):
+            nudges = [
+                s for s in await gateway.asent() if s["kind"] == "dm" and "今天的课还没完成" in s["text"]
+            ]
             if len(nudges) == 3:
                 break
             await asyncio.sleep(0.1)
-            nudges = [s for s in await gateway.asent() if s["kind"] == "dm"]
         assert sorted((s["conversationId"], s["text"]) for s in nudges) == [
             ("dave", "新同学，今天的课还没完成哦"),
             ("u2", "红红（2组），今天的课还没完成哦"),
@@ -144,6 +205,30 @@ async def test_a_cohort_day_over_grpc(gateway, tmp_path):
         await gateway.adm("u1", "进度")
         [reply] = await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "u1")
         assert "正课：1/8 天" in reply["text"]
+        # Two more check-ins, too few to be worth a message of their own: both wait for the
+        # longest wait (EVERY seconds) and are named together, with the day's tally.
+        gathered = time.time()
+        await gateway.asay("u3", "打卡")
+        await counted(bot, "u3")
+        await gateway.asay("u2", "打卡")
+        second = await named(gateway, "红红（2组）")
+        assert second["text"] == f"{ROLL_TITLE}\n正课 +2（今日 3/4）：小刚、红红（2组）"
+        waited = second["ts"] / 1000 - gathered
+        assert EVERY - 0.5 <= waited < EVERY + 4, f"named after {waited:.1f} s"
+        await asyncio.sleep(0.5)
+        # In the group: two roll calls, the post and the reminder; nothing else (no answer
+        # to the repeat, to the operator's check-in or to the command).
+        sends = await gateway.asent()
+        assert [s["text"] for s in sends if s["kind"] == "room"] == [
+            first["text"],
+            post["text"],
+            remind["text"],
+            second["text"],
+        ]
+        assert [s["text"] for s in dms_to(sends, "u2")] == [
+            progress["text"],
+            "红红（2组），今天的课还没完成哦",
+        ]
     finally:
         await bot.stop()
 
@@ -180,9 +265,9 @@ async def test_gateway_killed_and_back_the_bot_reconnects_and_delivers_once(gate
         assert transport.connects > first
         await asyncio.sleep(1)
         assert len(room_sends(gateway, "【开课】")) == 1
-        # And it still hears the group after the reconnect.
+        # And it still hears the group after the reconnect: the check-in is named.
         await gateway.asay("u2", "打卡")
-        await gateway.await_sent(lambda s: s["kind"] == "room" and "u2" in s["mentionIdList"])
+        await named(gateway, "红红（2组）")
         # Stalled now: noticed, and back within a couple of seconds of the gateway resuming.
         os.kill(gateway._proc.pid, signal.SIGSTOP)
         try:
@@ -195,7 +280,8 @@ async def test_gateway_killed_and_back_the_bot_reconnects_and_delivers_once(gate
             os.kill(gateway._proc.pid, signal.SIGCONT)
         assert await back_after(transport) < 2.5
         await gateway.asay("u3", "打卡")
-        await gateway.await_sent(lambda s: s["kind"] == "room" and "u3" in s["mentionIdList"])
+        await named(gateway, "小刚")
+        assert len(room_sends(gateway, "【开课】")) == 1
     finally:
         await bot.stop()
 
@@ -315,6 +401,8 @@ def test_cohortbot_run_over_the_gateway(gateway, tmp_path):
           kind: wechaty
           endpoint: {gateway.endpoint}
           token: ${{WECHATY_PUPPET_SERVICE_TOKEN}}
+        quiet_hours: "off"
+        pacing: {{ack_every_minutes: 1, ack_max_wait_minutes: 1}}
         cohorts:
           - id: py-test
             playbook: {SAMPLE}
@@ -333,6 +421,7 @@ def test_cohortbot_run_over_the_gateway(gateway, tmp_path):
     )
     try:
         # Ask until the bot, still starting, is listening (a message before that is lost).
+        # Asked in the group, answered privately.
         for _ in range(30):
             gateway.say("u1", "帮助")
             with contextlib.suppress(TimeoutError):
@@ -340,10 +429,16 @@ def test_cohortbot_run_over_the_gateway(gateway, tmp_path):
                 break
         else:
             pytest.fail("the bot never answered 帮助")
-        assert help_reply["mentionIdList"] == ["u1"]
+        assert (help_reply["kind"], help_reply["conversationId"]) == ("dm", "u1")
+        # A check-in is named in the next roll call (the playbook's own line for the track).
         gateway.say("u2", "打卡")
-        [ack] = gateway.wait_sent(lambda s: "打卡成功" in s["text"], timeout=30)
-        assert ack["mentionIdList"] == ["u2"] and "第2天正课" in ack["text"]
+        [roll] = gateway.wait_sent(
+            lambda s: "红红（2组）" in s["text"] and "打卡播报" in s["text"], timeout=90
+        )
+        assert "✅ 第2天打卡播报\n📚 正课 +1（今日 1/3）：红红（2组）" in roll["text"], roll["text"]
+        if roll["text"].startswith("✅"):  # a roll call of its own, not one a reminder carried
+            assert roll["mentionIdList"] == []  # names, not @s
+        assert not [s for s in gateway.sent() if s["kind"] == "room" and "助教机器人" in s["text"]]
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -405,8 +500,8 @@ async def test_a_hung_gateway_is_noticed_and_left_for_a_fresh_connection(gateway
                 break
             await asyncio.sleep(0.1)
         await gateway.asay("u3", "打卡")
-        [ack] = await gateway.await_sent(lambda s: "u3" in s["mentionIdList"], timeout=30)
-        assert "打卡成功" in ack["text"]
+        roll = await named(gateway, "小刚")
+        assert roll["text"] == f"{ROLL_TITLE}\n正课 +1（今日 1/3）：小刚"
     finally:
         await bot.stop()
 
@@ -549,7 +644,7 @@ async def test_a_gateway_back_with_new_ids_is_followed(gateway, tmp_path, caplog
         await followed(ids[ROOM], ids["bot"])
         await gateway.asay(ids["u2"], "打卡", room=ids[ROOM])
         await counted(bot, ids["u2"])
-        await gateway.await_sent(lambda s: s["conversationId"] == ids[ROOM])  # acknowledged there
+        await named(gateway, "红红（2组）", conversationId=ids[ROOM])  # named there
         await gateway.adm(ids["u3"], "进度")  # a sender the bot has never seen: read the room again
         await gateway.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == ids["u3"])
         # Renumbered again on the open stream (logged out and in, no restart): followed too.
@@ -557,7 +652,7 @@ async def test_a_gateway_back_with_new_ids_is_followed(gateway, tmp_path, caplog
         await followed(again[ids[ROOM]], again[ids["bot"]])
         await gateway.asay(again[ids["u3"]], "打卡", room=run.room_id)
         await counted(bot, again[ids["u3"]])
-        await gateway.await_sent(lambda s: s["conversationId"] == again[ids[ROOM]])
+        await named(gateway, "小刚", conversationId=again[ids[ROOM]])
         # Nothing went to an id that had died.
         live = {ids[ROOM], ids["u3"], again[ids[ROOM]]}  # the sends since the restart
         assert {s["conversationId"] for s in await gateway.asent()} <= live
@@ -584,7 +679,11 @@ async def test_a_member_named_with_nul_newlines_and_sixty_characters(tmp_path):
         assert "evil" in remind["mentionIdList"]
         await gw.asay("evil", "打卡")
         await counted(bot, "evil")
-        await gw.await_sent(lambda s: "坏名字" in s["text"] and s["ts"] > remind["ts"])  # acknowledged
+        # Named in the roll call as one line, cleaned and cut to 40 characters.
+        clean = "坏名字 【通知】今晚停课 " + "长" * 26 + "…"
+        assert len(clean) == 40
+        roll = await named(gw, clean)
+        assert roll["text"] == f"{ROLL_TITLE}\n正课 +1（今日 1/4）：{clean}"
         await gw.adm("evil", "进度")
         await gw.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "evil")
         for sent in await gw.asent():
@@ -706,4 +805,111 @@ async def test_the_notice_after_a_private_message_to_a_non_friend_calls_on_not_f
         assert [s.get("delivered", True) for s in dms_to(sends, "u1")] == [True]
     finally:
         await transport.stop()
+        gw.close()
+
+
+FRIENDS_PLAYBOOK = textwrap.dedent("""\
+    name: 网关测试营
+    days: 8
+    timezone: Asia/Shanghai
+    tracks:
+      lesson: {name: 正课, keywords: ["打卡"], days: [1, 2, 3, 4, 5, 6, 7, 8]}
+      reading: {name: 晨读, keywords: ["晨读"], days: [1, 2, 3, 4, 5, 6, 7, 8]}
+    rewards:
+      - {id: pack, name: 资料包, track: lesson, count: 1, dm: "🎁 {name}，这是你的{reward}：https://pan.example.com/s/pack"}
+    schedule:
+      - {id: nudge1, day: 2, at: "08:00", nudge: {track: reading, dm: "{name}，今天的晨读还没完成哦 [1]"}}
+      - {id: nudge2, day: 2, at: "09:00", nudge: {track: reading, dm: "{name}，今天的晨读还没完成哦 [2]"}}
+""")
+LINK = "pan.example.com"
+
+
+def reachable(bot: Bot, member_id: str) -> bool:
+    with bot.db.connect() as conn:
+        return bool(
+            conn.execute(text("SELECT reachable FROM member WHERE member_id = :m"), {"m": member_id}).scalar()
+        )
+
+
+async def test_members_who_are_not_friends_get_their_reward_once_they_add_the_assistant(tmp_path):
+    """The engine's handling of non-friends, end to end: u2's private messages are refused
+    (an error), u3's are accepted and followed by WeChat's notice. Each is asked in the group
+    (with an @, never the reward's link) to add the assistant; nudges to them are not
+    attempted again; the operators' list names both; once they add the account and write
+    to it, the held reward arrives, once."""
+    world = {
+        **WORLD,
+        "contacts": [
+            {**c, "notFriend": {"u2": "refuse", "u3": "notice"}[c["id"]]} if c["id"] in ("u2", "u3") else c
+            for c in WORLD["contacts"]
+        ],
+    }
+    gw = Gateway(world)
+    gw.start()
+    run = cohort({"nudge1": 3.5, "nudge2": 6.5}, FRIENDS_PLAYBOOK)
+    bot = await start_bot(gw, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    try:
+        # u2 checks in and earns the reward: its private message is refused, so the reward
+        # is held and the group asks u2, with an @, to add the assistant.
+        await gw.asay("u2", "打卡")
+        [ask_u2] = await gw.await_sent(lambda s: s["kind"] == "room" and "u2" in s["mentionIdList"])
+        assert "@红红（2组）\u2005" in ask_u2["text"] and "加助教为好友" in ask_u2["text"]
+        assert [r["text"] for r in await gw.arefused()] == [
+            "🎁 红红（2组），这是你的资料包：https://pan.example.com/s/pack"
+        ]
+        roll = await named(gw, "红红（2组）")
+        assert "🎁 解锁资料包：红红（2组）" in roll["text"].split("\n")
+        assert not reachable(bot, "u2")
+        # The first nudge: u2 is not attempted; u3's is accepted, then WeChat's notice says
+        # u3 is no friend either.
+        [nudge_u1] = await gw.await_sent(lambda s: s["kind"] == "dm" and "[1]" in s["text"])
+        assert nudge_u1["conversationId"] == "u1"
+        [nudge_u3] = await gw.await_sent(lambda s: s["kind"] == "dm" and s["conversationId"] == "u3")
+        assert nudge_u3["text"] == "小刚，今天的晨读还没完成哦 [1]" and nudge_u3["delivered"] is False
+        for _ in range(100):
+            if not reachable(bot, "u3"):
+                break
+            await asyncio.sleep(0.1)
+        assert not reachable(bot, "u3"), "the notice did not mark u3 as not reachable"
+        # u3 earns the reward now: held at once (not attempted), and asked for in the group.
+        await gw.asay("u3", "打卡")
+        [ask_u3] = await gw.await_sent(lambda s: s["kind"] == "room" and "u3" in s["mentionIdList"])
+        assert "@小刚\u2005" in ask_u3["text"] and "加助教为好友" in ask_u3["text"]
+        await named(gw, "小刚")
+        # The second nudge reaches u1 only: neither non-friend is attempted again.
+        await gw.await_sent(lambda s: s["kind"] == "dm" and "[2]" in s["text"])
+        await asyncio.sleep(1)
+        sends = await gw.asent()
+        assert [s["conversationId"] for s in sends if s["kind"] == "dm" and "[2]" in s["text"]] == ["u1"]
+        assert dms_to(sends, "u2") == [] and dms_to(sends, "u3") == [nudge_u3]
+        assert len(await gw.arefused()) == 1
+        # The operators' list of members to add: one message a day (09:00), naming both.
+        with bot.db.connect() as conn:
+            lists = conn.execute(
+                text(
+                    "SELECT member_id, text, status FROM outgoing WHERE kind = 'alert' AND text LIKE '%好友%'"
+                )
+            ).all()
+        assert len(lists) == 1 and lists[0][0] == "op1" and lists[0][2] == "pending", lists
+        assert "红红（2组）" in lists[0][1] and "小刚" in lists[0][1] and "共 2 位" in lists[0][1]
+        # They add the assistant and say hello: the held reward arrives, with its link.
+        await gw.abefriend("u2")
+        await gw.abefriend("u3")
+        await gw.adm("u2", "你好")
+        await gw.adm("u3", "加好友了")
+        for member, shown in (("u2", "红红（2组）"), ("u3", "小刚")):
+            [reward] = await gw.await_sent(
+                lambda s, m=member: s["kind"] == "dm" and s["conversationId"] == m and LINK in s["text"]
+            )
+            assert reward["text"] == f"🎁 {shown}，这是你的资料包：https://pan.example.com/s/pack"
+            assert reward.get("delivered", True)
+        await asyncio.sleep(1)
+        sends = await gw.asent()
+        for member in ("u2", "u3"):
+            assert len(dms_with(sends, member, LINK)) == 1  # once
+        # The link never went to the group.
+        assert not [s for s in sends if s["kind"] == "room" and LINK in s["text"]]
+        assert reachable(bot, "u2") and reachable(bot, "u3")
+    finally:
+        await bot.stop()
         gw.close()
