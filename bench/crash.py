@@ -1,8 +1,9 @@
 """Crash harness: the real `cohortbot run` against the mock Wechaty gateway, SIGKILLed
 ``--kills`` times at seeded moments (within a second of scheduled minutes, right after bursts
 of check-ins, just after a restart, at random) and restarted on the same database; then a
-table of what exactly-once promises: nothing sent twice, no acknowledged check-in missing,
-nothing lost inside the grace window. Exit 1 if a must-be-zero figure is not zero.
+table of what exactly-once promises: nothing sent twice, every counted check-in named once in
+a roll call (unless a kill cut that roll call's send), nobody named who is not in the
+database, nothing lost inside the grace window. Exit 1 if a must-be-zero figure is not zero.
 
 Run: .venv/bin/python bench/crash.py [--kills 20] [--seed 1] [--db sqlite|postgres] [--keep]
 (PostgreSQL: a scratch database is created on COHORTBOT_TEST_PG's server, default the local

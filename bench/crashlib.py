@@ -8,7 +8,11 @@ a nudge on the `lesson` track; one leaderboard): one item past the grace window 
 skipped), a few in the last minutes (sent late at the first start) and one or more in the
 next minutes. Members check in through the gateway in trickles and bursts, some twice, some
 on the `reading` track; both tracks have a reward reachable with one check-in. Lurkers never
-check in, so every remind and nudge has someone to reach.
+check in, so every remind and nudge has someone to reach. Counted check-ins are not answered
+one by one: roll calls name them (a line per track, the `lesson` track's default line and
+the `reading` track's own `roll_call:` template, and a line per reward), on their own or
+carried by a reminder; the config paces them as fast as it allows (one a minute at most,
+no name waiting more than a minute, no quiet hours).
 
 Kills (SIGKILL, then an immediate restart on the same database) are of six kinds:
 ``minute`` within a second of a scheduled minute, ``burst`` right after a burst of
@@ -20,7 +24,9 @@ one the bot runs until everything due is sent, then is stopped with SIGINT.
 
 Ground truth for what was sent is the gateway's record (`sent()`); the database is read for
 check-ins, claimed items, grants and the outbox rows' final status (to tell a send cut by a
-kill, which is reported to the operators and never repeated by design, from a real loss).
+kill, which is reported to the operators and never repeated by design, from a real loss). A
+check-in is acknowledged when a roll call line names the member on that track; one whose roll
+call was composed but cut by a kill (`unknown`, never re-sent) counts with the other cut sends.
 """
 
 from __future__ import annotations
@@ -66,9 +72,22 @@ ALIASED = {"m03", "m08", "m21"}  # shown by a group alias, as WeChat does
 GRACE_MINUTES = 10
 TRACKS = {"lesson": "正课", "reading": "晨读"}
 REWARDS = {"lesson-pack": "lesson", "reading-pack": "reading"}
+REWARD_NAMES = {"lesson-pack": "正课礼包", "reading-pack": "晨读礼包"}
+# Each track's roll-call line: bot/rollcall.py's default for `lesson`, the playbook's own
+# `roll_call:` for `reading`; and the reward line.
+ROLL_CALL = {
+    "lesson": "{track} +{count}（今日 {done}/{total}）：{names}",
+    "reading": "📖 {track}打卡 +{count}（今日 {done}/{total}）：{names}",
+}
+REWARD_LINE = "🎁 解锁{reward}：{names}"
+PART_TAIL = re.compile(r"（\d+/\d+）$")  # a message split in parts ends "（1/2）"
+ROLL_CALL_EVERY = 1  # minutes, the config's pacing.ack_every_minutes (and ack_max_wait_minutes)
+# A counted check-in still waiting for its roll call this long after it was made is overdue:
+# a roll call waits for the interval, or its oldest name waits a minute, and a reminder due
+# soon may carry the names (then the roll call's own time is a minute after the reminder).
+OVERDUE_SECONDS = 200
 MARK = re.compile(r"\[item:([a-z0-9-]+)\]")
 REWARD_MARK = re.compile(r"\[reward:([a-z-]+)\]")
-NAME = re.compile(r"学员(\d{2})")
 AT_PREFIX = re.compile(r"^(?:@[^\u2005]*\u2005)+")
 READY_LINE = "day 1 = "
 
@@ -144,13 +163,12 @@ def playbook_yaml(items: list[Item], zone: ZoneInfo) -> str:
         "days: 2",
         f"timezone: {zone.key}",
         "tracks:",
-        '  lesson: {name: 正课, keywords: ["打卡"], days: [1], '
-        'ack: "✅ {name} 第{day}天{track}打卡成功（今日 {done}/{total}）"}',
-        '  reading: {name: 晨读, keywords: ["晨读打卡", "晨读"], days: [1]}',
+        '  lesson: {name: 正课, keywords: ["打卡"], days: [1]}',
+        '  reading: {name: 晨读, keywords: ["晨读打卡", "晨读"], days: [1], '
+        f'roll_call: "{ROLL_CALL["reading"]}"}}',
         "rewards:",
         "  - {id: lesson-pack, name: 正课礼包, track: lesson, count: 1,",
-        '     dm: "🎁 {name}，这是你的{reward} [reward:lesson-pack]",',
-        '     announce: "🎁 恭喜 {name} 获得{reward} [announce]"}',
+        '     dm: "🎁 {name}，这是你的{reward} [reward:lesson-pack]"}',
         "  - {id: reading-pack, name: 晨读礼包, track: reading, count: 1,",
         '     dm: "📚 {name}，这是你的{reward} [reward:reading-pack]"}',
         "schedule:",
@@ -190,6 +208,9 @@ def config_yaml(db_url: str, gw: Gateway, start: str) -> str:
           per_minute: 1000
           max_mentions: 8
           ack_window_seconds: 0.5
+          ack_every_minutes: {ROLL_CALL_EVERY}
+          ack_max_wait_minutes: {ROLL_CALL_EVERY}
+        quiet_hours: "off"
         grace_minutes: {GRACE_MINUTES}
         cohorts:
           - {{id: {COHORT}, playbook: playbook.yaml, room: {TOPIC}, start: {start}}}
@@ -236,7 +257,13 @@ class BotProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+                # This checkout's bot, whatever else is installed or on the path.
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+                    "PYTHONUNBUFFERED": "1",
+                    "COLUMNS": "200",
+                },
             )
         self.lives.append(Life(n, time.time()))
 
@@ -329,6 +356,9 @@ class Traffic:
             return
         with self.lock:
             self.said.append((t, mid, what))
+
+    def ask(self, mid: str) -> None:
+        self._say(mid, "进度", "progress")
 
     def burst(self, size: int, rng: random.Random) -> None:
         for mid in rng.sample(ACTIVE, min(size, len(ACTIVE))):
@@ -474,7 +504,11 @@ def run(
     duration: float | None = None,
     keep: bool = False,
     say=print,  # progress lines
+    wait_for_roll_calls: bool = True,
 ) -> Result:
+    """``wait_for_roll_calls``: at the end, wait (up to OVERDUE_SECONDS) until every counted
+    check-in and reward has been named in a roll call; otherwise check-ins still waiting in
+    the database are reported (and fail the run only if overdue)."""
     wall0 = time.monotonic()
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="cohortbot-crash-"))
@@ -484,9 +518,11 @@ def run(
         gw.start()
         if db == "postgres":
             with scratch_postgres() as url:
-                result = _run(gw, url, workdir, kills, seed, db, duration, rng, say)
+                result = _run(gw, url, workdir, kills, seed, db, duration, rng, say, wait_for_roll_calls)
         else:
-            result = _run(gw, _sqlite_url(workdir), workdir, kills, seed, db, duration, rng, say)
+            result = _run(
+                gw, _sqlite_url(workdir), workdir, kills, seed, db, duration, rng, say, wait_for_roll_calls
+            )
         ok = result.ok
     except BaseException:
         say(f"the run stopped; logs and database kept in {workdir}")
@@ -500,20 +536,24 @@ def run(
     return result
 
 
-def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say) -> Result:
+def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say, wait_for_roll_calls) -> Result:
     spacing = 8.5  # seconds per kill: a restart takes ~2-3 s, then the bot works a while
     if duration is None:
         duration = max(kills * spacing, 20.0)
     now = datetime.now(UTC)
     t_now = time.time()
     horizon = now + timedelta(seconds=duration + 4)
-    zone = pick_zone(now, timedelta(minutes=GRACE_MINUTES + 3), timedelta(seconds=duration + 120))
+    zone = pick_zone(
+        now, timedelta(minutes=GRACE_MINUTES + 3), timedelta(seconds=duration + OVERDUE_SECONDS + 120)
+    )
     items = plan_items(now, zone, horizon)
     (workdir / "playbook.yaml").write_text(playbook_yaml(items, zone), encoding="utf-8")
     cfg = workdir / "config.yaml"
     cfg.write_text(config_yaml(db_url, gw, now.astimezone(zone).date().isoformat()), encoding="utf-8")
     checked = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "validate", str(workdir / "playbook.yaml"), str(cfg)],
+        # The config with its playbook, warnings refused too (e.g. an `ack` the roll calls
+        # would never use); the playbook alone would be checked against the default quiet hours.
+        [sys.executable, "-m", "bot.cli", "validate", "--strict", str(cfg)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -572,9 +612,13 @@ def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say) -> Result:
                 time.sleep(rng.uniform(0.05, 1.0))
             if k.kind == "send":
                 bot.wait_ready(60)
-                # One check-in makes sure a send (its acknowledgement) comes soon.
+                # Check-ins are named in roll calls (a minute apart at most): a question asked
+                # privately makes sure some send comes soon, and whichever comes first (a
+                # roll call, an item, that answer) is cut.
                 traffic.checkin(rng.choice(ACTIVE), rng)
-                if not wait_for_a_send(gw, 5):
+                if rng.random() < 0.5:
+                    traffic.ask(rng.choice(ACTIVE))
+                if not wait_for_a_send(gw, 8):
                     k.kind = "send (none came)"
             k.was_up = bot.kill()
             k.done_at = time.time()
@@ -588,7 +632,14 @@ def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say) -> Result:
         bg.join(10)
         bot.wait_ready(60)
         last_due = max(it.due for it in items)
-        _settle(bot, gw, db_url, items, until=max(last_due.timestamp(), time.time()) + 1)
+        _settle(
+            bot,
+            gw,
+            db_url,
+            items,
+            until=max(last_due.timestamp(), time.time()) + 1,
+            names=wait_for_roll_calls,
+        )
         code = bot.stop()
         if code != 0:
             raise RuntimeError(f"the last bot did not stop cleanly ({code}):\n{bot.log_text()[-3000:]}")
@@ -598,10 +649,11 @@ def _run(gw, db_url, workdir, kills, seed, db, duration, rng, say) -> Result:
     return analyse(gw.sent(), db_url, items, traffic, bot.lives, done, kills, db, seed)
 
 
-def _settle(bot: BotProcess, gw: Gateway, db_url: str, items: list[Item], until: float) -> None:
-    """Wait until every item due is claimed, the outbox is empty and the gateway is quiet."""
+def _settle(bot: BotProcess, gw: Gateway, db_url: str, items: list[Item], until: float, names: bool) -> None:
+    """Wait until every item due is claimed, the outbox is empty and the gateway is quiet;
+    with ``names``, also until no check-in or reward waits for a roll call."""
     engine = create_engine(db_url)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 + (OVERDUE_SECONDS if names else 0)
     last_count, quiet_since = -1, time.monotonic()
     try:
         while time.monotonic() < deadline:
@@ -617,6 +669,13 @@ def _settle(bot: BotProcess, gw: Gateway, db_url: str, items: list[Item], until:
                         "and kind != 'alert'"  # alerts wait a minute to gather an incident
                     )
                 ).scalar()
+                if names:
+                    busy += conn.execute(
+                        text(
+                            "select (select count(*) from checkin where named_at is null) "
+                            "+ (select count(*) from reward_grant where named_at is null)"
+                        )
+                    ).scalar()
             due = {it.id for it in items if it.due.timestamp() <= time.time()}
             if time.time() >= until and due <= claimed and not busy and time.monotonic() - quiet_since > 1.5:
                 return
@@ -628,35 +687,93 @@ def _settle(bot: BotProcess, gw: Gateway, db_url: str, items: list[Item], until:
 # --------------------------------------------------------------------------- the checks
 
 
-def _lines(send: dict) -> list[str]:
-    text_ = AT_PREFIX.sub("", send["text"])
-    return text_.split("\n")
+def _line_pattern(template: str, values: dict[str, str]) -> re.Pattern[str]:
+    pattern = re.escape(template)
+    for key, value in values.items():
+        pattern = pattern.replace(re.escape("{" + key + "}"), value)
+    return re.compile(f"^{pattern}$")
 
 
-def _members_in(line: str) -> list[str]:
-    return [f"m{d}" for d in NAME.findall(line)]
+_NUMBERS = {"count": r"(?P<count>\d+)", "done": r"\d+", "total": r"\d+", "names": r"(?P<names>.+)"}
+ROLL_PATTERNS = {
+    t: _line_pattern(tpl, {"track": re.escape(TRACKS[t]), **_NUMBERS}) for t, tpl in ROLL_CALL.items()
+}
+REWARD_PATTERNS = {
+    rid: _line_pattern(REWARD_LINE, {"reward": re.escape(name), "names": r"(?P<names>.+)"})
+    for rid, name in REWARD_NAMES.items()
+}
+
+
+def _member_by_shown() -> dict[str, str]:
+    """A roll call's name -> member id: the name as the bot shows it (group alias first),
+    cleaned and cut to 40 characters as it does."""
+    from bot.transports.base import clean_name
+
+    return {clean_name(shown_of(mid)): mid for mid in MEMBERS}
+
+
+SHOWN = _member_by_shown()
+
+
+@dataclass
+class RollCall:
+    """What the roll-call lines of one message name."""
+
+    checkins: list[tuple[str, str]]  # (member, track)
+    rewards: list[tuple[str, str]]  # (member, reward)
+    strangers: list[str]  # names that are nobody's (garbled, or cut wrongly)
+    counts_wrong: list[str]  # lines whose +count is not the number of names
+
+
+def roll_call(text_: str) -> RollCall:
+    """Parse the roll-call lines of a group message (a roll call, a part of one, several
+    folded together, or a reminder carrying one). Names are joined by "、"; a message split
+    in parts ends its last line with "（i/n）"."""
+    out = RollCall([], [], [], [])
+    for line in AT_PREFIX.sub("", text_).split("\n"):
+        line = PART_TAIL.sub("", line)
+        for track, pattern in ROLL_PATTERNS.items():
+            m = pattern.match(line)
+            if m:
+                names = m["names"].split("、")
+                if int(m["count"]) < len(names):  # a list split in parts repeats the count
+                    out.counts_wrong.append(line)
+                out.checkins += [(SHOWN[n], track) for n in names if n in SHOWN]
+                out.strangers += [n for n in names if n not in SHOWN]
+                break
+        else:
+            for rid, pattern in REWARD_PATTERNS.items():
+                m = pattern.match(line)
+                if m:
+                    names = m["names"].split("、")
+                    out.rewards += [(SHOWN[n], rid) for n in names if n in SHOWN]
+                    out.strangers += [n for n in names if n not in SHOWN]
+    return out
 
 
 def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Result:
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        checkins = {
-            (m, t)
-            for m, t in conn.execute(
-                text("select member_id, track from checkin where cohort_id = :c"), {"c": COHORT}
+        checkin_rows = {
+            (m, t): (_epoch(at), _epoch(named))
+            for m, t, at, named in conn.execute(
+                text("select member_id, track, at, named_at from checkin where cohort_id = :c"), {"c": COHORT}
             )
         }
+        checkins = set(checkin_rows)
         item_runs = dict(
             conn.execute(
                 text("select item_id, status from item_run where cohort_id = :c"), {"c": COHORT}
             ).all()
         )
-        grants = {
-            (m, r)
-            for m, r in conn.execute(
-                text("select member_id, reward_id from reward_grant where cohort_id = :c"), {"c": COHORT}
+        grant_rows = {
+            (m, r): (_epoch(at), _epoch(named))
+            for m, r, at, named in conn.execute(
+                text("select member_id, reward_id, at, named_at from reward_grant where cohort_id = :c"),
+                {"c": COHORT},
             )
         }
+        grants = set(grant_rows)
         rows = [
             dict(r._mapping)
             for r in conn.execute(
@@ -677,29 +794,28 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
 
     # --- schedule items: the gateway's record, by the marker each item's text carries
     by_item_room: dict[str, list[dict]] = defaultdict(list)
-    ack_success: Counter[tuple[str, str]] = Counter()
-    ack_any: Counter[tuple[str, str]] = Counter()
-    announce: Counter[str] = Counter()
+    # What the roll calls named (on their own, folded together, or carried by a reminder).
+    named_ci: Counter[tuple[str, str]] = Counter()
+    named_rw: Counter[tuple[str, str]] = Counter()
+    strangers: list[str] = []
+    counts_wrong: list[str] = []
+    roll_msgs = carried = 0
     for s in room:
         marks = set(MARK.findall(s["text"]))
-        if marks:
-            for m in marks:
-                by_item_room[m].append(s)
-            continue
-        for line in _lines(s):
-            who = _members_in(line)
-            track = next((t for t, n in TRACKS.items() if n in line), None)
-            if "[announce]" in line:
-                for mid in who:
-                    announce[mid] += 1
-            elif track is not None and who:
-                # An acknowledgement: it names members and a track (one per line when
-                # several are folded into one message, or several names in a roll call).
-                # "已经" is the answer to a second check-in; anything else says "counted".
-                for mid in who:
-                    ack_any[(mid, track)] += 1
-                    if "已经" not in line:
-                        ack_success[(mid, track)] += 1
+        for m in marks:
+            by_item_room[m].append(s)
+        rc = roll_call(s["text"])
+        if rc.checkins or rc.rewards or rc.strangers:
+            roll_msgs += 1
+            carried += bool(marks)
+        named_ci.update(rc.checkins)
+        named_rw.update(rc.rewards)
+        strangers += rc.strangers
+        counts_wrong += rc.counts_wrong
+    for name in strangers[:5]:
+        details.append(f"a roll call names {name!r}, who is no member")
+    for line in counts_wrong[:5]:
+        details.append(f"a roll-call line names more members than its count: {line!r}")
     by_item_dm: dict[str, Counter[str]] = defaultdict(Counter)
     reward_dms: Counter[tuple[str, str]] = Counter()
     replies: Counter[str] = Counter()
@@ -792,44 +908,67 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
     for it, why in never:
         details.append(f"item {it.id} ({it.kind}, due {it.due:%H:%M:%S}Z) never sent: {why_text[why]}")
 
-    # --- check-ins: every acknowledgement names a member whose check-in is in the database
-    missing_ci = sorted(k for k in ack_any if k not in checkins)
+    # --- check-ins: every name in a roll call is a check-in (or grant) in the database
+    missing_ci = sorted(k for k in named_ci if k not in checkins)
     for mid, track in missing_ci:
-        details.append(f"{mid} was acknowledged on {track} but has no check-in row")
-    # And the other way: a counted check-in is acknowledged, unless a kill cut that send.
-    unacked_cut = unacked_lost = 0
-    for mid, track in sorted(checkins - set(ack_any)):
-        mine = [
-            r
-            for r in rows
-            if r["room_id"] is not None
-            and r["kind"] not in ("post", "remind", "leaderboard")
-            and f"学员{mid[1:]}" in r["text"]
-            and TRACKS[track] in r["text"]
-            and "[announce]" not in r["text"]
-        ]
-        if any(r["status"] == "unknown" for r in mine):
-            unacked_cut += 1
-        else:
-            unacked_lost += 1
-            states = [r["status"] for r in mine] or "no row"
-            details.append(f"{mid}'s {track} check-in was counted, never acknowledged: {states}")
+        details.append(f"{mid} was named in a roll call on {track} but has no check-in row")
+    missing_rw = sorted(k for k in named_rw if k not in grants)
+    for mid, rid in missing_rw:
+        details.append(f"{mid} was named for reward {rid} in a roll call but has no grant row")
+
+    def roll_rows(key: tuple[str, str], reward: bool) -> list[dict]:
+        """Group messages whose roll-call lines name ``key`` (roll calls, reminders)."""
+        found = []
+        for r in rows:
+            if r["room_id"] is None or r["kind"] in ("post", "leaderboard"):
+                continue
+            rc = roll_call(r["text"])
+            if key in (rc.rewards if reward else rc.checkins):
+                found.append(r)
+        return found
+
+    end_at = max(life.ended or time.time() for life in lives)
+
+    def unnamed(keys, db_rows, reward: bool, what: str) -> tuple[int, int, int, int]:
+        """Of the counted check-ins (or grants) no roll call named: (waiting in the database,
+        of which overdue; named in a roll call a kill cut; lost)."""
+        waiting = overdue = cut_ = lost = 0
+        for key in sorted(keys):
+            at, named_at = db_rows[key]
+            if named_at is None:
+                # Not named yet: still waiting in the database (the next roll call names it).
+                waiting += 1
+                if end_at - at > OVERDUE_SECONDS:
+                    overdue += 1
+                    details.append(f"{key[0]}'s {what} {key[1]} waited {end_at - at:.0f} s for a roll call")
+                continue
+            mine = roll_rows(key, reward)
+            if any(r["status"] == "unknown" for r in mine):
+                cut_ += 1  # composed, its send cut by a kill: never re-sent (at most once)
+            else:
+                lost += 1
+                states = [r["status"] for r in mine] or "no row"
+                details.append(f"{key[0]}'s {what} {key[1]} was marked named, never named: {states}")
+        return waiting, overdue, cut_, lost
+
+    ci_waiting, ci_overdue, unacked_cut, unacked_lost = unnamed(
+        checkins - set(named_ci), checkin_rows, False, "check-in on"
+    )
+    rw_waiting, rw_overdue, rw_cut, rw_lost = unnamed(grants - set(named_rw), grant_rows, True, "reward")
     said: Counter[tuple[str, str]] = Counter((m, w) for _, m, w in traffic.said)
-    for key, n in ack_success.items():
+    for key, n in named_ci.items():
         if n > 1:
-            dup["ack"] += n - 1
-            details.append(f"{key[0]}'s {key[1]} check-in acknowledged as counted {n} times")
-    for key, n in ack_any.items():
+            dup["rollcall name"] += n - 1
+            details.append(f"{key[0]}'s {key[1]} check-in named {n} times in roll calls")
         if n > said[key]:
-            dup["ack"] += max(n - said[key] - max(ack_success[key] - 1, 0), 0)
-            details.append(f"{key[0]} got {n} acknowledgements on {key[1]} for {said[key]} message(s)")
+            details.append(f"{key[0]} was named {n} times on {key[1]} for {said[key]} message(s)")
     for mid, n in replies.items():
         asked = said[(mid, "progress")]
         if n > asked:
             dup["reply"] += n - asked
             details.append(f"{mid} got {n} private replies for {asked} question(s)")
 
-    # --- rewards: one private message and one announcement per grant
+    # --- rewards: one private message and one roll-call line per grant
     rewards_twice = 0
     for (mid, rid), n in reward_dms.items():
         if n > 1:
@@ -838,12 +977,12 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
             details.append(f"{mid} got reward {rid} {n} times")
         if (mid, rid) not in grants:
             details.append(f"{mid} got reward {rid} without a grant row")
-    for mid, n in announce.items():
+    for (mid, rid), n in named_rw.items():
         if n > 1:
-            dup["announce"] += n - 1
-            if not any(reward_dms[(mid, r)] > 1 for r in REWARDS):
+            dup["reward line"] += n - 1
+            if reward_dms[(mid, rid)] <= 1:
                 rewards_twice += 1
-            details.append(f"{mid}'s reward announced {n} times")
+            details.append(f"{mid}'s reward {rid} named {n} times in roll calls")
 
     # --- messages queued and never sent, though no kill cut them
     # (operator alerts wait a while to gather an incident: one still queued goes out at the
@@ -877,11 +1016,14 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
 
     figures = {
         "items sent twice": items_twice,
-        "rewards sent twice": rewards_twice,
-        "acknowledged check-ins missing from the database": len(missing_ci),
+        "rewards sent twice (private message or roll-call line)": rewards_twice,
+        "names in roll calls missing from the database": len(missing_ci) + len(missing_rw),
+        "names in roll calls that are no member, or over the count": len(strangers) + len(counts_wrong),
         "items never sent within the grace window (real losses)": real_losses,
         "recipients of a sent item never reached (not cut by a kill)": lost_partial,
-        "counted check-ins never acknowledged (not cut by a kill)": unacked_lost,
+        "counted check-ins never named in a roll call (not cut by a kill)": unacked_lost,
+        f"counted check-ins still waiting for a roll call after {OVERDUE_SECONDS} s": ci_overdue,
+        "rewards granted, never named in a roll call (not cut by a kill)": rw_lost + rw_overdue,
         "rewards granted, never delivered (not cut by a kill)": reward_lost,
         "duplicate sends, all kinds": sum(dup.values()),
         "queued messages never sent (not cut by a kill)": len(stuck),
@@ -894,9 +1036,14 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
         "  within the grace window (real losses)": real_losses,
         "item recipients missed because a kill cut the send": cut_partial,
         "check-in messages sent to the group": sum(1 for _, _, w in traffic.said if w in TRACKS),
-        "check-ins acknowledged (member, track)": len(ack_any),
         "check-ins in the database": len(checkins),
-        "  acknowledgement cut by a kill (unknown; at most once)": unacked_cut,
+        "check-ins named in a roll call (member, track)": len(named_ci),
+        "  their roll call cut by a kill (unknown; at most once)": unacked_cut,
+        "  still waiting in the database at the end (named next)": ci_waiting,
+        "group messages naming check-ins / of them reminders": f"{roll_msgs} / {carried}",
+        "rewards named in a roll call / cut by a kill / waiting": (
+            f"{len(named_rw)} / {rw_cut} / {rw_waiting}"
+        ),
         "rewards granted / delivered": f"{len(grants)} / {len(grants) - len(unsent_grants)}",
         "  message cut by a kill before arriving (unknown)": reward_cut,
         "sends seen by the gateway": len(sent),
@@ -908,9 +1055,20 @@ def analyse(sent, db_url, items, traffic, lives, kills, planned, db, seed) -> Re
         "outbox rows by status": dict(sorted(statuses.items())),
         "traffic errors": len(traffic.errors),
     }
-    for k in ("post", "remind", "nudge", "leaderboard", "ack", "reward", "announce", "reply"):
+    for k in ("post", "remind", "nudge", "leaderboard", "rollcall name", "reward", "reward line", "reply"):
         dup.setdefault(k, 0)
     return Result(db, seed, planned, kills, lives, items, figures, info, dict(dup), details, 0.0)
+
+
+def _epoch(value) -> float | None:
+    """A database time (SQLite gives naive UTC, PostgreSQL aware) as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
 
 
 def _why_unsent(it: Item, status: str | None, rows: list[dict], lives: list[Life]) -> str:
