@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from bot import checkins, commands, templates
@@ -130,8 +131,8 @@ class Router:
             self.rollcalls.request(run)
         self.wake()
 
-    def _asked(self, conn: object, run: CohortRun, member: Member, now: datetime) -> commands.Asked:
-        return commands.Asked(conn, run, member.id, member.shown, now)  # type: ignore[arg-type]
+    def _asked(self, conn: Connection, run: CohortRun, member: Member, now: datetime) -> commands.Asked:
+        return commands.Asked(conn, run, member.id, member.shown, now)
 
     async def _direct(self, msg: Incoming, now: datetime) -> None:
         stranger = msg.text.strip() and not self.roster.cohorts_of(msg.sender.id, self.runs.values())
