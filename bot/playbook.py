@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from datetime import time
+from datetime import date, time
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,6 +36,11 @@ def _parse_hhmm(value: Any) -> Any:
         hour, minute = int(m[1]), int(m[2])
         if hour < 24 and minute < 60:
             return time(hour, minute)
+    if isinstance(value, str) and "：" in value:
+        fixed = value.strip().replace("：", ":")
+        raise ValueError(
+            f'"{value}" has the Chinese colon "："; write the time with the English colon: "{fixed}"'
+        )
     raise ValueError(
         f'{value!r} is not a time of day; write it as "HH:MM" in 24-hour form, e.g. "07:30" or "19:30"'
     )
@@ -302,6 +307,15 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
     def need_template(loc: tuple[str | int, ...], text: str | None, allowed: tuple[str, ...]) -> None:
         if text is None:
             return
+        if m := _HALF_FULL_WIDTH.search(text):
+            problems.append(
+                src.problem(
+                    loc,
+                    f'"{m[0]}" mixes a half-width and a full-width brace; write the placeholder with '
+                    f"half-width braces on both sides: {{{m[1] or m[2]}}}",
+                )
+            )
+            return
         try:
             templates.check(text, allowed)
         except ValueError as exc:
@@ -456,7 +470,7 @@ def parse(src: Source) -> Playbook:
 
 
 def _warnings(pb: Playbook, src: Source) -> list[Problem]:
-    out = []
+    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src)
     for tid, track in pb.tracks.items():
         if track.ack and track.acknowledge == "roll_call":
             out.append(
@@ -476,6 +490,165 @@ def _warnings(pb: Playbook, src: Source) -> list[Problem]:
                     "roll call names who earned the reward",
                 )
             )
+    return sorted(out, key=lambda p: p.line)
+
+
+# `{name｝`, `｛name}`: a placeholder half typed on a Chinese keyboard.
+_HALF_FULL_WIDTH = re.compile(r"\{\s*([A-Za-z_]\w*)\s*｝|｛\s*([A-Za-z_]\w*)\s*\}")
+_FULL_WIDTH_BRACES = re.compile(r"｛\s*([A-Za-z_]\w*)\s*｝")
+_CHINESE_QUOTES = {"“": "”", "‘": "’"}
+
+
+def _strings(data: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every text value in the file, with its location."""
+    if isinstance(data, str):
+        return [(loc, data)]
+    if isinstance(data, dict):
+        return [s for k, v in data.items() if isinstance(k, str) for s in _strings(v, (*loc, k))]
+    if isinstance(data, list):
+        return [s for i, v in enumerate(data) for s in _strings(v, (*loc, i))]
+    return []
+
+
+def _short(text: str) -> str:
+    """A long text, shortened to be quoted in a message."""
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-19:]}"
+
+
+def _is_keyword(loc: tuple[str | int, ...]) -> bool:
+    """A check-in keyword or a command word."""
+    return (len(loc) == 4 and loc[0] == "tracks" and loc[2] == "keywords") or (
+        len(loc) == 3 and loc[0] == "commands"
+    )
+
+
+def _slips(src: Source) -> list[Problem]:
+    """Text that YAML reads, but not as a Chinese keyboard's user meant it."""
+    out = []
+    for loc, text in _strings(src.data):
+        key = loc[-1] if isinstance(loc[-1], str) else "-"
+        if dropped := src.cut_by_hash(loc):
+            kept = text.strip()
+            out.append(
+                src.problem(
+                    loc,
+                    f'only "{kept}" is read here: YAML drops "{dropped}" (" #" starts a note for '
+                    f"the reader); if it is part of the text, put the whole text in quotes: "
+                    f'{key}: "{kept} {dropped}" (a note of your own: leave two spaces before "# ")',
+                )
+            )
+        stripped = text.strip()
+        quoted = len(stripped) >= 2 and _CHINESE_QUOTES.get(stripped[0]) == stripped[-1]
+        if _is_keyword(loc):
+            parts = [p.strip() for p in re.split("[，、]", text) if p.strip()]
+            if len(parts) > 1:
+                sep = "，" if "，" in text else "、"
+                written = ", ".join(f'"{p}"' for p in parts)
+                out.append(
+                    src.problem(
+                        loc,
+                        f'"{stripped}" is one keyword, not {len(parts)}: the Chinese "{sep}" does not '
+                        f"separate keywords. To give {len(parts)} keywords, write them in English "
+                        f"quotes separated by English commas: [{written}]",
+                    )
+                )
+            if quoted:
+                out.append(
+                    src.problem(
+                        loc,
+                        f"the keyword {stripped} is written in Chinese quotes {stripped[0]} "
+                        f"{stripped[-1]}, which are not YAML quotes: they are part of the keyword, so "
+                        f'members would have to type them; write it in English quotes: ["{stripped[1:-1]}"]',
+                    )
+                )
+            continue
+        if quoted:
+            shown, inner = _short(stripped), _short(stripped[1:-1])
+            out.append(
+                src.problem(
+                    loc,
+                    f"{shown} is written in Chinese quotes {stripped[0]} {stripped[-1]}, which are not "
+                    f"YAML quotes: the bot would send them as part of the text; write English quotes, "
+                    f'or none: {key}: "{inner}"',
+                )
+            )
+        for m in _FULL_WIDTH_BRACES.finditer(text):
+            out.append(
+                src.problem(
+                    loc,
+                    f'"{m[0]}" has full-width braces ｛ ｝, so it would be sent as it is, not filled in; '
+                    f"write it with half-width braces: {{{m[1]}}}",
+                )
+            )
+    return out
+
+
+def _shadowed(pb: Playbook, src: Source) -> list[Problem]:
+    """Check-in keywords that a command takes first: commands are matched first, on the whole
+    message (bot/router.py)."""
+    from bot.checkins import normalize  # as messages are matched (checkins builds on this module)
+
+    listed = src.data.get("commands") if isinstance(src.data, dict) else None
+    words = [
+        (w, name, ("commands", name, i) if isinstance(listed, dict) and name in listed else None)
+        for name, ws in pb.commands
+        for i, w in enumerate(ws or ())
+    ]
+    keywords = sorted(
+        ((normalize(kw), kw, tid, i) for tid, t in pb.tracks.items() for i, kw in enumerate(t.keywords)),
+        key=lambda k: -len(k[0]),
+    )
+    out = []
+    for word, name, word_loc in words:
+        # The check-in a message that is just this word would be: the longest keyword wins.
+        hit = next((k for k in keywords if normalize(word).startswith(k[0])), None)
+        if hit is None:
+            continue
+        _, kw, tid, i = hit
+        if normalize(word) == hit[0]:
+            out.append(
+                src.problem(
+                    ("tracks", tid, "keywords", i),
+                    f'"{kw}" is also a word of the `{name}` command: a message that is just "{kw}" is '
+                    f"answered as that command and never counts as a check-in on track `{tid}`; "
+                    "choose another keyword, or another word for the command",
+                )
+            )
+        else:
+            out.append(
+                src.problem(
+                    word_loc or ("tracks", tid, "keywords", i),
+                    f'"{word}" (the `{name}` command) starts with "{kw}", a check-in keyword of track '
+                    f'`{tid}`: a message that is just "{word}" is answered as the command and does not '
+                    "count as a check-in; if members may send it to check in, choose another word for "
+                    "the command",
+                )
+            )
+    return out
+
+
+def _after_until(pb: Playbook, src: Source) -> list[Problem]:
+    """Reminders and nudges that ask, about their own day, for check-ins that no longer count."""
+    from bot.plan import Calendar  # (plan builds on this module)
+
+    cal = Calendar(date(2000, 1, 1), pb.days, ZoneInfo("UTC"), pb.day_starts or time(0, 0))
+    out = []
+    for i, it in enumerate(pb.schedule):
+        track = pb.tracks.get(it.track or "")
+        if it.kind not in ("remind", "nudge") or track is None or track.until is None:
+            continue
+        if it.checked_day != it.day or cal.at(it.day, it.at) <= cal.deadline(it.day, track.until):
+            continue
+        what = "reminder" if it.kind == "remind" else "nudge"
+        out.append(
+            src.problem(
+                ("schedule", i, "at"),
+                f"this {what} at {it.at:%H:%M} asks for today's check-ins on track `{it.track}`, but "
+                f"the track stops counting them at {track.until:%H:%M} (its `until`); move it "
+                f"before {track.until:%H:%M}, or make it about another day",
+            )
+        )
     return out
 
 

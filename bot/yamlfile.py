@@ -57,6 +57,26 @@ class Source:
     path: str
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
+    text: str = ""  # the file as read
+    # Where each unquoted, one-line-or-more value written by hand ends: its index in `text`.
+    plain_ends: dict[Loc, int] = field(default_factory=dict)
+
+    def cut_by_hash(self, loc: Loc) -> str | None:
+        """What YAML dropped from the unquoted value at ``loc`` as a comment, when it looks like
+        text the operator meant to send (``post: 直播 #腾讯会议 123``): ``#`` right after a single
+        space, ``#`` followed by a non-space, or a link. A note written the usual way, two
+        spaces or more then ``# ``, is a note."""
+        end = self.plain_ends.get(tuple(loc))
+        if end is None:
+            return None
+        rest = _LINE_BREAK.split(self.text[end : end + 10_000], maxsplit=1)[0]
+        m = re.match(r"([ \t]+)(#.*)", rest)
+        if m is None:
+            return None
+        comment = m[2].rstrip()
+        if m[1] == " " or (len(comment) > 1 and not comment[1].isspace()) or "://" in comment:
+            return comment
+        return None
 
     def line(self, loc: Loc) -> int:
         loc = tuple(loc)
@@ -240,6 +260,7 @@ class _Builder:
     merged: dict[int, int] = field(default_factory=dict)  # mapping node -> its merged (<<) pairs
     alias: tuple[int, Loc] | None = None  # while an alias (*name) is filled in: where it is
     expanded: int = 0  # values filled in by aliases so far
+    plain_ends: dict[Loc, int] = field(default_factory=dict)  # see Source.plain_ends
 
     def build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
         outer = id(node) in self.built and self.alias is None
@@ -287,6 +308,8 @@ class _Builder:
                     self.build(n, (*loc, i), at.get((id(node), i), n.start_mark.line + 1))
                     for i, n in enumerate(node.value)
                 ]
+            if isinstance(node, yaml.ScalarNode) and node.style is None and self.alias is None and loc:
+                self.plain_ends[loc] = node.end_mark.index
             return _scalar(node, self.loader, loc, self.path)
         finally:
             self.active.discard(id(node))
@@ -330,25 +353,106 @@ def parse_yaml(text: str, path: str) -> Source:
     except _TooDeep as exc:
         raise _too_deep(path, exc.line) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        what = (exc.problem or exc.context or "").strip()
-        raise InputError(
-            [
-                Problem(
-                    path,
-                    line,
-                    "",
-                    f"this is not valid YAML ({what}); check the indentation, and put text that "
-                    "contains ': ' or starts with '@', '{', '[' or '*' in quotes",
-                )
-            ]
-        ) from None
+        raise InputError(_syntax_problems(text, path, exc)) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(path, 1, "", f"this is not valid YAML ({exc})")]) from None
     finally:
         loader.dispose()
-    return Source(path, data, builder.lines)
+    return Source(path, data, builder.lines, text, builder.plain_ends)
+
+
+_QUOTES = {'"': "”", "'": "’"}  # an English quote, and the Chinese one typed in its place
+_SLIP_SPAN = 3  # a slip makes the parser fail this many lines later at most
+# `day：2`, `- name：正课`: a key, then the Chinese colon.
+_KEY_COLON = re.compile(r"[ ]*(?:-[ ]+)*([A-Za-z_][A-Za-z0-9_-]*)[ \u3000]*：")
+
+
+def _syntax_problems(text: str, path: str, exc: yaml.MarkedYAMLError) -> list[Problem]:
+    """The parser's complaint, in the operator's words and on the line of the slip behind it
+    (the parser notices a Chinese colon, a full-width space or an open quote a line or more
+    later, in its own terms)."""
+    mark = exc.problem_mark or exc.context_mark
+    error_line = mark.line if mark else 0  # 0-based, like the marks
+    lines = _LINE_BREAK.split(text)
+    # The scanner alone goes on past the parser's error: where each piece of text lies.
+    inside: set[int] = set()  # lines that continue a value begun on an earlier line
+    opened: list[tuple[int, int]] = []  # (line, column) of quotes that run over several lines
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            if start.line == end.line:
+                continue
+            inside.update(range(start.line + 1, end.line + (1 if end.column > 0 else 0)))
+            quoted = isinstance(token, yaml.ScalarToken) and token.style in _QUOTES
+            if quoted and start.line <= error_line <= end.line + _SLIP_SPAN:
+                opened.append((start.line, start.column))
+    except yaml.MarkedYAMLError as scan_exc:
+        at = scan_exc.context_mark
+        if at is not None and str(scan_exc.context).startswith("while scanning a quoted scalar"):
+            opened.append((at.line, at.column))
+            inside.update(range(at.line + 1, len(lines)))
+    except yaml.YAMLError:
+        pass  # the reader's own complaints come with the main error
+    problems = [_open_quote(path, n, lines[n], column) for n, column in opened if n < len(lines)]
+    for n in range(max(0, error_line - _SLIP_SPAN), min(error_line + 1, len(lines))):
+        line = lines[n]
+        indent = re.match(r"[ \t\u3000]*", line)[0]  # type: ignore[index]
+        rest = line[len(indent) :]
+        if n in inside or not rest or (rest.startswith("#") and not indent.strip(" ")):
+            continue
+        if "\u3000" in indent:
+            message = (
+                'this line is indented with a full-width space "\u3000" (U+3000, the wide space a '
+                "Chinese keyboard types); indent with ordinary spaces only, switching the keyboard "
+                "to English (half-width) input"
+            )
+        elif "\t" in indent:
+            message = 'this line is indented with a tab ("\\t"); indent with spaces only (2 for each level)'
+        elif m := _KEY_COLON.match(line):
+            wrong, fixed = line[m.start(1) :].strip(), f"{m[1]}: {line[m.end() :].strip()}"
+            message = (
+                f'"{wrong}" has the Chinese colon "：" after `{m[1]}`; after a key write the English '
+                f"colon and a space: {fixed}"
+            )
+        else:
+            continue
+        problems.append(Problem(path, n + 1, "", message))
+    if problems:
+        return sorted(set(problems), key=lambda p: p.line)
+    what = (exc.problem or exc.context or "").strip()
+    return [
+        Problem(
+            path,
+            error_line + 1,
+            "",
+            f"this is not valid YAML ({what}); check the indentation, and put text that "
+            "contains ': ' or starts with '@', '{', '[' or '*' in quotes",
+        )
+    ]
+
+
+def _open_quote(path: str, n: int, line: str, column: int) -> Problem:
+    """A quote opened on line ``n`` (0-based) and not closed on it."""
+    quote = line[column]
+    closing = _QUOTES[quote]
+    written = line[column:].rstrip()
+    if closing in written:
+        fixed = written.replace(closing, quote, 1)
+        message = (
+            f"the text {written} opens with the English quote {quote} but closes with the Chinese "
+            f"quote {closing}, which YAML does not count as a closing quote; use the same English "
+            f"quote at both ends: {fixed}"
+        )
+    else:
+        # In a list [..] or mapping {..} on one line, the quote goes before its closing bracket.
+        before = line[:column]
+        m = re.match(r"(.*?)([\]},\s]*)$", written) if "[" in before or "{" in before else None
+        fixed = f"{m[1]}{quote}{m[2]}" if m and m[1] else f"{written}{quote}"
+        message = (
+            f"the quote {quote} that opens {written} is not closed on this line, so everything up "
+            f"to the next quote below is read as part of the text; add the closing quote: {fixed}"
+        )
+    return Problem(path, n + 1, "", message)
 
 
 MAX_BYTES = 1_000_000  # a real playbook is a few KB; reading past this only wastes minutes
