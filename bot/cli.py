@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import time
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -106,9 +105,16 @@ def preview(
     playbook: Path,
     start: Annotated[str, typer.Option(help="day 1, YYYY-MM-DD")],
     timezone: Annotated[str, typer.Option(help="if the playbook sets none")] = "Asia/Shanghai",
+    members: Annotated[
+        int | None, typer.Option(min=0, help="fill {total} with this count; default: shown as N")
+    ] = None,
 ) -> None:
-    """The timeline of every item, in the playbook's local time."""
-    from bot import items
+    """The timeline of every item, in the playbook's local time: a post's first line, what
+    the other kinds do. {total}, the members in the group when an item is sent, is unknown
+    before the cohort runs: it is shown as N (or --members)."""
+    from rich import box
+
+    from bot import items, templates
     from bot.cohort import CohortRun
     from bot.plan import calendar
 
@@ -128,17 +134,36 @@ def preview(
         raise fail(exc) from None
     cal = calendar(pb, day1, timezone)
     run = CohortRun.create("preview", pb, cal, "room")
-    table = Table(title=f"{pb.name} · {cal.zone.key} · day 1 = {day1}")
-    for col in ("day", "local time", "id", "kind", "what"):
-        table.add_column(col)
-    for p in run.plan:
+    total = "N" if members is None else str(members)
+    table = Table(
+        title=f"{pb.name} · {cal.zone.key} · day 1 = {day1:%a} {day1}",
+        box=box.SIMPLE_HEAD,
+        expand=True,
+        padding=(0, 1),
+    )
+    table.add_column("time", no_wrap=True)
+    table.add_column("what", ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column("id", no_wrap=True, style="dim")
+    uses_total = False
+    for i, p in enumerate(run.plan):
         it = p.item
-        table.add_row(
-            str(it.day),
-            f"{cal.local(p.due):%Y-%m-%d %a %H:%M %Z}",
-            p.item_id,
-            it.kind,
-            items.preview(run, it),
+        if it.post is not None:
+            lines = [line for line in it.post.strip().splitlines() if line.strip()]
+            first = lines[0].strip() if lines else ""
+            uses_total |= "{total}" in first
+            what = templates.render(first, {"playbook": pb.name, "day": it.day, "total": total})
+        else:
+            what = items.preview(run, it)
+        local = cal.local(p.due)
+        if i == 0 or run.plan[i - 1].item.day != it.day:  # a heading row for each day
+            table.add_row(f"day {it.day}", f"{local:%a %Y-%m-%d}", "", style="bold")
+        last_of_day = i + 1 == len(run.plan) or run.plan[i + 1].item.day != it.day
+        table.add_row(f"{local:%H:%M}", escape(what), p.item_id, end_section=last_of_day)
+    if uses_total:
+        table.caption = (
+            "N: the members in the group when the item is sent; --members 60 fills it in"
+            if members is None
+            else f"{{total}} shown as {members} (--members)"
         )
     out.print(table)
 
@@ -147,85 +172,131 @@ def preview(
 def simulate(
     playbook: Path,
     scenario: Path,
-    out_file: Annotated[Path | None, typer.Option("--out", help="write JSON Lines here")] = None,
-    transcript: Annotated[bool, typer.Option(help="also show a readable transcript on stderr")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="write the JSON Lines here (with --transcript, only here)")
+    ] = None,
+    transcript: Annotated[
+        bool,
+        typer.Option(help="show a readable transcript and summary tables instead of JSON Lines"),
+    ] = False,
     db: Annotated[str, typer.Option(help="database URL; default: in memory")] = "sqlite://",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="use this config's pacing, quiet_hours and timezone"),
+    ] = None,
 ) -> None:
-    """Rehearse a playbook against a scenario on a virtual clock; JSON Lines of every send."""
+    """Rehearse a playbook against a scenario on a virtual clock. Without --transcript: JSON
+    Lines of every send on standard output (or --out). With --transcript: every message
+    whole, then the summary tables; JSON Lines only into --out."""
+    from bot import config as configs
+    from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
     from bot.simulate import to_json
+    from bot.summary import summary_tables
+    from bot.transcript import for_scenario
 
     try:
+        loaded = configs.load(config) if config is not None else None
+        zone = loaded.config.timezone if loaded else "Asia/Shanghai"
         pb = playbooks.load(playbook)
         sc, src = scenarios.load(scenario)
-        lines: list[str] = []
-        show = _transcript_hooks(err, pb, sc) if transcript else None
+        tr = for_scenario(out, calendar(pb, sc.start, zone), sc) if transcript else None
         result = run_simulation(
             pb,
             sc,
             source=src,
             db_url=db,
-            on_send=show[0] if show else None,
-            on_event=show[1] if show else None,
+            settings=loaded.settings() if loaded else None,
+            on_send=tr.bot if tr else None,
+            on_event=tr.on_event if tr else None,
+            default_zone=zone,
         )
     except InputError as exc:
         raise fail(exc) from None
-    lines = [to_json(s, result.cal) for s in result.sent]
-    text = "".join(line + "\n" for line in lines)
+    text = "".join(to_json(s, result.cal) + "\n" for s in result.sent)
     if out_file:
         out_file.write_text(text, encoding="utf-8")
-    else:
+    elif not transcript:
         sys.stdout.write(text)
-
-
-def _transcript_hooks(console: Console, pb, sc):  # type: ignore[no-untyped-def]
-    from bot.plan import calendar
-    from bot.transcript import Transcript
-
-    cal = calendar(pb, sc.start)
-    names = {m.id: m.alias or m.name for m in sc.members}
-    names.update({e.join.id: e.join.name for e in sc.events if e.join})
-    tr = Transcript(console, cal, lambda mid: names.get(mid, mid), sc.bot)
-
-    def on_event(ev):  # type: ignore[no-untyped-def]
-        if ev.kind in ("say", "dm"):
-            tr.member(ev.at, ev.member.shown, ev.text, dm=ev.kind == "dm")
-        else:
-            tr.event(ev.at, f"{ev.member.shown} {'加入了群聊' if ev.kind == 'join' else '退出了群聊'}")
-
-    return tr.bot, on_event
+    if transcript:
+        for table in summary_tables(result, sc):
+            out.print(table)
+        if out_file:
+            out.print(f"[dim]{len(result.sent)} messages written to {escape(str(out_file))}[/]")
 
 
 @app.command()
 def demo(
-    members: Annotated[int, typer.Option(min=1, max=500, help="generated members")] = 60,
+    playbook: Annotated[
+        Path | None,
+        typer.Argument(metavar="PLAYBOOK", help="the playbook to rehearse; default: the sample"),
+    ] = None,
+    members: Annotated[int, typer.Option(help="generated members, 1 to 500")] = 60,
     seed: Annotated[int, typer.Option(help="random seed for the members' habits")] = 7,
     quiet: Annotated[bool, typer.Option(help="summary tables only, no transcript")] = False,
-    db: Annotated[Path | None, typer.Option(help="keep the database in this SQLite file")] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="keep the database in this SQLite file; it must not exist yet")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="with --db: delete the file first if it exists")
+    ] = False,
 ) -> None:
-    """Play the sample 8-day cohort with generated members; no WeChat account needed."""
-    from bot.demo import SAMPLE_PLAYBOOK, demo_scenario
+    """Play a playbook (the sample 8-day cohort by default) with generated members whose
+    habits follow its tracks, cut-offs and commands; no WeChat account needed. A --db file
+    holds one rehearsal: an existing file is refused (it would mix two rehearsals) unless
+    --fresh, which deletes it first."""
+    from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe
+    from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
     from bot.summary import summary_tables
+    from bot.transcript import for_scenario
 
     started = time.perf_counter()
-    pb = playbooks.load(SAMPLE_PLAYBOOK)
+    if not MIN_MEMBERS <= members <= MAX_MEMBERS:
+        err.print(
+            f"[bold red]error[/] --members {members}: write a number from {MIN_MEMBERS} to {MAX_MEMBERS}"
+        )
+        raise typer.Exit(2)
+    if db is not None:
+        if db.is_dir():
+            err.print(f"[bold red]error[/] --db {escape(str(db))} is a folder; name a file, e.g. demo.db")
+            raise typer.Exit(2)
+        if not db.parent.is_dir():
+            err.print(f"[bold red]error[/] --db {escape(str(db))}: its folder does not exist")
+            raise typer.Exit(2)
+        if db.exists() and not fresh:
+            err.print(
+                f"[bold red]error[/] --db {escape(str(db))} already exists. A demo writes a whole new "
+                "cohort into it; played into an old file, its members, check-ins and messages would "
+                "mix with the earlier rehearsal's. Add --fresh to delete the file and start fresh, "
+                "or name a new file.",
+                soft_wrap=False,
+            )
+            raise typer.Exit(2)
+        if db.exists():
+            for stale in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
+                stale.unlink(missing_ok=True)
+            out.print(f"--fresh: deleted the old {escape(str(db))}; this rehearsal starts fresh in it")
+    try:
+        pb = playbooks.load(playbook or SAMPLE_PLAYBOOK)
+    except InputError as exc:
+        raise fail(exc) from None
     sc, habits = demo_scenario(pb, members, seed)
-    hooks = None if quiet else _transcript_hooks(out, pb, sc)
-    out.print(
-        f"[bold]{pb.name}[/] · {len(sc.members) - 1} members + 2 joining on day 3 · "
-        f"habits: {dict(Counter(v for k, v in habits.items() if k != 'op1'))}"
-    )
+    who, kinds = describe(sc, habits)
+    out.print(f"[bold]{escape(pb.name)}[/] · {who} · seed {seed}\nhabits: {kinds}")
+    tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc)
     result = run_simulation(
         pb,
         sc,
         db_url=f"sqlite:///{db.resolve()}" if db else "sqlite://",
-        on_send=hooks[0] if hooks else None,
-        on_event=hooks[1] if hooks else None,
+        on_send=tr.bot if tr else None,
+        on_event=tr.on_event if tr else None,
     )
     for table in summary_tables(result, sc):
         out.print(table)
     out.print(f"[dim]played {pb.days} days in {time.perf_counter() - started:.1f} s of real time[/]")
+    if db:
+        out.print(f"[dim]the database is in {escape(str(db))}[/]")
 
 
 @app.command()

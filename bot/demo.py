@@ -1,11 +1,19 @@
-"""The embedded demo: the sample playbook and about 60 generated members with different
-habits, played on the virtual clock, then summary tables."""
+"""The demo: any playbook (the sample by default) played by generated members whose habits
+follow the playbook itself: its tracks' keywords and days, their cut-offs (`until`,
+`day_starts`) and reminders, its commands (mute and unmute where it has them), two members
+who join, one who leaves. Played on the virtual clock, then summary tables (bot/summary.py).
+
+Every generated message falls while its sender is in the group and inside the cohort, so a
+scenario built here always passes `timeline` (bot/scenario.py), for any playbook, any member
+count in 1..500 and any seed.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -13,37 +21,15 @@ from bot.playbook import Playbook
 from bot.scenario import Scenario
 
 SAMPLE_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "python-8day.yaml"
+MIN_MEMBERS, MAX_MEMBERS = 1, 500
+BOT_NAME = "CohortBot"
+OPERATOR = "op1"
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
 GIVEN = [
-    "伟",
-    "芳",
-    "娜",
-    "敏",
-    "静",
-    "磊",
-    "洋",
-    "艳",
-    "勇",
-    "杰",
-    "娟",
-    "涛",
-    "明",
-    "超",
-    "秀英",
-    "霞",
-    "平",
-    "刚",
-    "桂英",
-    "晨",
-    "子涵",
-    "浩然",
-    "雨萱",
-    "梓轩",
-    "欣怡",
-    "一诺",
-    "思远",
-    "佳琪",
+    *("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "杰", "娟", "涛", "明", "超"),
+    *("秀英", "霞", "平", "刚", "桂英", "晨", "子涵", "浩然", "雨萱", "梓轩", "欣怡", "一诺"),
+    *("思远", "佳琪"),
 ]
 CHATTER = [
     "老师好",
@@ -54,146 +40,225 @@ CHATTER = [
     "😂",
     "打扰了，想问下链接打不开",
     "谢谢助教",
-    "签到",
     "🌹🌹🌹",
 ]
+# What members add after a check-in keyword: nothing, punctuation, a few words.
+AFTER_KEYWORD = ["", "", "！", " ✅", "～", " 今天有收获", " 第一次完整做完"]
+
+DAY = 24 * 60  # minutes
 
 
 @dataclass(frozen=True)
 class Habit:
     name: str
-    reading: float  # chance to do the morning reading on a lesson day
-    lesson: float  # chance to finish the lesson on a lesson day
-    late: bool  # does things late in the day
+    checkin: float  # chance to check in on one of a track's days
+    late: bool  # leaves things to the last minute, sometimes past the cut-off
     chatty: float  # chance of a chat message a day
 
 
 HABITS = [
-    (Habit("diligent", 0.95, 0.95, False, 0.3), 0.40),
-    (Habit("late", 0.6, 0.75, True, 0.2), 0.20),
-    (Habit("casual", 0.5, 0.5, False, 0.2), 0.15),
-    (Habit("lurker", 0.08, 0.1, False, 0.02), 0.25),
+    (Habit("diligent", 0.95, False, 0.3), 0.40),
+    (Habit("late", 0.75, True, 0.2), 0.20),
+    (Habit("casual", 0.5, False, 0.2), 0.15),
+    (Habit("lurker", 0.08, False, 0.02), 0.25),
 ]
+# The member who mutes the bot checks in early every day: muted, but never behind.
+MUTER = Habit("muter", 1.0, False, 0.1)
 
 
-def _hhmm(minutes: int) -> str:
-    minutes = max(0, min(minutes, 23 * 60 + 59))
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+def _minutes(t: time | None) -> int:
+    return 0 if t is None else t.hour * 60 + t.minute
 
 
-def _key(at: str) -> tuple[int, str]:
-    """ "day N HH:MM" -> (N, "HH:MM"), which sorts in time order."""
-    _, day, hhmm = at.split()
-    return int(day), hhmm
+def _at(t: int) -> str:
+    """Minutes from day 1 00:00 -> "day N HH:MM"."""
+    return f"day {t // DAY + 1} {t % DAY // 60:02d}:{t % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a track's check-ins for one day are made, in minutes from day 1 00:00."""
+
+    open: int  # members start checking in
+    mark: int  # the reminder (or a sensible evening hour): the diligent are done by then
+    close: int  # the last minute that counts: `until`, or the next `day_starts`
+    cutoff: bool  # `until` is set: some late members miss it
+
+
+def window(pb: Playbook, track_id: str, day: int) -> Window:
+    track = pb.tracks[track_id]
+    starts = _minutes(pb.day_starts)
+    day0 = (day - 1) * DAY
+    if track.until is not None:
+        until = _minutes(track.until)
+        close = day0 + until + (DAY if until < starts else 0)  # as Calendar.deadline
+    else:
+        close = day0 + DAY + starts
+    lo = day0 + starts
+    opens = max(lo, min(day0 + 7 * 60 + 30, close - 120))
+    reminders = [
+        day0 + _minutes(it.at)
+        for it in pb.schedule
+        if it.remind is not None and it.remind.track == track_id and it.day == day
+    ]
+    mark = min((r for r in reminders if opens < r <= close), default=min(close, day0 + 22 * 60))
+    return Window(opens, max(mark, opens + 1), max(close, opens + 1), track.until is not None)
+
+
+class _Names:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def new(self) -> str:
+        while True:
+            name = self.rng.choice(SURNAMES) + self.rng.choice(GIVEN)
+            if name not in self.used:
+                self.used.add(name)
+                return name
+
+
+def _checkin_text(pb: Playbook, track_id: str, rng: random.Random) -> str:
+    """A keyword of the track as members write it; the longest keyword it starts with is
+    still one of this track's (else the bare keyword)."""
+    keyword = rng.choice(pb.tracks[track_id].keywords)
+    text = keyword + rng.choice(AFTER_KEYWORD)
+    longest = max(
+        ((kw, tid) for tid, t in pb.tracks.items() for kw in t.keywords if text.startswith(kw)),
+        key=lambda kt: len(kt[0]),
+    )
+    return text if longest[1] == track_id else keyword
 
 
 def demo_scenario(
     playbook: Playbook, members: int = 60, seed: int = 7, start: date = date(2026, 12, 1)
 ) -> tuple[Scenario, dict[str, str]]:
-    """A scenario for the sample playbook; also returns member id -> habit name."""
+    """A scenario for ``playbook`` with ``members`` generated members (1..500), two who
+    join and one who leaves; also returns member id -> habit."""
+    if not MIN_MEMBERS <= members <= MAX_MEMBERS:
+        raise ValueError(f"members: {members} is out of range; use {MIN_MEMBERS} to {MAX_MEMBERS}")
+    pb = playbook
     rng = random.Random(seed)
-    habits = [h for h, _ in HABITS]
-    weights = [w for _, w in HABITS]
-    people: list[dict[str, Any]] = [{"id": "op1", "name": "王助教"}]
-    habit_of: dict[str, str] = {"op1": "operator"}
-    used: set[str] = set()
-
-    def new_name() -> str:
-        while True:
-            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
-            if name not in used:
-                used.add(name)
-                return name
-
-    for i in range(1, members + 1):
-        mid = f"u{i:02d}"
-        people.append({"id": mid, "name": new_name()})
-        habit_of[mid] = rng.choices(habits, weights)[0].name
-    joiners = [
-        {"id": f"u{members + 1:02d}", "name": new_name()},
-        {"id": f"u{members + 2:02d}", "name": new_name()},
-    ]
+    names = _Names(rng)
+    width = max(2, len(str(members + 2)))
+    people: list[dict[str, Any]] = [{"id": OPERATOR, "name": "王助教"}]
+    habit_of: dict[str, str] = {OPERATOR: "operator"}
+    habit: dict[str, Habit] = {}
+    habits, weights = [h for h, _ in HABITS], [w for _, w in HABITS]
+    regular = [f"u{i:0{width}d}" for i in range(1, members + 1)]
+    for mid in regular:
+        people.append({"id": mid, "name": names.new()})
+        habit[mid] = rng.choices(habits, weights)[0]
+    joiners = [{"id": f"u{members + i:0{width}d}", "name": names.new()} for i in (1, 2)]
     for j in joiners:
-        habit_of[j["id"]] = "diligent"
-    leaver = "u05"
-    habit_of[leaver] = "leaves on day 4"
-    by_name = {h.name: h for h in habits}
-    reading_days = playbook.tracks["reading"].days
-    lesson_days = playbook.tracks["lesson"].days
-    reflection_days = playbook.tracks["reflection"].days if "reflection" in playbook.tracks else []
+        habit[j["id"]] = HABITS[0][0]
+
+    last = pb.days * DAY  # the cohort ends here
+    join_day, leave_day = min(3, pb.days), min(4, pb.days)
+    joined_at = {joiners[0]["id"]: (join_day - 1) * DAY + 8 * 60 + 10}
+    joined_at[joiners[1]["id"]] = (join_day - 1) * DAY + 13 * 60 + 40
+    leaver = regular[min(4, members - 1)]
+    left_at = {leaver: (leave_day - 1) * DAY + 12 * 60}
+    # The cast: members with a part to play (asking, muting, noise), the leaver last.
+    cast = [m for m in regular if m != leaver] or [leaver]
+    muter = cast[min(3, len(cast) - 1)] if pb.commands.mute else None
+    if muter is not None:
+        habit[muter] = MUTER
 
     events: list[dict[str, Any]] = [
-        {"at": "day 3 08:10", "join": joiners[0]},
-        {"at": "day 3 13:40", "join": joiners[1]},
-        {"at": "day 4 12:00", "leave": leaver},
-        {"at": "day 1 09:05", "from": "u01", "text": "帮助"},
-        {"at": "day 2 12:30", "from": "u02", "text": "今日安排"},
-        {"at": "day 4 21:00", "from": "u03", "dm": True, "text": "进度"},
-        {"at": "day 5 22:05", "from": "u04", "text": "排行榜"},
-        {"at": "day 6 09:30", "from": "op1", "text": "大家结营快乐，今晚 8 点不见不散！"},
-        {"at": "day 2 19:00", "from": "u07", "text": "@CohortBot 打卡"},
-        {"at": "day 2 19:01", "from": "u07", "text": "打卡"},  # a duplicate
-        {"at": "day 2 15:30", "from": "u09", "text": "🎉🎉🎉"},
-        {"at": "day 2 15:31", "from": "u10", "text": "@CohortBot"},
-        {"at": "day 2 15:32", "from": "u11", "text": "长消息" * 2000},
-        {"at": "day 2 15:33", "from": "u12", "text": ""},
-    ]
-    for mid in [p["id"] for p in people[1:]] + [j["id"] for j in joiners]:
-        habit = by_name.get(habit_of[mid], by_name["diligent"])
-        first_day = 3 if mid in (joiners[0]["id"], joiners[1]["id"]) else 1
-        last_day = 4 if mid == leaver else playbook.days
-        for day in range(first_day, last_day + 1):
-            if day in reading_days and rng.random() < habit.reading:
-                t = rng.randint(7 * 60 + 35, 13 * 60 if habit.late else 11 * 60 + 50)
-                if not (mid in (joiners[0]["id"],) and day == 3 and t < 8 * 60 + 10):
-                    events.append(
-                        {
-                            "at": f"day {day} {_hhmm(t)}",
-                            "from": mid,
-                            "text": rng.choice(["晨读打卡", "晨读", "晨读打卡 今天的句子很棒"]),
-                        }
-                    )
-            if day in lesson_days and rng.random() < habit.lesson and not (mid == leaver and day == 4):
-                base = (
-                    rng.randint(21 * 60 + 35, 23 * 60 + 50)
-                    if habit.late
-                    else rng.randint(19 * 60, 21 * 60 + 20)
-                )
-                events.append(
-                    {
-                        "at": f"day {day} {_hhmm(base)}",
-                        "from": mid,
-                        "text": rng.choice(["打卡", "打卡！", "完成", "打卡 第一次写出了循环"]),
-                    }
-                )
-            if day in reflection_days and rng.random() < habit.lesson * 0.6:
-                events.append(
-                    {
-                        "at": f"day {day} {_hhmm(rng.randint(20 * 60 + 5, 22 * 60))}",
-                        "from": mid,
-                        "text": "心得："
-                        + rng.choice(["终于理解了函数", "坚持打卡真的有收获", "猜数字游戏写出来超有成就感"]),
-                    }
-                )
-            if rng.random() < habit.chatty:
-                events.append(
-                    {
-                        "at": f"day {day} {_hhmm(rng.randint(9 * 60, 23 * 60))}",
-                        "from": mid,
-                        "text": rng.choice(CHATTER),
-                    }
-                )
-    # Joiners say nothing before they are in the group.
-    joined_at = {e["join"]["id"]: _key(e["at"]) for e in events if "join" in e}
-    events = [e for e in events if e.get("from") not in joined_at or _key(e["at"]) > joined_at[e["from"]]]
+        {"at": _at(joined_at[j["id"]]), "join": j} for j in joiners
+    ]  # first in the file: at the same minute, the join comes before what they say
+    events.append({"at": _at(left_at[leaver]), "leave": leaver})
+    said: list[tuple[int, dict[str, Any]]] = []
+
+    def say(t: int, who: str, text: str, dm: bool = False) -> None:
+        said.append((t, {"at": _at(t), "from": who, "text": text, **({"dm": True} if dm else {})}))
+
+    def cast_member(i: int) -> str:
+        return cast[i % len(cast)]
+
+    # Every command the playbook has, asked as members do: in the group or privately.
+    c = pb.commands
+
+    def on(day: int, hh: int, mm: int) -> int:
+        return (min(day, pb.days) - 1) * DAY + hh * 60 + mm
+
+    say(on(1, 9, 5), cast_member(0), c.help[0])
+    say(on(2, 12, 30), cast_member(1), rng.choice(c.today))
+    say(on(4, 21, 0), cast_member(2), rng.choice(c.progress), dm=True)
+    say(on(5, 22, 5), cast_member(3 if muter is None else 4), rng.choice(c.leaderboard))
+    if muter is not None and c.mute:
+        say(on(1, 10, 0), muter, c.mute[0], dm=True)
+        if c.unmute:
+            say(on(pb.days, 10, 0), muter, c.unmute[0], dm=True)
+    say(on(6, 9, 30), OPERATOR, "大家结营快乐，今晚 8 点不见不散！")
+    # What a real group also sends: emoji, the bot's name alone, a very long message, nothing.
+    say(on(2, 15, 30), cast_member(5), "🎉🎉🎉")
+    say(on(2, 15, 31), cast_member(6), f"@{BOT_NAME}")
+    say(on(2, 15, 32), cast_member(7), "长消息" * 2000)
+    say(on(2, 15, 33), cast_member(8), "")
+
+    # A check-in sent twice (the second is silent), the first with the bot's name before it.
+    first_track = next(iter(pb.tracks))
+    w = window(pb, first_track, pb.tracks[first_track].days[0])
+    t = rng.randint(w.open, max(w.open, w.mark - 2))
+    twice = cast_member(9)
+    say(t, twice, f"@{BOT_NAME} " + _checkin_text(pb, first_track, rng))
+    say(t + 1, twice, pb.tracks[first_track].keywords[0])
+
+    for mid in regular + [j["id"] for j in joiners]:
+        h = habit[mid]
+        for tid, track in pb.tracks.items():
+            for day in track.days:
+                chance = h.checkin * (0.85 if track.until is not None and h.late else 1.0)
+                if rng.random() >= chance:
+                    continue
+                w = window(pb, tid, day)
+                if h is MUTER:  # in good time before any reminder
+                    early = max(w.open, w.mark - 240)
+                    t = rng.randint(early, max(early, w.mark - 30))
+                elif h.late and w.cutoff and rng.random() < 0.25:
+                    t = rng.randint(w.close + 1, w.close + 90)  # too late: the bot says so
+                elif h.late:
+                    t = rng.randint(w.mark, max(w.mark, min(w.close, (day - 1) * DAY + DAY + 90) - 1))
+                elif h.name == "casual":
+                    t = rng.randint(w.open, w.close - 1)
+                else:
+                    t = rng.randint(max(w.open, w.mark - 240), w.mark - 1)
+                say(t, mid, _checkin_text(pb, tid, rng))
+        for day in range(1, pb.days + 1):
+            if rng.random() < h.chatty:
+                say((day - 1) * DAY + rng.randint(9 * 60, 23 * 60), mid, rng.choice(CHATTER))
+
+    def here(mid: str, t: int) -> bool:
+        """In the group at minute t, strictly after joining and before leaving."""
+        return 0 <= t < last and joined_at.get(mid, -1) < t and t < left_at.get(mid, last)
+
+    events += [e for t, e in said if here(e["from"], t)]
+    for mid, h in habit.items():
+        habit_of[mid] = h.name
+    habit_of[leaver] = f"leaver (day {leave_day})"
     sc = Scenario.model_validate(
         {
             "start": start,
-            "room": "Python 8天训练营 1班",
-            "bot": "CohortBot",
-            "operators": ["op1"],
+            "room": pb.name,
+            "bot": BOT_NAME,
+            "operators": [OPERATOR],
             "members": people,
             "events": events,
         }
     )
     return sc, habit_of
+
+
+def describe(sc: Scenario, habit_of: dict[str, str]) -> Iterator[str]:
+    """The generated group in a few words: who, and their habits."""
+    joins = [e for e in sc.events if e.join is not None]
+    learners = len(sc.members) - len(sc.operators)
+    when = f" on {joins[0].at}".rsplit(" ", 1)[0] if joins else ""
+    yield f"{learners} member{'s' if learners != 1 else ''} + {len(joins)} joining{when}"
+    counts: dict[str, int] = {}
+    for mid, h in habit_of.items():
+        if mid not in sc.operators:
+            counts[h] = counts.get(h, 0) + 1
+    yield ", ".join(f"{n} {h}" for h, n in sorted(counts.items(), key=lambda hn: -hn[1]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.app import Bot
@@ -32,6 +32,7 @@ class Result:
     bot: Bot
     cal: Calendar
     said: list[datetime] = field(default_factory=list)  # when members spoke in the group
+    events: list[TimedEvent] = field(default_factory=list)  # the scenario's, in time order
 
     def noise(self) -> Noise:
         return measure(self.bot.db, COHORT_ID, self.cal, self.sent, self.said)
@@ -78,11 +79,14 @@ def simulate(
     source: Source | None = None,
     db_url: str = "sqlite://",
     pacing: Pacing | None = None,
+    settings: Settings | None = None,
     on_send: Callable[[Sent], None] | None = None,
     on_event: Callable[[TimedEvent], None] | None = None,
     default_zone: str = "Asia/Shanghai",
 ) -> Result:
-    """Play the whole cohort; returns every message the bot sent, in order."""
+    """Play the whole cohort; returns every message the bot sent, in order. ``settings``
+    (a config's: pacing, quiet hours) replaces the defaults; the scenario's operators and
+    bot name are used all the same."""
     cal = calendar(playbook, scenario.start, default_zone)
     events = timeline(scenario, cal, source)  # rejects a bad scenario before anything runs
 
@@ -97,11 +101,10 @@ def simulate(
         )
         joiners = [e.join for e in scenario.events if e.join is not None]
         group.strangers = {m.id for m in [*scenario.members, *joiners] if not m.friend}
-        settings = Settings(
-            operators=frozenset(scenario.operators), bot_name=scenario.bot, pacing=pacing or Pacing()
-        )
+        base = settings if settings is not None else Settings(pacing=pacing or Pacing())
+        chosen = replace(base, operators=frozenset(scenario.operators), bot_name=scenario.bot)
         run = CohortRun.create(COHORT_ID, playbook, cal, scenario.room)
-        bot = Bot(open_db(db_url), group, clock, settings, [run], reconcile_minutes=0)
+        bot = Bot(open_db(db_url), group, clock, chosen, [run], reconcile_minutes=0)
         await bot.start()
         try:
             await play(group, events, clock, on_event)
@@ -110,6 +113,6 @@ def simulate(
         finally:
             await bot.stop()
         said = [ev.at for ev in events if ev.kind == "say"]
-        return Result(group.sent, bot, cal, said)
+        return Result(group.sent, bot, cal, said, events)
 
     return run_virtual(cal.start_utc(), main)

@@ -1,34 +1,67 @@
-"""A readable, coloured transcript of a group: time, who, what."""
+"""A readable, coloured transcript of a group: time, who, what. The bot's messages are shown
+whole, line by line, with every name it @-mentions; a line wider than the terminal wraps under
+the text, never under the time, so the times stay a column."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from bot.plan import Calendar
+from bot.scenario import Scenario, TimedEvent
 from bot.transports.simulated import Sent
 
-MAX_MENTIONS_SHOWN = 6
+STAMP = 8  # "HH:MM:SS"
+MEMBER_TEXT_SHOWN = 100  # a member's message longer than this is cut, with its length
+JOINERS = {"\ufe0f", "\u200d"}  # an emoji's variation selector, zero-width joiner
+CLOSING = set("，。、；：！？）」』】》〉”’…,.;:!?)]}")  # not at the start of a line
+
+
+def wrap_offsets(plain: str, width: int) -> list[int]:
+    """Where to break ``plain`` so no piece is wider than ``width`` cells: anywhere in
+    Chinese text, but not inside a Latin word, a link or an @name (they move to the next
+    line whole), nor before a closing mark such as ，or 」."""
+    offsets: list[int] = []
+    col, start, space = 0, 0, -1
+    for i, ch in enumerate(plain):
+        # With the character before, so that ☀ + U+FE0F (emoji presentation) counts as 2.
+        w = cell_len(plain[i - 1 : i + 1]) - cell_len(plain[i - 1]) if i > start else cell_len(ch)
+        if col + w > width and i > start:
+            word = plain[space:i] if start < space else ""
+            if ch.isspace():
+                cut = i + 1  # the space ends this line (and is dropped)
+            elif word and (
+                (word.isascii() and ch.isascii() and len(word) < 24)
+                or (word.startswith("@") and cell_len(word) <= 20)
+            ):
+                cut = space
+            elif (ch in CLOSING or ch in JOINERS) and i - 1 > start:
+                cut = i - 1  # with the character before it
+            else:
+                cut = i
+            offsets.append(cut)
+            start, space = cut, -1
+            col = cell_len(plain[cut:i])
+            if cut > i:
+                continue
+        col += w
+        if ch == " ":
+            space = i + 1
+    return offsets
 
 
 class Transcript:
     def __init__(
-        self,
-        console: Console,
-        cal: Calendar,
-        name_of: Callable[[str], str],
-        bot_name: str = "CohortBot",
-        width: int = 160,
+        self, console: Console, cal: Calendar, name_of: Callable[[str], str], bot_name: str = "CohortBot"
     ) -> None:
         self.console = console
         self.cal = cal
         self.name_of = name_of
         self.bot_name = bot_name
-        self.width = width
         self._last_day: int | None = None
 
     def _stamp(self, at: datetime) -> str:
@@ -39,28 +72,51 @@ class Transcript:
             self.console.rule(f"[bold]第 {day} 天 · {local:%Y-%m-%d %a}")
         return f"{self.cal.local(at):%H:%M:%S}"
 
-    def _short(self, text: str) -> str:
-        flat = " ⏎ ".join(line for line in text.splitlines() if line.strip())
-        return flat if len(flat) <= self.width else flat[: self.width - 1] + "…"
+    def _print(self, stamp: str, body: Text) -> None:
+        """The time, then the body line by line; wrapped lines indented under the text."""
+        width = max(self.console.width - STAMP - 1, 20)
+        first = True
+        for line in body.split("\n", allow_blank=True):
+            pieces = line.divide(wrap_offsets(line.plain, width)) if line.plain else [line]
+            for piece in pieces:
+                piece.rstrip()
+                if first or piece.plain:
+                    head = Text(stamp if first else " " * STAMP, style="dim")
+                    self.console.print(head + " " + piece, soft_wrap=True)
+                else:
+                    self.console.print()
+                first = False
 
     def member(self, at: datetime, who: str, text: str, dm: bool = False) -> None:
-        t = Text(self._stamp(at) + " ", style="dim")
-        t.append(f"{who}{' → 私聊' if dm else ''}: ", style="green")
-        t.append(self._short(text))
-        self.console.print(t)
+        body = Text(f"{who}{' → 私聊' if dm else ''}: ", style="green")
+        if len(text) > MEMBER_TEXT_SHOWN:
+            text = text[:MEMBER_TEXT_SHOWN] + f"…（共 {len(text)} 字）"
+        body.append(text)
+        self._print(self._stamp(at), body)
 
     def event(self, at: datetime, text: str) -> None:
-        self.console.print(f"[dim]{self._stamp(at)}[/] [yellow]· {escape(text)}[/]")
+        self._print(self._stamp(at), Text(f"· {text}", style="yellow"))
 
     def bot(self, sent: Sent) -> None:
-        t = Text(self._stamp(sent.at) + " ", style="dim")
         if sent.chat.startswith("dm:"):
-            t.append(f"{self.bot_name} → 私聊 {self.name_of(sent.chat[3:])}: ", style="bold magenta")
+            body = Text(f"{self.bot_name} → 私聊 {self.name_of(sent.chat[3:])}: ", style="bold magenta")
         else:
-            t.append(f"{self.bot_name}: ", style="bold cyan")
+            body = Text(f"{self.bot_name}: ", style="bold cyan")
         if sent.mentions:
-            shown = " ".join("@" + self.name_of(m) for m in sent.mentions[:MAX_MENTIONS_SHOWN])
-            more = len(sent.mentions) - MAX_MENTIONS_SHOWN
-            t.append(shown + (f" …+{more}" if more > 0 else "") + " ", style="blue")
-        t.append(self._short(sent.text))
-        self.console.print(t)
+            body.append(" ".join("@" + self.name_of(m) for m in sent.mentions) + " ", style="blue")
+        body.append(sent.text.rstrip("\n"))
+        self._print(self._stamp(sent.at), body)
+
+    def on_event(self, ev: TimedEvent) -> None:
+        """A scenario event (bot/simulate.py's on_event)."""
+        if ev.kind in ("say", "dm"):
+            self.member(ev.at, ev.member.shown, ev.text, dm=ev.kind == "dm")
+        else:
+            self.event(ev.at, f"{ev.member.shown} {'加入了群聊' if ev.kind == 'join' else '退出了群聊'}")
+
+
+def for_scenario(console: Console, cal: Calendar, sc: Scenario) -> Transcript:
+    """A transcript of ``sc``'s group: members by their group alias, else their name."""
+    names = {m.id: m.alias or m.name for m in sc.members}
+    names.update({e.join.id: e.join.alias or e.join.name for e in sc.events if e.join})
+    return Transcript(console, cal, lambda mid: names.get(mid, mid), sc.bot)
