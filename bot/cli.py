@@ -315,6 +315,27 @@ def run(config: Annotated[Path, typer.Option("--config", help="the deployment co
     raise typer.Exit(code)
 
 
+@app.command()
+def reload(config: Annotated[Path, typer.Option("--config", help="the running bot's config (YAML)")]) -> None:
+    """Make the `cohortbot run` of this config read it and its playbooks again now (it also
+    notices saved files by itself). The files are checked here first; exit 2 if they are
+    not valid, 1 if no bot runs with this config."""
+    from bot import config as configs
+    from bot.reload import signal_running
+
+    try:
+        loaded = configs.load(config)
+    except InputError as exc:
+        err.print("[bold red]not reloaded[/]: the running bot keeps the last good version")
+        raise fail(exc) from None
+    try:
+        pid = signal_running(loaded)
+    except LookupError as exc:
+        err.print(f"[bold red]error[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(f"asked cohortbot (process {pid}) to reload; what changed goes to the operators and its log")
+
+
 def main() -> None:
     try:
         app()

@@ -40,5 +40,15 @@ class CohortRun:
             command_words=words,
         )
 
+    def adopt(self, new: CohortRun) -> None:
+        """Take a reloaded playbook's version in place (a live edit): whatever holds this run
+        (the engine's rooms, a waiting roll call, the scheduler's jobs) sees it at once. The
+        room stays the one resolved at start."""
+        self.playbook = new.playbook
+        self.cal = new.cal
+        self.plan = new.plan
+        self.keywords = new.keywords
+        self.command_words = new.command_words
+
     def day(self, at: datetime) -> int:
         return self.cal.day_of(at)

@@ -6,6 +6,7 @@ the database, and leaves sending to the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,18 @@ class Settings:
     quiet_hours: QuietHours | None = field(default_factory=lambda: QuietHours(time(22, 30), time(7, 30)))
 
 
+def _rollcall_settings(settings: Settings) -> RollCallSettings:
+    p = settings.pacing
+    return RollCallSettings(
+        every=timedelta(minutes=p.ack_every_minutes),
+        fold_seconds=p.ack_window_seconds,
+        mentions=p.roll_call_mentions,
+        max_mentions=p.max_mentions,
+        quiet=settings.quiet_hours,
+        max_wait=timedelta(minutes=p.ack_max_wait_minutes) if p.ack_max_wait_minutes else None,
+    )
+
+
 class Engine:
     def __init__(
         self, db: Database, clock: Clock, transport: Transport, outbox: Outbox, settings: Settings
@@ -56,19 +69,7 @@ class Engine:
         p = settings.pacing
         self.roster = Roster(db, clock, transport, settings.operators, settings.bot_name)
         self.alerts = OperatorAlerts(db, clock, settings.operators, outbox.wake)
-        self.rollcalls = RollCalls(
-            db,
-            clock,
-            RollCallSettings(
-                every=timedelta(minutes=p.ack_every_minutes),
-                fold_seconds=p.ack_window_seconds,
-                mentions=p.roll_call_mentions,
-                max_mentions=p.max_mentions,
-                quiet=settings.quiet_hours,
-                max_wait=timedelta(minutes=p.ack_max_wait_minutes) if p.ack_max_wait_minutes else None,
-            ),
-            outbox.wake,
-        )
+        self.rollcalls = RollCalls(db, clock, _rollcall_settings(settings), outbox.wake)
         self.router = Router(
             db, clock, self.roster, self.rollcalls, self.runs, p.ack_window_seconds, outbox.wake
         )
@@ -79,6 +80,25 @@ class Engine:
         self.firing = Firing(
             db, clock, self.roster, settings.grace, p.max_mentions, outbox.wake, self.rollcalls.ride_along
         )
+        # Items fire one at a time, and a live edit (bot/reload.py) is swapped in between two
+        # of them, never while one is being claimed.
+        self.items_lock = asyncio.Lock()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """A live config edit: pacing, quiet hours, operators and the grace window take effect
+        for everything from now on (the bot's name is read at start only)."""
+        self.settings = settings
+        self.outbox.pacing = settings.pacing
+        self.roster.operators = settings.operators
+        self.alerts.operators = settings.operators
+        self.friends.operators = settings.operators
+        self.rollcalls.settings = _rollcall_settings(settings)
+        self.router.ack_window = settings.pacing.ack_window_seconds
+        self.firing.grace = settings.grace
+        self.firing.max_mentions = settings.pacing.max_mentions
+
+    def run_of(self, cohort_id: str) -> CohortRun | None:
+        return next((r for r in self.runs.values() if r.id == cohort_id), None)
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -220,7 +240,13 @@ class Engine:
     # --- schedule items -----------------------------------------------------------------
 
     async def fire(self, run: CohortRun, planned: PlannedItem) -> None:
-        await self.firing.fire(run, planned)
+        async with self.items_lock:
+            if planned not in run.plan:
+                # A live edit moved or changed it while its job waited: the edit rescheduled
+                # (or is sending) the new version.
+                log.info("%s: %s was edited before it went out; the edit counts", run.id, planned.item_id)
+                return
+            await self.firing.fire(run, planned)
 
     def skip_missed(self, run: CohortRun, missed: Iterable[PlannedItem]) -> None:
         self.firing.skip_missed(run, missed)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +20,7 @@ from bot.clock import SystemClock
 from bot.cohort import CohortRun
 from bot.config import Loaded
 from bot.plan import calendar
+from bot.reload import Reloader, pid_file
 from bot.transports.base import Transport
 from bot.transports.wechaty import GatewayError, WechatyTransport
 from storage.db import AlreadyRunning, explain_failure, open_db, single_instance
@@ -57,11 +60,23 @@ def run_forever(loaded: Loaded, console: Console) -> int:
             return error(f"{exc}; stop it first (one bot per database)")
         except (OSError, SQLAlchemyError) as exc:
             return database_error(exc)
+        pid = pid_file(loaded)
+        try:
+            pid.write_text(f"{os.getpid()}\n")  # for `cohortbot reload`
+            held.callback(_remove_pid, pid)
+        except OSError as exc:
+            log.warning("could not write %s (%s); `cohortbot reload` will not find this bot", pid, exc)
         try:
             return asyncio.run(_run(loaded, db, console))
         except (GatewayError, LookupError) as exc:
             return error(str(exc))
     return 2  # not reached: mypy cannot see that ExitStack does not swallow exceptions
+
+
+def _remove_pid(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().strip()) == os.getpid():
+            path.unlink()
 
 
 async def _run(loaded: Loaded, db: Database, console: Console) -> int:
@@ -115,10 +130,19 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
         log.info("%s: room %r, day 1 = %s, %d items", run.id, run.room, run.cal.start, len(run.plan))
     if cfg.kind != "wechaty":
         reader = asyncio.create_task(group.read_stdin(sys.stdin, stop))
+    # Live edits: a saved config or playbook, SIGHUP, `cohortbot reload`.
+    reloader = Reloader(bot, loaded)
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    watcher = asyncio.create_task(reloader.watch(), name="watch")
+    log.info("watching %s for edits", ", ".join(sorted(str(f) for f in reloader.files())))
     try:
         await stop.wait()
         log.info("stopping: letting queued messages go out (10 s at most)")
     finally:
+        watcher.cancel()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.remove_signal_handler(signal.SIGHUP)
         if reader is not None:
             reader.cancel()
         await bot.stop(drain_seconds=10)

@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.clock import Clock, loop_now
 from bot.cohort import CohortRun
 from bot.engine import Engine
+from bot.plan import PlannedItem
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -49,29 +50,9 @@ class CohortScheduler:
 
     async def start(self, runs: list[CohortRun]) -> None:
         now = self.clock.now()
-        grace = self.engine.settings.grace
-        late = []
+        late: list[tuple[CohortRun, PlannedItem]] = []
         for run in runs:
-            with self.engine.db.connect() as conn:
-                claimed = repo.claimed_items(conn, run.id)
-            todo = [p for p in run.plan if p.item_id not in claimed]
-            missed = [p for p in todo if p.due < now - grace]
-            if missed:
-                self.engine.skip_missed(run, missed)
-            late += [(run, p) for p in todo if now - grace <= p.due <= now]
-            for index, p in enumerate(run.plan):
-                if p.item_id in claimed or p.due <= now:
-                    continue
-                # Job ids sort like the plan, so items due the same minute keep their order.
-                self.aps.add_job(
-                    self.engine.fire,
-                    DateTrigger(p.due),
-                    args=(run, p),
-                    id=f"{run.id}:{index:05d}:{p.item_id}",
-                    misfire_grace_time=None,
-                    coalesce=False,
-                    max_instances=1,
-                )
+            late += [(run, p) for p in self._schedule(run, now)]
             if self.reconcile_minutes:
                 self.aps.add_job(
                     self.engine.reconcile_now,
@@ -91,6 +72,39 @@ class CohortScheduler:
                 run.cal.local(p.due).strftime("%H:%M"),
             )
             await self.engine.fire(run, p)
+
+    def reschedule(self, run: CohortRun) -> list[PlannedItem]:
+        """A live edit changed ``run.plan``: its item jobs are replaced by the new plan's, by
+        the same rules as at start (claimed items are not scheduled again; unclaimed items
+        already past are skipped beyond the grace window). Returns the items due within the
+        grace window, for the caller to fire (late) once the edit is in place."""
+        for job in self.aps.get_jobs():
+            if job.id.startswith(f"{run.id}:") and job.id != f"{run.id}:reconcile":
+                job.remove()
+        return self._schedule(run, self.clock.now())
+
+    def _schedule(self, run: CohortRun, now: datetime) -> list[PlannedItem]:
+        grace = self.engine.settings.grace
+        with self.engine.db.connect() as conn:
+            claimed = repo.claimed_items(conn, run.id)
+        todo = [p for p in run.plan if p.item_id not in claimed]
+        missed = [p for p in todo if p.due < now - grace]
+        if missed:
+            self.engine.skip_missed(run, missed)
+        for index, p in enumerate(run.plan):
+            if p.item_id in claimed or p.due <= now:
+                continue
+            # Job ids sort like the plan, so items due the same minute keep their order.
+            self.aps.add_job(
+                self.engine.fire,
+                DateTrigger(p.due),
+                args=(run, p),
+                id=f"{run.id}:{index:05d}:{p.item_id}",
+                misfire_grace_time=None,
+                coalesce=False,
+                max_instances=1,
+            )
+        return [p for p in todo if now - grace <= p.due <= now]
 
     def stop(self) -> None:
         if self.aps.running:
