@@ -913,3 +913,75 @@ async def test_members_who_are_not_friends_get_their_reward_once_they_add_the_as
     finally:
         await bot.stop()
         gw.close()
+
+
+def test_a_playbook_edited_while_cohortbot_runs_takes_effect_without_a_restart(gateway, tmp_path):
+    """Live edits end to end: `cohortbot run` over the gateway, the playbook saved with an
+    item moved to the coming minute; the post reaches the group then, the operators are told
+    by private message, and the process is never restarted. (Items are timed to the minute,
+    so the test waits for the next minute that leaves the bot time to start: 8-68 s.)"""
+    import subprocess
+    import sys
+    import threading
+
+    zone = ZoneInfo("Asia/Shanghai")
+    launch = time.time()
+    soon = int(launch + 8) // 60 * 60 + 60  # the first minute at least 8 s away
+    new_at = datetime.fromtimestamp(soon, zone)
+    old_at = new_at + timedelta(minutes=1)
+    start = new_at.date() - timedelta(days=1)  # the coming minute is on day 2
+
+    def playbook(at: datetime) -> str:
+        day = (at.date() - start).days + 1
+        return PLAYBOOK.replace(
+            "schedule:\n",
+            f'schedule:\n  - {{id: live, day: {day}, at: "{at:%H:%M}", post: "【直播】马上开始"}}\n',
+        )
+
+    pb = tmp_path / "playbook.yaml"
+    pb.write_text(playbook(old_at), encoding="utf-8")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""\
+        database: sqlite:///bot.db
+        operators: [op1]
+        transport: {{kind: wechaty, endpoint: {gateway.endpoint}, token: {gateway.token}}}
+        quiet_hours: "off"
+        cohorts:
+          - {{id: live-test, playbook: playbook.yaml, room: 网关测试营 1班, start: {start}}}
+        """),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log: list[str] = []
+    reading = threading.Thread(target=lambda: log.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reading.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("for edits" in line for line in log):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(log)[-3000:]
+            time.sleep(0.1)
+        time.sleep(0.3)  # the watcher's thread is up
+        assert time.time() < soon - 2, "the bot took too long to start for this minute"
+        pb.write_text(playbook(new_at), encoding="utf-8")  # the editor saves
+        [post] = gateway.wait_sent(
+            lambda s: s["kind"] == "room" and s["text"] == "【直播】马上开始", timeout=soon - time.time() + 15
+        )
+        assert soon <= post["ts"] / 1000 < soon + 5, (post["ts"] / 1000 - soon, "".join(log)[-2000:])
+        [told] = gateway.wait_sent(lambda s: s["kind"] == "dm" and "修改已生效" in s["text"], timeout=10)
+        assert told["conversationId"] == "op1"
+        assert f"live → 第2天 {new_at:%H:%M}" in told["text"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reading.join(timeout=5)
+    err = "".join(log)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"1 item moved (live to day 2 {new_at:%H:%M})" in err
+    assert err.count("logged in as bot") == 1  # never restarted
+    assert "Traceback" not in err
