@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot import i18n
 from bot.clock import VirtualTimeLoop
 from tests.harness import Harness
 
@@ -14,6 +15,19 @@ def pytest_asyncio_loop_factories(config, item):
     if item.get_closest_marker("realtime") or item.get_closest_marker("gateway"):
         return {"real": asyncio.new_event_loop}
     return {"virtual": lambda: VirtualTimeLoop(datetime(2026, 1, 1, tzinfo=UTC))}
+
+
+@pytest.fixture(autouse=True)
+def operator_language(monkeypatch):
+    """Every test runs in English, whatever the machine's locale, unless it asks for another
+    language (``i18n.use("zh")``, or LANG / --lang through the CLI): the CLI reads LC_ALL,
+    LC_MESSAGES and LANG, so they are set to English here, and restored after."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    i18n.use("en")
+    yield
+    i18n.use("en")
 
 
 @pytest.fixture

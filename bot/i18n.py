@@ -1,0 +1,83 @@
+"""The operator's language: English or Chinese, from gettext catalogs in ``bot/locale``.
+
+English is the msgid language, so English needs no catalog. The operator's language (the
+CLI's output and help, validation messages, the log lines and alerts an operator reads) is
+chosen once per process with :func:`use`; :func:`_` and :func:`ngettext` translate into it.
+Texts for members follow the playbook's language instead: they ask :func:`translation` for
+that language's catalog, per call.
+
+Catalogs: ``pybabel extract -F babel.cfg -o bot/locale/cohortbot.pot .``, then
+``pybabel update`` and ``pybabel compile`` (see README, Development).
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+DOMAIN = "cohortbot"
+LANGUAGES = ("en", "zh")
+Language = Literal["en", "zh"]
+
+
+def locale_dir() -> str:
+    """Where the compiled catalogs are, inside the installed package."""
+    return str(resources.files("bot") / "locale")
+
+
+@cache
+def translation(language: str) -> gettext.NullTranslations:
+    """The catalog of ``language`` ("en": none, msgids are English)."""
+    if language == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, locale_dir(), languages=[language])
+
+
+def normalize(value: str | None) -> Language | None:
+    """``zh``, ``zh_CN.UTF-8``, ``zh-Hans`` -> "zh"; any other set value -> "en"; unset -> None."""
+    if not value:
+        return None
+    return "zh" if value.strip().lower().startswith("zh") else "en"
+
+
+def detect(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Language:
+    """An explicit choice (``--lang``, config ``language:``) first, then the locale:
+    LC_ALL, LC_MESSAGES, LANG, the first one set. Chinese if it starts with ``zh``."""
+    env = os.environ if environ is None else environ
+    for value in (explicit, env.get("LC_ALL"), env.get("LC_MESSAGES"), env.get("LANG")):
+        found = normalize(value)
+        if found is not None:
+            return found
+    return "en"
+
+
+_current: gettext.NullTranslations = translation("en")
+_language: Language = "en"
+
+
+def use(language: str) -> None:
+    """Make ``language`` the operator's language for this process."""
+    global _current, _language
+    _language = normalize(language) or "en"
+    _current = translation(_language)
+
+
+def current() -> Language:
+    return _language
+
+
+def _(message: str) -> str:
+    return _current.gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return _current.ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Marks a text for the catalog without translating it (it is translated where shown)."""
+    return message
