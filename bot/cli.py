@@ -6,34 +6,98 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
+from bot import i18n
 from bot import playbook as playbooks
 from bot import scenario as scenarios
+from bot.i18n import N_, _
 from bot.plan import StartDate
 from bot.yamlfile import InputError, Problem, read_yaml
 
+
+def _lang_argument(args: list[str]) -> str | None:
+    """The value of ``--lang X`` / ``--lang=X`` in the command line, before click parses it
+    (the help must already be in that language)."""
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a == "--lang" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--lang="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _translate_help(command: Any) -> None:
+    """The help texts (English msgids) of a command, its options and its subcommands, in the
+    operator's language."""
+    if command.help:
+        command.help = _(command.help)
+    if command.short_help:
+        command.short_help = _(command.short_help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _translate_help(sub)
+
+
+class _Localized(TyperGroup):
+    """Chooses the operator's language (--lang, then the locale) before anything is printed."""
+
+    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        i18n.use(i18n.detect(_lang_argument(argv)))
+        _translate_help(self)
+        return super().main(args, *a, **kw)
+
+
 app = typer.Typer(
+    cls=_Localized,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="cohortbot: the operator's assistant for 8-day WeChat course cohorts.",
+    help=N_("cohortbot: the operator's assistant for 8-day WeChat course cohorts."),
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+@app.callback()
+def _options(
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            metavar="zh|en",
+            help=N_("the language of messages and help: zh or en; default: from the locale (LANG)"),
+        ),
+    ] = None,
+) -> None:
+    if lang is not None and lang not in i18n.LANGUAGES:
+        error(_("--lang {value}: write zh or en").format(value=lang))
+        raise typer.Exit(2)
+
+
+def error(text: str) -> None:
+    """An error line; ``text`` is already escaped for rich markup where it needs to be."""
+    err.print(_("[bold red]error[/] {text}").format(text=text), soft_wrap=True)
+
+
 def fail(exc: InputError) -> typer.Exit:
     for p in exc.problems:
-        err.print(f"[bold red]error[/] {escape(str(p))}", markup=True, soft_wrap=True)
+        error(escape(str(p)))
     return typer.Exit(2)
 
 
@@ -47,13 +111,16 @@ def _kind(data: object) -> str:
     return "playbook"
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "Check files; exit 0 if all are valid, 2 otherwise. Warnings (legal, but almost surely "
+        "not meant) are printed and count as errors with --strict."
+    )
+)
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="playbooks (or configs, scenarios)")],
-    strict: Annotated[bool, typer.Option("--strict", help="warnings count as errors")] = False,
+    files: Annotated[list[Path], typer.Argument(help=N_("playbooks (or configs, scenarios)"))],
+    strict: Annotated[bool, typer.Option("--strict", help=N_("warnings count as errors"))] = False,
 ) -> None:
-    """Check files; exit 0 if all are valid, 2 otherwise. Warnings (legal, but almost surely
-    not meant) are printed and count as errors with --strict."""
     from bot import config
 
     bad = 0
@@ -68,50 +135,58 @@ def validate(
                 for pb in {id(p): p for p in loaded.playbooks.values()}.values():
                     warnings += [w for w in pb.warnings if w.where != "schedule"]
                     if quiet is not None:
-                        warnings += pb.quiet_warnings(quiet.start, quiet.end, "the quiet hours")
+                        warnings += pb.quiet_warnings(quiet.start, quiet.end, _("the quiet hours"))
             elif kind == "scenario":
                 scenarios.parse(src)
             else:
                 pb = playbooks.parse(src)
                 warnings = list(pb.warnings)
             for w in warnings:
-                err.print(f"[bold yellow]warning[/] {escape(str(w))}", soft_wrap=True)
+                err.print(_("[bold yellow]warning[/] {text}").format(text=escape(str(w))), soft_wrap=True)
             if warnings and strict:
                 bad += 1
                 continue
             if kind == "playbook":
                 out.print(
-                    f"[green]ok[/] {f}: {pb.name}, {pb.days} days, {len(pb.tracks)} tracks, "
-                    f"{len(pb.schedule)} items"
+                    _("[green]ok[/] {file}: {name}, {days} days, {tracks} tracks, {items} items").format(
+                        file=escape(str(f)),
+                        name=escape(pb.name),
+                        days=pb.days,
+                        tracks=len(pb.tracks),
+                        items=len(pb.schedule),
+                    )
                 )
                 continue
-            out.print(f"[green]ok[/] {f} ({kind})")
+            kinds = {"config": _("config"), "scenario": _("scenario")}
+            out.print(_("[green]ok[/] {file} ({kind})").format(file=escape(str(f)), kind=kinds[kind]))
         except InputError as exc:
             bad += 1
             for p in exc.problems:
-                err.print(f"[bold red]error[/] {escape(str(p))}", soft_wrap=True)
+                error(escape(str(p)))
     if bad:
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(help=N_("Print the playbook format as JSON Schema (for editors' completion and checks)."))
 def schema() -> None:
-    """Print the playbook format as JSON Schema (for editors' completion and checks)."""
     sys.stdout.write(json.dumps(playbooks.json_schema(), ensure_ascii=False, indent=2) + "\n")
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "The timeline of every item, in the playbook's local time: a post's first line, what "
+        "the other kinds do. {total}, the members in the group when an item is sent, is unknown "
+        "before the cohort runs: it is shown as N (or --members)."
+    )
+)
 def preview(
     playbook: Path,
-    start: Annotated[str, typer.Option(help="day 1, YYYY-MM-DD")],
-    timezone: Annotated[str, typer.Option(help="if the playbook sets none")] = "Asia/Shanghai",
+    start: Annotated[str, typer.Option(help=N_("day 1, YYYY-MM-DD"))],
+    timezone: Annotated[str, typer.Option(help=N_("if the playbook sets none"))] = "Asia/Shanghai",
     members: Annotated[
-        int | None, typer.Option(min=0, help="fill {total} with this count; default: shown as N")
+        int | None, typer.Option(min=0, help=N_("fill {total} with this count; default: shown as N"))
     ] = None,
 ) -> None:
-    """The timeline of every item, in the playbook's local time: a post's first line, what
-    the other kinds do. {total}, the members in the group when an item is sent, is unknown
-    before the cohort runs: it is shown as N (or --members)."""
     from rich import box
 
     from bot import items, templates
@@ -121,12 +196,12 @@ def preview(
     try:
         day1 = TypeAdapter(StartDate).validate_python(date.fromisoformat(start))
     except ValueError:
-        err.print(f"[bold red]error[/] --start {start!r}: write a date as YYYY-MM-DD, e.g. 2026-12-01")
+        error(escape(_("--start {value!r}: write a date as YYYY-MM-DD, e.g. 2026-12-01").format(value=start)))
         raise typer.Exit(2) from None
     try:
         playbooks.check_timezone(timezone)
     except ValueError as exc:
-        err.print(f"[bold red]error[/] --timezone: {exc}")
+        error(escape(f"--timezone: {exc}"))
         raise typer.Exit(2) from None
     try:
         pb = playbooks.load(playbook)
@@ -136,14 +211,16 @@ def preview(
     run = CohortRun.create("preview", pb, cal, "room")
     total = "N" if members is None else str(members)
     table = Table(
-        title=f"{pb.name} · {cal.zone.key} · day 1 = {day1:%a} {day1}",
+        title=_("{name} · {zone} · day 1 = {weekday} {date}").format(
+            name=pb.name, zone=cal.zone.key, weekday=f"{day1:%a}", date=day1
+        ),
         box=box.SIMPLE_HEAD,
         expand=True,
         padding=(0, 1),
     )
-    table.add_column("time", no_wrap=True)
-    table.add_column("what", ratio=1, no_wrap=True, overflow="ellipsis")
-    table.add_column("id", no_wrap=True, style="dim")
+    table.add_column(_("time"), no_wrap=True)
+    table.add_column(_("what"), ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column(_("id"), no_wrap=True, style="dim")
     uses_total = False
     for i, p in enumerate(run.plan):
         it = p.item
@@ -156,38 +233,42 @@ def preview(
             what = items.preview(run, it)
         local = cal.local(p.due)
         if i == 0 or run.plan[i - 1].item.day != it.day:  # a heading row for each day
-            table.add_row(f"day {it.day}", f"{local:%a %Y-%m-%d}", "", style="bold")
+            table.add_row(_("day {day}").format(day=it.day), f"{local:%a %Y-%m-%d}", "", style="bold")
         last_of_day = i + 1 == len(run.plan) or run.plan[i + 1].item.day != it.day
         table.add_row(f"{local:%H:%M}", escape(what), p.item_id, end_section=last_of_day)
     if uses_total:
         table.caption = (
-            "N: the members in the group when the item is sent; --members 60 fills it in"
+            _("N: the members in the group when the item is sent; --members 60 fills it in")
             if members is None
-            else f"{{total}} shown as {members} (--members)"
+            else _("{{total}} shown as {members} (--members)").format(members=members)
         )
     out.print(table)
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "Rehearse a playbook against a scenario on a virtual clock. Without --transcript: JSON "
+        "Lines of every send on standard output (or --out). With --transcript: every message "
+        "whole, then the summary tables; JSON Lines only into --out."
+    )
+)
 def simulate(
     playbook: Path,
     scenario: Path,
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="write the JSON Lines here (with --transcript, only here)")
+        Path | None,
+        typer.Option("--out", help=N_("write the JSON Lines here (with --transcript, only here)")),
     ] = None,
     transcript: Annotated[
         bool,
-        typer.Option(help="show a readable transcript and summary tables instead of JSON Lines"),
+        typer.Option(help=N_("show a readable transcript and summary tables instead of JSON Lines")),
     ] = False,
-    db: Annotated[str, typer.Option(help="database URL; default: in memory")] = "sqlite://",
+    db: Annotated[str, typer.Option(help=N_("database URL; default: in memory"))] = "sqlite://",
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="use this config's pacing, quiet_hours and timezone"),
+        typer.Option("--config", help=N_("use this config's pacing, quiet_hours and timezone")),
     ] = None,
 ) -> None:
-    """Rehearse a playbook against a scenario on a virtual clock. Without --transcript: JSON
-    Lines of every send on standard output (or --out). With --transcript: every message
-    whole, then the summary tables; JSON Lines only into --out."""
     from bot import config as configs
     from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
@@ -222,29 +303,35 @@ def simulate(
         for table in summary_tables(result, sc):
             out.print(table)
         if out_file:
-            out.print(f"[dim]{len(result.sent)} messages written to {escape(str(out_file))}[/]")
+            written = i18n.ngettext(
+                "{n} message written to {file}", "{n} messages written to {file}", len(result.sent)
+            )
+            out.print("[dim]" + written.format(n=len(result.sent), file=escape(str(out_file))) + "[/]")
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "Play a playbook (the sample 8-day cohort by default) with generated members whose "
+        "habits follow its tracks, cut-offs and commands; no WeChat account needed. A --db file "
+        "holds one rehearsal: an existing file is refused (it would mix two rehearsals) unless "
+        "--fresh, which deletes it first."
+    )
+)
 def demo(
     playbook: Annotated[
         Path | None,
-        typer.Argument(metavar="PLAYBOOK", help="the playbook to rehearse; default: the sample"),
+        typer.Argument(metavar="PLAYBOOK", help=N_("the playbook to rehearse; default: the sample")),
     ] = None,
-    members: Annotated[int, typer.Option(help="generated members, 1 to 500")] = 60,
-    seed: Annotated[int, typer.Option(help="random seed for the members' habits")] = 7,
-    quiet: Annotated[bool, typer.Option(help="summary tables only, no transcript")] = False,
+    members: Annotated[int, typer.Option(help=N_("generated members, 1 to 500"))] = 60,
+    seed: Annotated[int, typer.Option(help=N_("random seed for the members' habits"))] = 7,
+    quiet: Annotated[bool, typer.Option(help=N_("summary tables only, no transcript"))] = False,
     db: Annotated[
-        Path | None, typer.Option(help="keep the database in this SQLite file; it must not exist yet")
+        Path | None, typer.Option(help=N_("keep the database in this SQLite file; it must not exist yet"))
     ] = None,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="with --db: delete the file first if it exists")
+        bool, typer.Option("--fresh", help=N_("with --db: delete the file first if it exists"))
     ] = False,
 ) -> None:
-    """Play a playbook (the sample 8-day cohort by default) with generated members whose
-    habits follow its tracks, cut-offs and commands; no WeChat account needed. A --db file
-    holds one rehearsal: an existing file is refused (it would mix two rehearsals) unless
-    --fresh, which deletes it first."""
     from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe
     from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
@@ -253,37 +340,49 @@ def demo(
 
     started = time.perf_counter()
     if not MIN_MEMBERS <= members <= MAX_MEMBERS:
-        err.print(
-            f"[bold red]error[/] --members {members}: write a number from {MIN_MEMBERS} to {MAX_MEMBERS}"
+        error(
+            _("--members {n}: write a number from {low} to {high}").format(
+                n=members, low=MIN_MEMBERS, high=MAX_MEMBERS
+            )
         )
         raise typer.Exit(2)
     if db is not None:
         if db.is_dir():
-            err.print(f"[bold red]error[/] --db {escape(str(db))} is a folder; name a file, e.g. demo.db")
+            error(_("--db {file} is a folder; name a file, e.g. demo.db").format(file=escape(str(db))))
             raise typer.Exit(2)
         if not db.parent.is_dir():
-            err.print(f"[bold red]error[/] --db {escape(str(db))}: its folder does not exist")
+            error(_("--db {file}: its folder does not exist").format(file=escape(str(db))))
             raise typer.Exit(2)
         if db.exists() and not fresh:
             err.print(
-                f"[bold red]error[/] --db {escape(str(db))} already exists. A demo writes a whole new "
-                "cohort into it; played into an old file, its members, check-ins and messages would "
-                "mix with the earlier rehearsal's. Add --fresh to delete the file and start fresh, "
-                "or name a new file.",
+                _(
+                    "[bold red]error[/] --db {file} already exists. A demo writes a whole new "
+                    "cohort into it; played into an old file, its members, check-ins and messages would "
+                    "mix with the earlier rehearsal's. Add --fresh to delete the file and start fresh, "
+                    "or name a new file."
+                ).format(file=escape(str(db))),
                 soft_wrap=False,
             )
             raise typer.Exit(2)
         if db.exists():
             for stale in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
                 stale.unlink(missing_ok=True)
-            out.print(f"--fresh: deleted the old {escape(str(db))}; this rehearsal starts fresh in it")
+            out.print(
+                _("--fresh: deleted the old {file}; this rehearsal starts fresh in it").format(
+                    file=escape(str(db))
+                )
+            )
     try:
         pb = playbooks.load(playbook or SAMPLE_PLAYBOOK)
     except InputError as exc:
         raise fail(exc) from None
     sc, habits = demo_scenario(pb, members, seed)
     who, kinds = describe(sc, habits)
-    out.print(f"[bold]{escape(pb.name)}[/] · {who} · seed {seed}\nhabits: {kinds}")
+    out.print(
+        _("[bold]{name}[/] · {who} · seed {seed}\nhabits: {kinds}").format(
+            name=escape(pb.name), who=who, seed=seed, kinds=kinds
+        )
+    )
     tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc)
     result = run_simulation(
         pb,
@@ -294,14 +393,14 @@ def demo(
     )
     for table in summary_tables(result, sc):
         out.print(table)
-    out.print(f"[dim]played {pb.days} days in {time.perf_counter() - started:.1f} s of real time[/]")
+    played = _("played {days} days in {seconds:.1f} s of real time")
+    out.print("[dim]" + played.format(days=pb.days, seconds=time.perf_counter() - started) + "[/]")
     if db:
-        out.print(f"[dim]the database is in {escape(str(db))}[/]")
+        out.print("[dim]" + _("the database is in {file}").format(file=escape(str(db))) + "[/]")
 
 
-@app.command()
-def run(config: Annotated[Path, typer.Option("--config", help="the deployment config (YAML)")]) -> None:
-    """Run the bot for the cohorts in the config."""
+@app.command(help=N_("Run the bot for the cohorts in the config."))
+def run(config: Annotated[Path, typer.Option("--config", help=N_("the deployment config (YAML)"))]) -> None:
     from bot import config as configs
     from bot.runner import run_forever
 
@@ -311,36 +410,47 @@ def run(config: Annotated[Path, typer.Option("--config", help="the deployment co
         loaded = configs.load(config)
     except InputError as exc:
         raise fail(exc) from None
+    if loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
+        i18n.use(loaded.config.language)  # the config's choice over the locale's
     code = run_forever(loaded, out)
     raise typer.Exit(code)
 
 
-@app.command()
-def reload(config: Annotated[Path, typer.Option("--config", help="the running bot's config (YAML)")]) -> None:
-    """Make the `cohortbot run` of this config read it and its playbooks again now (it also
-    notices saved files by itself). The files are checked here first; exit 2 if they are
-    not valid, 1 if no bot runs with this config."""
+@app.command(
+    help=N_(
+        "Make the `cohortbot run` of this config read it and its playbooks again now (it also "
+        "notices saved files by itself). The files are checked here first; exit 2 if they are "
+        "not valid, 1 if no bot runs with this config."
+    )
+)
+def reload(
+    config: Annotated[Path, typer.Option("--config", help=N_("the running bot's config (YAML)"))],
+) -> None:
     from bot import config as configs
     from bot.reload import signal_running
 
     try:
         loaded = configs.load(config)
     except InputError as exc:
-        err.print("[bold red]not reloaded[/]: the running bot keeps the last good version")
+        err.print(_("[bold red]not reloaded[/]: the running bot keeps the last good version"))
         raise fail(exc) from None
     try:
         pid = signal_running(loaded)
     except LookupError as exc:
-        err.print(f"[bold red]error[/] {escape(str(exc))}", soft_wrap=True)
+        error(escape(str(exc)))
         raise typer.Exit(1) from None
-    out.print(f"asked cohortbot (process {pid}) to reload; what changed goes to the operators and its log")
+    out.print(
+        _("asked cohortbot (process {pid}) to reload; what changed goes to the operators and its log").format(
+            pid=pid
+        )
+    )
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("stopped")
+        err.print(_("stopped"))
         sys.exit(130)
 
 

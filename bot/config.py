@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from bot import playbook as playbooks
 from bot.engine import Settings
+from bot.i18n import N_, _
 from bot.outbox import Pacing
 from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
@@ -45,11 +46,15 @@ def _in_range(
     """A number setting that must be finite and within [lo, hi] (or (lo, hi] with ``above``):
     `.inf`, `.nan`, `1e300` and negatives are refused where they are written, with the range,
     not found later as an overflow or a bot that waits forever."""
-    kind = "whole number" if whole else "number"
-    wanted = f"more than {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
-    hint = f"write a {kind} {wanted} ({unit}), e.g. {example:g}"
 
     def check(value: Any) -> Any:
+        if above:
+            hint = _("write a number more than {lo} and at most {hi} ({unit}), e.g. {example}")
+        elif whole:
+            hint = _("write a whole number from {lo} to {hi} ({unit}), e.g. {example}")
+        else:
+            hint = _("write a number from {lo} to {hi} ({unit}), e.g. {example}")
+        hint = hint.format(lo=f"{lo:g}", hi=f"{hi:g}", unit=_(unit), example=f"{example:g}")
         number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
             try:
@@ -62,28 +67,31 @@ def _in_range(
             except ValueError:
                 number = None
         if number is None:
-            raise ValueError(f"{_shown(value)} is not a number; {hint}")
+            raise ValueError(_("{value} is not a number; {hint}").format(value=_shown(value), hint=hint))
         if not math.isfinite(number) or number < lo or number > hi or (above and number == lo):
-            raise ValueError(f"{_shown(value)} is out of range; {hint}")
+            raise ValueError(_("{value} is out of range; {hint}").format(value=_shown(value), hint=hint))
         if whole:
             if not number.is_integer():
-                raise ValueError(f"{_shown(value)} is not a whole number; {hint}")
+                raise ValueError(
+                    _("{value} is not a whole number; {hint}").format(value=_shown(value), hint=hint)
+                )
             return int(number)
         return number
 
     return BeforeValidator(check)
 
 
-Seconds = Annotated[float, _in_range(0, 3600, "seconds", 120, above=True)]
-PaceSeconds = Annotated[float, _in_range(0, 600, "seconds", 3)]
+Seconds = Annotated[float, _in_range(0, 3600, N_("seconds"), 120, above=True)]
+PaceSeconds = Annotated[float, _in_range(0, 600, N_("seconds"), 3)]
 
 
 _HOSTNAME = re.compile(
     r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$"
 )
-_ENDPOINT_HINT = (
-    "write the gateway as host:port, e.g. 127.0.0.1:8788 (an IPv6 address in brackets: [::1]:8788)"
-)
+
+
+def _endpoint_hint() -> str:
+    return _("write the gateway as host:port, e.g. 127.0.0.1:8788 (an IPv6 address in brackets: [::1]:8788)")
 
 
 def check_endpoint(value: Any) -> Any:
@@ -93,7 +101,11 @@ def check_endpoint(value: Any) -> Any:
         return value  # the type check says what is wrong
     text = value.strip()
     if "://" in text:
-        raise ValueError(f"{value!r}: write it without http:// or grpc://; {_ENDPOINT_HINT}")
+        raise ValueError(
+            _("{value!r}: write it without http:// or grpc://; {hint}").format(
+                value=value, hint=_endpoint_hint()
+            )
+        )
     if text.startswith("["):
         m = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
         host, port = (m[1], m[2]) if m else ("", None)
@@ -101,18 +113,32 @@ def check_endpoint(value: Any) -> Any:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(
-                f"{value!r}: only an IPv6 address goes in brackets [ ]; {_ENDPOINT_HINT}"
+                _("{value!r}: only an IPv6 address goes in brackets [ ]; {hint}").format(
+                    value=value, hint=_endpoint_hint()
+                )
             ) from None
     else:
         if text.count(":") > 1:
-            raise ValueError(f"{value!r}: an IPv6 address must be in brackets [ ]; {_ENDPOINT_HINT}")
-        host, _, port = text.partition(":")
+            raise ValueError(
+                _("{value!r}: an IPv6 address must be in brackets [ ]; {hint}").format(
+                    value=value, hint=_endpoint_hint()
+                )
+            )
+        host, _colon, port = text.partition(":")
         if not host or not _HOSTNAME.match(host):
-            raise ValueError(f"{value!r}: {host!r} is not a host name or IP address; {_ENDPOINT_HINT}")
+            raise ValueError(
+                _("{value!r}: {host!r} is not a host name or IP address; {hint}").format(
+                    value=value, host=host, hint=_endpoint_hint()
+                )
+            )
     if not port:
-        raise ValueError(f"{value!r} has no port; {_ENDPOINT_HINT}")
+        raise ValueError(_("{value!r} has no port; {hint}").format(value=value, hint=_endpoint_hint()))
     if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{value!r}: port {port} is not a port number (1 to 65535); {_ENDPOINT_HINT}")
+        raise ValueError(
+            _("{value!r}: port {port} is not a port number (1 to 65535); {hint}").format(
+                value=value, port=port, hint=_endpoint_hint()
+            )
+        )
     return text
 
 
@@ -144,22 +170,24 @@ def _parse_quiet(value: Any) -> Any:
         if h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60 and (h1, m1) != (h2, m2):
             return QuietHours(time(h1, m1), time(h2, m2))
     raise ValueError(
-        f'{value!r} is not a span of the day; write it as "HH:MM-HH:MM", e.g. "22:30-07:30", or "off"'
+        _(
+            '{value!r} is not a span of the day; write it as "HH:MM-HH:MM", e.g. "22:30-07:30", or "off"'
+        ).format(value=value)
     )
 
 
 class PacingConfig(_Strict):
     same_chat_seconds: PaceSeconds = 1.5
     any_chat_seconds: PaceSeconds = 3
-    per_minute: Annotated[int, _in_range(1, 1000, "sends a minute", 30, whole=True)] = 30
-    max_mentions: Annotated[int, _in_range(1, 500, "@-mentions a message", 20, whole=True)] = 20
+    per_minute: Annotated[int, _in_range(1, 1000, N_("sends a minute"), 30, whole=True)] = 30
+    max_mentions: Annotated[int, _in_range(1, 500, N_("@-mentions a message"), 20, whole=True)] = 20
     ack_window_seconds: PaceSeconds = Field(
         default=3, description="extension: how long an acknowledgement waits for others"
     )
-    ack_every_minutes: Annotated[float, _in_range(1, 720, "minutes", 20)] = Field(
+    ack_every_minutes: Annotated[float, _in_range(1, 720, N_("minutes"), 20)] = Field(
         default=20, description="(1.1) at most one roll call per cohort this often"
     )
-    ack_max_wait_minutes: Annotated[float, _in_range(1, 720, "minutes", 25)] | None = Field(
+    ack_max_wait_minutes: Annotated[float, _in_range(1, 720, N_("minutes"), 25)] | None = Field(
         default=None,
         description="(1.1) a check-in waits at most this long for its roll call; default: by the "
         "group's size (25 minutes in groups of 320 and more, up to 2 hours in small ones)",
@@ -185,7 +213,7 @@ class Config(_Strict):
     bot_name: str | None = None
     transport: TransportConfig
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig())
-    grace_minutes: Annotated[float, _in_range(0, 7 * 24 * 60, "minutes", 10)] = Field(
+    grace_minutes: Annotated[float, _in_range(0, 7 * 24 * 60, N_("minutes"), 10)] = Field(
         10, description="extension: items missed while down are sent this late"
     )
     quiet_hours: Annotated[QuietHours | None, BeforeValidator(_parse_quiet)] = Field(
@@ -193,10 +221,13 @@ class Config(_Strict):
         description='(1.1) local times with no roll calls or welcomes in the group, "22:30-07:30"; '
         '"off" for none',
     )
-    reconcile_minutes: Annotated[float, _in_range(0, 24 * 60, "minutes", 5, above=True)] = Field(
+    reconcile_minutes: Annotated[float, _in_range(0, 24 * 60, N_("minutes"), 5, above=True)] = Field(
         5, description="extension: how often the member list is re-read"
     )
     cohorts: list[CohortConfig] = Field(min_length=1)
+    language: Literal["zh", "en"] | None = Field(
+        None, description="the operator's language for `run`'s log and alerts; default: the locale"
+    )
 
 
 @dataclass(frozen=True)
@@ -242,7 +273,10 @@ def _expand(value: Any, loc: Loc, src: Source, env: dict[str, str], problems: li
             if m[1] not in env:
                 problems.append(
                     src.problem(
-                        loc, f"environment variable {m[1]} is not set; export {m[1]}=... before starting"
+                        loc,
+                        _("environment variable {name} is not set; export {name}=... before starting").format(
+                            name=m[1]
+                        ),
                     )
                 )
                 return ""
@@ -311,7 +345,8 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
         if c.id in seen:
             problems.append(
                 src.problem(
-                    ("cohorts", i, "id"), f"cohort id `{c.id}` is used twice; give each cohort its own id"
+                    ("cohorts", i, "id"),
+                    _("cohort id `{id}` is used twice; give each cohort its own id").format(id=c.id),
                 )
             )
         seen.setdefault(c.id, i)
@@ -321,8 +356,10 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
             problems.append(
                 src.problem(
                     ("cohorts", i, "room"),
-                    f"room {c.room!r} already runs cohort `{rooms[c.room]}`; a group runs one cohort "
-                    "(give this cohort its own group, or remove the finished one)",
+                    _(
+                        "room {room!r} already runs cohort `{cohort}`; a group runs one cohort "
+                        "(give this cohort its own group, or remove the finished one)"
+                    ).format(room=c.room, cohort=rooms[c.room]),
                 )
             )
         rooms.setdefault(c.room, c.id)
@@ -332,10 +369,10 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
     except BadDatabaseURL as exc:
         problems.append(src.problem(("database",), str(exc)))
     if cfg.transport.kind == "wechaty" and not cfg.transport.token:
-        problems.append(src.problem(("transport",), "`token` is missing; add the gateway's token"))
+        problems.append(src.problem(("transport",), _("`token` is missing; add the gateway's token")))
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
         problems.append(
-            src.problem(("transport",), "`endpoint` is missing; add the gateway, e.g. 127.0.0.1:8788")
+            src.problem(("transport",), _("`endpoint` is missing; add the gateway, e.g. 127.0.0.1:8788"))
         )
     if problems:
         raise InputError(problems)
@@ -346,7 +383,8 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
         if not pb_path.is_file():
             problems.append(
                 src.problem(
-                    ("cohorts", i, "playbook"), f"no playbook at {pb_path}; the path is relative to this file"
+                    ("cohorts", i, "playbook"),
+                    _("no playbook at {path}; the path is relative to this file").format(path=pb_path),
                 )
             )
             continue

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from bot import commands, templates
 from bot.cohort import CohortRun
+from bot.i18n import _
 from bot.plan import PlannedItem
 from bot.playbook import Playbook, ScheduleItem
 from storage import repo
@@ -133,8 +134,17 @@ class _AboutMembers:
             where = (*loc, "nudge", "day") if cls.name == "nudge" and body.day is not None else (*loc, "day")
             c.problem(
                 where,
-                f"track `{body.track}` counts only on days {', '.join(map(str, track.days))}; a "
-                f"{cls.name} about day {checked} would reach everyone. Pick one of those days",
+                (
+                    _(
+                        "track `{track}` counts only on days {days}; a nudge about day {day} would reach "
+                        "everyone. Pick one of those days"
+                    )
+                    if cls.name == "nudge"
+                    else _(
+                        "track `{track}` counts only on days {days}; a reminder about day {day} would "
+                        "reach everyone. Pick one of those days"
+                    )
+                ).format(track=body.track, days=", ".join(map(str, track.days)), day=checked),
             )
 
 
@@ -191,8 +201,9 @@ class Nudge(_AboutMembers):
             if it.nudge.day > it.day:
                 c.problem(
                     (*loc, "nudge", "day"),
-                    f"day {it.nudge.day} has not happened yet on day {it.day}; "
-                    f"nudge about day {it.day} or earlier",
+                    _(
+                        "day {day} has not happened yet on day {today}; nudge about day {today} or earlier"
+                    ).format(day=it.nudge.day, today=it.day),
                 )
         c.need_template((*loc, "nudge", "dm"), it.nudge.dm, cls.FIELDS)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
 from bot import templates
+from bot.i18n import _
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9_-]+$"
@@ -65,7 +66,7 @@ HHMM = Annotated[
 # e.g. from ${ENV} in a config) are fine.
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number; write a whole number like 2")
+        raise ValueError(_("{value!r} is not a number; write a whole number like 2").format(value=value))
     return value
 
 
@@ -85,13 +86,18 @@ def check_timezone(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a time zone; write an IANA name such as Asia/Shanghai")
+        raise ValueError(
+            _("{value!r} is not a time zone; write an IANA name such as Asia/Shanghai").format(value=value)
+        )
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         guess = difflib.get_close_matches(value, sorted(_zones()), n=1)
-        hint = f"; did you mean {guess[0]}?" if guess else "; use an IANA name such as Asia/Shanghai"
-        raise ValueError(f"unknown time zone {value!r}{hint}") from None
+        if guess:
+            message = _("unknown time zone {value!r}; did you mean {guess}?")
+        else:
+            message = _("unknown time zone {value!r}; use an IANA name such as Asia/Shanghai")
+        raise ValueError(message.format(value=value, guess=guess[0] if guess else "")) from None
     return value
 
 
@@ -241,10 +247,11 @@ class Playbook(_Strict):
         """Legal but almost surely not meant: printed by `validate`, errors with --strict."""
         return self._warnings
 
-    def quiet_warnings(self, start: time, end: time, where: str = "the default quiet hours") -> list[Problem]:
+    def quiet_warnings(self, start: time, end: time, where: str | None = None) -> list[Problem]:
         """Items scheduled inside quiet hours: sent all the same (the operator chose the time),
         but members who muted the group for the night will not see them."""
         out = []
+        where = _("the default quiet hours") if where is None else where
         for it, line in zip(self.schedule, self._item_lines, strict=True):
             inside = start <= it.at < end if start <= end else (it.at >= start or it.at < end)
             if inside:
@@ -253,9 +260,13 @@ class Playbook(_Strict):
                         self._path,
                         line,
                         "schedule",
-                        f"{it.at:%H:%M} is inside {where} ({start:%H:%M}-{end:%H:%M}): it is sent all the "
-                        "same, but members may have muted the group for the night; move it, or change "
-                        "`quiet_hours` in the config",
+                        _(
+                            "{at} is inside {where} ({start}-{end}): it is sent all the "
+                            "same, but members may have muted the group for the night; move it, or change "
+                            "`quiet_hours` in the config"
+                        ).format(
+                            at=f"{it.at:%H:%M}", where=where, start=f"{start:%H:%M}", end=f"{end:%H:%M}"
+                        ),
                     )
                 )
         return out
@@ -299,8 +310,11 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             problems.append(
                 src.problem(
                     loc,
-                    f"no track `{track}`; "
-                    + (f"did you mean `{guess[0]}`?" if guess else f"tracks are: {', '.join(tracks)}"),
+                    (
+                        _("no track `{track}`; did you mean `{guess}`?")
+                        if guess
+                        else _("no track `{track}`; tracks are: {tracks}")
+                    ).format(track=track, guess=guess[0] if guess else "", tracks=", ".join(tracks)),
                 )
             )
 
@@ -311,8 +325,10 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             problems.append(
                 src.problem(
                     loc,
-                    f'"{m[0]}" mixes a half-width and a full-width brace; write the placeholder with '
-                    f"half-width braces on both sides: {{{m[1] or m[2]}}}",
+                    _(
+                        '"{written}" mixes a half-width and a full-width brace; write the placeholder with '
+                        "half-width braces on both sides: {fixed}"
+                    ).format(written=m[0], fixed="{" + (m[1] or m[2]) + "}"),
                 )
             )
             return
@@ -323,20 +339,27 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
 
     def need_day(loc: tuple[str | int, ...], day: int) -> None:
         if not 1 <= day <= pb.days:
-            problems.append(src.problem(loc, f"day {day} is outside the cohort; use 1..{pb.days}"))
+            problems.append(
+                src.problem(
+                    loc, _("day {day} is outside the cohort; use 1..{days}").format(day=day, days=pb.days)
+                )
+            )
 
     owner: dict[str, str] = {}
     for tid, track in pb.tracks.items():
         for i, d in enumerate(track.days):
             need_day(("tracks", tid, "days", i), d)
         if len(set(track.days)) != len(track.days):
-            problems.append(src.problem(("tracks", tid, "days"), "a day is listed twice; list each once"))
+            problems.append(src.problem(("tracks", tid, "days"), _("a day is listed twice; list each once")))
         for i, kw in enumerate(track.keywords):
             if kw in owner and owner[kw] != tid:
                 problems.append(
                     src.problem(
                         ("tracks", tid, "keywords", i),
-                        f"keyword {kw!r} also belongs to track `{owner[kw]}`; a keyword must name one track",
+                        _(
+                            "keyword {keyword!r} also belongs to track `{track}`; "
+                            "a keyword must name one track"
+                        ).format(keyword=kw, track=owner[kw]),
                     )
                 )
             owner.setdefault(kw, tid)
@@ -348,7 +371,8 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
         if r.id in seen_rewards:
             problems.append(
                 src.problem(
-                    ("rewards", i, "id"), f"reward id `{r.id}` is used twice; give each reward its own id"
+                    ("rewards", i, "id"),
+                    _("reward id `{id}` is used twice; give each reward its own id").format(id=r.id),
                 )
             )
         seen_rewards[r.id] = i
@@ -357,8 +381,9 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             problems.append(
                 src.problem(
                     ("rewards", i, "count"),
-                    f"count {r.count} can never be reached: track `{r.track}` counts on "
-                    f"{len(pb.tracks[r.track].days)} days",
+                    _("count {count} can never be reached: track `{track}` counts on {days} days").format(
+                        count=r.count, track=r.track, days=len(pb.tracks[r.track].days)
+                    ),
                 )
             )
         need_template(("rewards", i, "dm"), r.dm, REWARD_FIELDS)
@@ -369,7 +394,10 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
         for i, w in enumerate(words or ()):
             if w in used and used[w] != name:
                 problems.append(
-                    src.problem(("commands", name, i), f"{w!r} is already the `{used[w]}` command")
+                    src.problem(
+                        ("commands", name, i),
+                        _("{word!r} is already the `{command}` command").format(word=w, command=used[w]),
+                    )
                 )
             used.setdefault(w, name)
 
@@ -385,10 +413,13 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
         loc: tuple[str | int, ...] = ("schedule", i)
         given = [k for k in KINDS if getattr(it, k) is not None]
         if len(given) != 1:
-            what = "none" if not given else " and ".join(given)
+            what = _("none") if not given else _(" and ").join(given)
             problems.append(
                 src.problem(
-                    loc, f"an item needs exactly one of post, remind, nudge, leaderboard (it has {what})"
+                    loc,
+                    _("an item needs exactly one of post, remind, nudge, leaderboard (it has {what})").format(
+                        what=what
+                    ),
                 )
             )
             continue
@@ -398,7 +429,9 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
                 problems.append(
                     src.problem(
                         (*loc, "id"),
-                        f"id `{it.id}` is already used by schedule[{ids[it.id]}]; ids must be unique",
+                        _("id `{id}` is already used by schedule[{index}]; ids must be unique").format(
+                            id=it.id, index=ids[it.id]
+                        ),
                     )
                 )
             ids.setdefault(it.id, i)
@@ -476,8 +509,10 @@ def _warnings(pb: Playbook, src: Source) -> list[Problem]:
             out.append(
                 src.problem(
                     ("tracks", tid, "ack"),
-                    "`ack` is used only with `acknowledge: each`; this track's check-ins are named in "
-                    "roll calls (write their line as `roll_call:`), or add `acknowledge: each`",
+                    _(
+                        "`ack` is used only with `acknowledge: each`; this track's check-ins are named in "
+                        "roll calls (write their line as `roll_call:`), or add `acknowledge: each`"
+                    ),
                 )
             )
     for i, r in enumerate(pb.rewards):
@@ -486,8 +521,10 @@ def _warnings(pb: Playbook, src: Source) -> list[Problem]:
             out.append(
                 src.problem(
                     ("rewards", i, "announce"),
-                    f"`announce` is used only when track `{r.track}` has `acknowledge: each`; otherwise the "
-                    "roll call names who earned the reward",
+                    _(
+                        "`announce` is used only when track `{track}` has `acknowledge: each`; otherwise the "
+                        "roll call names who earned the reward"
+                    ).format(track=r.track),
                 )
             )
     return sorted(out, key=lambda p: p.line)
@@ -533,9 +570,11 @@ def _slips(src: Source) -> list[Problem]:
             out.append(
                 src.problem(
                     loc,
-                    f'only "{kept}" is read here: YAML drops "{dropped}" (" #" starts a note for '
-                    f"the reader); if it is part of the text, put the whole text in quotes: "
-                    f'{key}: "{kept} {dropped}" (a note of your own: leave two spaces before "# ")',
+                    _(
+                        'only "{kept}" is read here: YAML drops "{dropped}" (" #" starts a note for '
+                        "the reader); if it is part of the text, put the whole text in quotes: "
+                        '{key}: "{kept} {dropped}" (a note of your own: leave two spaces before "# ")'
+                    ).format(kept=kept, dropped=dropped, key=key),
                 )
             )
         stripped = text.strip()
@@ -548,18 +587,24 @@ def _slips(src: Source) -> list[Problem]:
                 out.append(
                     src.problem(
                         loc,
-                        f'"{stripped}" is one keyword, not {len(parts)}: the Chinese "{sep}" does not '
-                        f"separate keywords. To give {len(parts)} keywords, write them in English "
-                        f"quotes separated by English commas: [{written}]",
+                        _(
+                            '"{keyword}" is one keyword, not {n}: the Chinese "{sep}" does not '
+                            "separate keywords. To give {n} keywords, write them in English "
+                            "quotes separated by English commas: [{fixed}]"
+                        ).format(keyword=stripped, n=len(parts), sep=sep, fixed=written),
                     )
                 )
             if quoted:
                 out.append(
                     src.problem(
                         loc,
-                        f"the keyword {stripped} is written in Chinese quotes {stripped[0]} "
-                        f"{stripped[-1]}, which are not YAML quotes: they are part of the keyword, so "
-                        f'members would have to type them; write it in English quotes: ["{stripped[1:-1]}"]',
+                        _(
+                            "the keyword {keyword} is written in Chinese quotes {open} "
+                            "{close}, which are not YAML quotes: they are part of the keyword, so "
+                            'members would have to type them; write it in English quotes: ["{inner}"]'
+                        ).format(
+                            keyword=stripped, open=stripped[0], close=stripped[-1], inner=stripped[1:-1]
+                        ),
                     )
                 )
             continue
@@ -568,17 +613,21 @@ def _slips(src: Source) -> list[Problem]:
             out.append(
                 src.problem(
                     loc,
-                    f"{shown} is written in Chinese quotes {stripped[0]} {stripped[-1]}, which are not "
-                    f"YAML quotes: the bot would send them as part of the text; write English quotes, "
-                    f'or none: {key}: "{inner}"',
+                    _(
+                        "{text} is written in Chinese quotes {open} {close}, which are not "
+                        "YAML quotes: the bot would send them as part of the text; write English quotes, "
+                        'or none: {key}: "{inner}"'
+                    ).format(text=shown, open=stripped[0], close=stripped[-1], key=key, inner=inner),
                 )
             )
         for m in _FULL_WIDTH_BRACES.finditer(text):
             out.append(
                 src.problem(
                     loc,
-                    f'"{m[0]}" has full-width braces ｛ ｝, so it would be sent as it is, not filled in; '
-                    f"write it with half-width braces: {{{m[1]}}}",
+                    _(
+                        '"{written}" has full-width braces ｛ ｝, so it would be sent as it is, '
+                        "not filled in; write it with half-width braces: {fixed}"
+                    ).format(written=m[0], fixed="{" + m[1] + "}"),
                 )
             )
     return out
@@ -605,24 +654,28 @@ def _shadowed(pb: Playbook, src: Source) -> list[Problem]:
         hit = next((k for k in keywords if normalize(word).startswith(k[0])), None)
         if hit is None:
             continue
-        _, kw, tid, i = hit
+        _normalized, kw, tid, i = hit
         if normalize(word) == hit[0]:
             out.append(
                 src.problem(
                     ("tracks", tid, "keywords", i),
-                    f'"{kw}" is also a word of the `{name}` command: a message that is just "{kw}" is '
-                    f"answered as that command and never counts as a check-in on track `{tid}`; "
-                    "choose another keyword, or another word for the command",
+                    _(
+                        '"{keyword}" is also a word of the `{command}` command: a message that is just '
+                        '"{keyword}" is answered as that command and never counts as a check-in on track '
+                        "`{track}`; choose another keyword, or another word for the command"
+                    ).format(keyword=kw, command=name, track=tid),
                 )
             )
         else:
             out.append(
                 src.problem(
                     word_loc or ("tracks", tid, "keywords", i),
-                    f'"{word}" (the `{name}` command) starts with "{kw}", a check-in keyword of track '
-                    f'`{tid}`: a message that is just "{word}" is answered as the command and does not '
-                    "count as a check-in; if members may send it to check in, choose another word for "
-                    "the command",
+                    _(
+                        '"{word}" (the `{command}` command) starts with "{keyword}", a check-in keyword of '
+                        'track `{track}`: a message that is just "{word}" is answered as the command and '
+                        "does not count as a check-in; if members may send it to check in, choose another "
+                        "word for the command"
+                    ).format(word=word, command=name, keyword=kw, track=tid),
                 )
             )
     return out
@@ -640,13 +693,23 @@ def _after_until(pb: Playbook, src: Source) -> list[Problem]:
             continue
         if it.checked_day != it.day or cal.at(it.day, it.at) <= cal.deadline(it.day, track.until):
             continue
-        what = "reminder" if it.kind == "remind" else "nudge"
+        message = (
+            _(
+                "this reminder at {at} asks for today's check-ins on track `{track}`, but "
+                "the track stops counting them at {until} (its `until`); move it "
+                "before {until}, or make it about another day"
+            )
+            if it.kind == "remind"
+            else _(
+                "this nudge at {at} asks for today's check-ins on track `{track}`, but "
+                "the track stops counting them at {until} (its `until`); move it "
+                "before {until}, or make it about another day"
+            )
+        )
         out.append(
             src.problem(
                 ("schedule", i, "at"),
-                f"this {what} at {it.at:%H:%M} asks for today's check-ins on track `{it.track}`, but "
-                f"the track stops counting them at {track.until:%H:%M} (its `until`); move it "
-                f"before {track.until:%H:%M}, or make it about another day",
+                message.format(at=f"{it.at:%H:%M}", track=it.track, until=f"{track.until:%H:%M}"),
             )
         )
     return out

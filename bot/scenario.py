@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.i18n import _
 from bot.plan import Calendar, StartDate
 from bot.transports.base import Member
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
@@ -63,24 +64,32 @@ _DAY = re.compile(r"^\s*day\s+(\d+)\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.I)
 def _when(value: str | datetime, cal: Calendar) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValueError("a date-time needs its offset, e.g. 2026-12-02T07:45:00+08:00")
+            raise ValueError(_("a date-time needs its offset, e.g. 2026-12-02T07:45:00+08:00"))
         return value
     m = _DAY.match(value)
     if m:
         day, hour, minute, sec = int(m[1]), int(m[2]), int(m[3]), int(m[4] or 0)
         if hour > 23 or minute > 59 or sec > 59:
-            raise ValueError(f'{value!r}: no such time of day; use "day N HH:MM", 24-hour')
+            raise ValueError(
+                _('{value!r}: no such time of day; use "day N HH:MM", 24-hour').format(value=value)
+            )
         if day > 10_000:  # before the date arithmetic overflows
-            raise ValueError(f"day {day} is outside the cohort; use 1..{cal.days}")
+            raise ValueError(
+                _("day {day} is outside the cohort; use 1..{days}").format(day=day, days=cal.days)
+            )
         return cal.at(day, time(hour, minute, sec))
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(
-            f'{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"'
+            _('{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"').format(
+                value=value
+            )
         ) from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} needs its offset, e.g. {value.strip()}+08:00")
+        raise ValueError(
+            _("{value!r} needs its offset, e.g. {fixed}").format(value=value, fixed=value.strip() + "+08:00")
+        )
     return parsed
 
 
@@ -94,9 +103,9 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
     known: dict[str, Member] = {}
     for i, m in enumerate(sc.members):
         if m.id in known:
-            bad(("members", i, "id"), f"member id {m.id!r} is listed twice")
+            bad(("members", i, "id"), _("member id {id!r} is listed twice").format(id=m.id))
         if m.id == BOT_ID:
-            bad(("members", i, "id"), f"{BOT_ID!r} is the bot's own id; pick another")
+            bad(("members", i, "id"), _("{id!r} is the bot's own id; pick another").format(id=BOT_ID))
         known[m.id] = Member(m.id, m.name, m.alias)
     for j in sc.events:
         if j.join is not None:
@@ -110,8 +119,11 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
         if len(shapes) != 1:
             bad(
                 loc,
-                "an event needs exactly one of `from` (with `text`), `join` or `leave`"
-                + (f" (it has {' and '.join(shapes)})" if shapes else ""),
+                _(
+                    "an event needs exactly one of `from` (with `text`), `join` or `leave` (it has {what})"
+                ).format(what=_(" and ").join(shapes))
+                if shapes
+                else _("an event needs exactly one of `from` (with `text`), `join` or `leave`"),
             )
             continue
         try:
@@ -120,22 +132,31 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
             bad((*loc, "at"), str(exc))
             continue
         if not start <= at < end:
-            bad((*loc, "at"), f"this is outside the cohort (day 1 00:00 to day {cal.days} 23:59)")
+            bad(
+                (*loc, "at"),
+                _("this is outside the cohort (day 1 00:00 to day {days} 23:59)").format(days=cal.days),
+            )
             continue
         if e.join is not None:
             out.append((i, TimedEvent(at, "join", known[e.join.id])))
         elif e.leave is not None:
             if e.leave not in known:
-                bad((*loc, "leave"), f"no member {e.leave!r}; list them under `members` or join them first")
+                bad(
+                    (*loc, "leave"),
+                    _("no member {id!r}; list them under `members` or join them first").format(id=e.leave),
+                )
                 continue
             out.append((i, TimedEvent(at, "leave", known[e.leave])))
         else:
             assert e.sender is not None
             if e.sender not in known:
-                bad((*loc, "from"), f"no member {e.sender!r}; list them under `members` or join them first")
+                bad(
+                    (*loc, "from"),
+                    _("no member {id!r}; list them under `members` or join them first").format(id=e.sender),
+                )
                 continue
             if e.text is None:
-                bad(loc, "a message event needs `text`")
+                bad(loc, _("a message event needs `text`"))
                 continue
             out.append((i, TimedEvent(at, "dm" if e.dm else "say", known[e.sender], str(e.text))))
     ordered = sorted(out, key=lambda ie: ie[1].at)
@@ -144,18 +165,23 @@ def timeline(sc: Scenario, cal: Calendar, src: Source | None = None) -> list[Tim
     here = {m.id for m in sc.members}
     for i, ev in ordered:
         mid = ev.member.id
-        when = f"day {cal.date_day(ev.at)} {cal.local(ev.at):%H:%M}"
+        when = _("day {day} {time}").format(day=cal.date_day(ev.at), time=f"{cal.local(ev.at):%H:%M}")
         if ev.kind == "join":
             here.add(mid)
         elif ev.kind == "leave":
             if mid not in here:
-                bad(("events", i, "leave"), f"{mid!r} is not in the group at {when}; leave after joining")
+                bad(
+                    ("events", i, "leave"),
+                    _("{id!r} is not in the group at {when}; leave after joining").format(id=mid, when=when),
+                )
             here.discard(mid)
         elif mid not in here:
             bad(
                 ("events", i, "from"),
-                f"{mid!r} is not in the group at {when}; move the message after "
-                "their `join`, or before their `leave`",
+                _(
+                    "{id!r} is not in the group at {when}; move the message after "
+                    "their `join`, or before their `leave`"
+                ).format(id=mid, when=when),
             )
     if problems:
         raise InputError(sorted(problems, key=lambda p: p.line))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 
+from bot.i18n import _
+
 _formatter = string.Formatter()
 
 
@@ -20,16 +22,29 @@ def placeholders(template: str) -> list[str]:
         parsed = list(_formatter.parse(template))
     except ValueError as exc:
         raise ValueError(
-            f"{exc}: a lone '{{' or '}}' in a template; write '{{{{' or '}}}}' for a literal brace"
+            _(
+                "{reason}: a lone '{{' or '}}' in a template; write '{{{{' or '}}}}' for a literal brace"
+            ).format(reason=exc)
         ) from None
-    for _, field_name, spec, conversion in parsed:
+    for _literal, field_name, spec, conversion in parsed:
         if field_name is None:
             continue
         if not field_name.isidentifier():
-            raise ValueError(f"`{{{field_name}}}` is not a placeholder; use plain names like {{name}}")
+            raise ValueError(
+                _("`{placeholder}` is not a placeholder; use plain names like {{name}}").format(
+                    placeholder="{" + field_name + "}"
+                )
+            )
         if spec or conversion:
             raise ValueError(
-                f"`{{{field_name}}}` may not carry a format (':' or '!'); write {{{field_name}}}"
+                _("`{placeholder}` may not carry a format (':' or '!'); write {fixed}").format(
+                    placeholder="{"
+                    + field_name
+                    + (f"!{conversion}" if conversion else "")
+                    + (f":{spec}" if spec else "")
+                    + "}",
+                    fixed="{" + field_name + "}",
+                )
             )
         names.append(field_name)
     return names
@@ -41,15 +56,16 @@ def check(template: str, allowed: Iterable[str]) -> None:
     for name in placeholders(template):
         if name not in allowed:
             raise ValueError(
-                f"`{{{name}}}` cannot be filled here; this text may use "
-                + ", ".join(f"{{{a}}}" for a in allowed)
+                _("`{placeholder}` cannot be filled here; this text may use {allowed}").format(
+                    placeholder="{" + name + "}", allowed=", ".join("{" + a + "}" for a in allowed)
+                )
             )
 
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """Substitute values; placeholders were checked at load time."""
     out: list[str] = []
-    for literal, field_name, _, _ in _formatter.parse(template):
+    for literal, field_name, _spec, _conversion in _formatter.parse(template):
         out.append(literal)
         if field_name is not None:
             out.append(str(values.get(field_name, "")))

@@ -20,6 +20,8 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
+from bot.i18n import N_, _, current, ngettext
+
 Loc = tuple[str | int, ...]
 T = TypeVar("T")
 # `schedule:` with nothing under it is YAML null; an operator means an empty list.
@@ -105,16 +107,26 @@ class _TooDeep(Exception):
         self.line = line
 
 
-def _too_deep(path: str, line: int, how: str = "") -> InputError:
+def _too_deep(path: str, line: int, aliases: bool = False) -> InputError:
     return InputError(
         [
             Problem(
                 path,
                 line,
                 "",
-                f"this is nested more than {MAX_DEPTH} levels deep{how} (lists or mappings inside "
-                "each other); a playbook needs only a few levels: check the brackets [ ] and { } "
-                "and the indentation here",
+                (
+                    _(
+                        "this is nested more than {depth} levels deep once the aliases (*name) are filled "
+                        "in (lists or mappings inside each other); a playbook needs only a few levels: "
+                        "check the brackets [ ] and {{ }} and the indentation here"
+                    )
+                    if aliases
+                    else _(
+                        "this is nested more than {depth} levels deep (lists or mappings inside "
+                        "each other); a playbook needs only a few levels: check the brackets [ ] and {{ }} "
+                        "and the indentation here"
+                    )
+                ).format(depth=MAX_DEPTH),
             )
         ]
     )
@@ -164,14 +176,14 @@ def _problem(path: str, node: yaml.Node, loc: Loc, message: str) -> InputError:
 # reach WeChat or PostgreSQL (which refuses NUL).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _CHAR_NAMES = {
-    0x00: "null",
-    0x07: "bell",
-    0x08: "backspace",
-    0x0B: "vertical tab",
-    0x0C: "form feed",
-    0x1B: "escape",
-    0x7F: "delete",
-    0x85: "next line",
+    0x00: N_("null"),
+    0x07: N_("bell"),
+    0x08: N_("backspace"),
+    0x0B: N_("vertical tab"),
+    0x0C: N_("form feed"),
+    0x1B: N_("escape"),
+    0x7F: N_("delete"),
+    0x85: N_("next line"),
 }
 MAX_CONTROL_PROBLEMS = 10
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's: its marks count these
@@ -180,18 +192,15 @@ _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's: its marks cou
 def describe_char(ch: str) -> str:
     """``U+000C form feed``: a character an operator cannot see, named so they can find it."""
     cp = ord(ch)
-    name = _CHAR_NAMES.get(cp) or unicodedata.name(ch, "").lower()
+    name = _(_CHAR_NAMES[cp]) if cp in _CHAR_NAMES else unicodedata.name(ch, "").lower()
     if not name:
         if cp < 0x20 or 0x80 <= cp <= 0x9F:
-            name = "control character"
+            name = _("control character")
         elif 0xD800 <= cp <= 0xDFFF:
-            name = "broken character (half of a surrogate pair)"
+            name = _("broken character (half of a surrogate pair)")
         else:
-            name = "non-character"
+            name = _("non-character")
     return f"U+{cp:04X} {name}"
-
-
-_PASTED = "delete it (it often comes in with text pasted from Word, Excel or a web page)"
 
 
 def _control_problems(text: str, path: str) -> list[Problem]:
@@ -208,7 +217,10 @@ def _control_problems(text: str, path: str) -> list[Problem]:
                 path,
                 line,
                 "",
-                f"there is an invisible control character here ({describe_char(m[0])}); {_PASTED}",
+                _(
+                    "there is an invisible control character here ({char}); delete it (it often comes "
+                    "in with text pasted from Word, Excel or a web page)"
+                ).format(char=describe_char(m[0])),
                 column=column,
             )
         )
@@ -216,7 +228,16 @@ def _control_problems(text: str, path: str) -> list[Problem]:
         last = problems[-1]
         more = len(hits) - MAX_CONTROL_PROBLEMS
         problems.append(
-            Problem(path, last.line, "", f"and {more} more such characters after this line; delete them all")
+            Problem(
+                path,
+                last.line,
+                "",
+                ngettext(
+                    "and {n} more such character after this line; delete them all",
+                    "and {n} more such characters after this line; delete them all",
+                    more,
+                ).format(n=more),
+            )
         )
     return problems
 
@@ -228,18 +249,26 @@ def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # e.g. 2026-13-01: YAML sees a date, Python refuses it.
             raise _problem(
-                path, node, loc, f"{node.value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01"
+                path,
+                node,
+                loc,
+                _("{value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01").format(value=node.value),
             ) from None
         raise _problem(
-            path, node, loc, f"this value cannot be read ({exc}); write a shorter, plain value"
+            path,
+            node,
+            loc,
+            _("this value cannot be read ({reason}); write a shorter, plain value").format(reason=exc),
         ) from None
     if isinstance(value, str) and (m := _CONTROL.search(value)):
         raise _problem(
             path,
             node,
             loc,
-            f"this text contains an invisible control character ({describe_char(m[0])}), maybe "
-            "written as an escape such as \\0 or \\x0c; delete it",
+            _(
+                "this text contains an invisible control character ({char}), maybe "
+                "written as an escape such as \\0 or \\x0c; delete it"
+            ).format(char=describe_char(m[0])),
         )
     return value
 
@@ -275,7 +304,7 @@ class _Builder:
     def _build(self, node: yaml.Node, loc: Loc, line: int) -> Any:
         alias_line = self.alias[0] if self.alias else None
         if len(loc) >= MAX_DEPTH:  # only aliases (*name) inside each other get here
-            raise _too_deep(self.path, alias_line or line, " once the aliases (*name) are filled in")
+            raise _too_deep(self.path, alias_line or line, aliases=True)
         if self.alias is not None:
             # Counted where aliases expand, not in the whole file: a long list written out
             # by hand is fine (the file size bounds it), a few lines of nested aliases that
@@ -288,14 +317,15 @@ class _Builder:
                             self.path,
                             self.alias[0],
                             format_loc(self.alias[1]),
-                            "the aliases (*name) in this file expand to too many values (more "
-                            f"than {MAX_EXPANDED:,}); write the values out, or use fewer aliases "
-                            "inside aliases",
+                            _(
+                                "the aliases (*name) in this file expand to too many values (more "
+                                "than {n}); write the values out, or use fewer aliases inside aliases"
+                            ).format(n=f"{MAX_EXPANDED:,}"),
                         )
                     ]
                 )
         if id(node) in self.active:
-            raise _problem(self.path, node, loc, "an alias (*name) refers to the value it is inside")
+            raise _problem(self.path, node, loc, _("an alias (*name) refers to the value it is inside"))
         self.lines[loc] = line
         self.active.add(id(node))
         self.built.add(id(node))
@@ -324,14 +354,18 @@ class _Builder:
         for index, (key_node, value_node) in enumerate(node.value):
             key = _scalar(key_node, self.loader, loc, self.path)
             if isinstance(key, list | dict):
-                raise _problem(self.path, key_node, loc, "a key must be a plain word, not a list or mapping")
+                raise _problem(
+                    self.path, key_node, loc, _("a key must be a plain word, not a list or mapping")
+                )
             # A key given twice by hand is a mistake; one that overrides a merged (<<) key is not.
             if key in out and index >= merged and key in _explicit_keys(node.value[merged:index]):
                 raise _problem(
                     self.path,
                     key_node,
                     loc,
-                    f"`{key}` appears twice here; keep one (YAML would silently drop the first)",
+                    _("`{key}` appears twice here; keep one (YAML would silently drop the first)").format(
+                        key=key
+                    ),
                 )
             out[key] = self.build(value_node, (*loc, key), key_node.start_mark.line + 1)
         return out
@@ -355,7 +389,9 @@ def parse_yaml(text: str, path: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         raise InputError(_syntax_problems(text, path, exc)) from None
     except yaml.YAMLError as exc:
-        raise InputError([Problem(path, 1, "", f"this is not valid YAML ({exc})")]) from None
+        raise InputError(
+            [Problem(path, 1, "", _("this is not valid YAML ({reason})").format(reason=exc))]
+        ) from None
     finally:
         loader.dispose()
     return Source(path, data, builder.lines, text, builder.plain_ends)
@@ -401,19 +437,21 @@ def _syntax_problems(text: str, path: str, exc: yaml.MarkedYAMLError) -> list[Pr
         if n in inside or not rest or (rest.startswith("#") and not indent.strip(" ")):
             continue
         if "\u3000" in indent:
-            message = (
+            message = _(
                 'this line is indented with a full-width space "\u3000" (U+3000, the wide space a '
                 "Chinese keyboard types); indent with ordinary spaces only, switching the keyboard "
                 "to English (half-width) input"
             )
         elif "\t" in indent:
-            message = 'this line is indented with a tab ("\\t"); indent with spaces only (2 for each level)'
+            message = _(
+                'this line is indented with a tab ("\\t"); indent with spaces only (2 for each level)'
+            )
         elif m := _KEY_COLON.match(line):
             wrong, fixed = line[m.start(1) :].strip(), f"{m[1]}: {line[m.end() :].strip()}"
-            message = (
-                f'"{wrong}" has the Chinese colon "：" after `{m[1]}`; after a key write the English '
-                f"colon and a space: {fixed}"
-            )
+            message = _(
+                '"{written}" has the Chinese colon "：" after `{key}`; after a key write the English '
+                "colon and a space: {fixed}"
+            ).format(written=wrong, key=m[1], fixed=fixed)
         else:
             continue
         problems.append(Problem(path, n + 1, "", message))
@@ -425,8 +463,10 @@ def _syntax_problems(text: str, path: str, exc: yaml.MarkedYAMLError) -> list[Pr
             path,
             error_line + 1,
             "",
-            f"this is not valid YAML ({what}); check the indentation, and put text that "
-            "contains ': ' or starts with '@', '{', '[' or '*' in quotes",
+            _(
+                "this is not valid YAML ({reason}); check the indentation, and put text that "
+                "contains ': ' or starts with '@', '{{', '[' or '*' in quotes"
+            ).format(reason=what),
         )
     ]
 
@@ -438,20 +478,20 @@ def _open_quote(path: str, n: int, line: str, column: int) -> Problem:
     written = line[column:].rstrip()
     if closing in written:
         fixed = written.replace(closing, quote, 1)
-        message = (
-            f"the text {written} opens with the English quote {quote} but closes with the Chinese "
-            f"quote {closing}, which YAML does not count as a closing quote; use the same English "
-            f"quote at both ends: {fixed}"
-        )
+        message = _(
+            "the text {text} opens with the English quote {quote} but closes with the Chinese "
+            "quote {closing}, which YAML does not count as a closing quote; use the same English "
+            "quote at both ends: {fixed}"
+        ).format(text=written, quote=quote, closing=closing, fixed=fixed)
     else:
         # In a list [..] or mapping {..} on one line, the quote goes before its closing bracket.
         before = line[:column]
         m = re.match(r"(.*?)([\]},\s]*)$", written) if "[" in before or "{" in before else None
         fixed = f"{m[1]}{quote}{m[2]}" if m and m[1] else f"{written}{quote}"
-        message = (
-            f"the quote {quote} that opens {written} is not closed on this line, so everything up "
-            f"to the next quote below is read as part of the text; add the closing quote: {fixed}"
-        )
+        message = _(
+            "the quote {quote} that opens {text} is not closed on this line, so everything up "
+            "to the next quote below is read as part of the text; add the closing quote: {fixed}"
+        ).format(quote=quote, text=written, fixed=fixed)
     return Problem(path, n + 1, "", message)
 
 
@@ -463,28 +503,35 @@ def _size(n: int) -> str:
 
 
 def _decode(raw: bytes, path: str) -> str:
-    save = (
+    save = _(
         "open it in a text editor and save it again with the encoding UTF-8 (in Windows Notepad: "
         "File > Save As > Encoding: UTF-8)"
     )
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(
-            [Problem(path, 1, "", f'this file is saved as UTF-16 (Windows calls it "Unicode"); {save}')]
+            [
+                Problem(
+                    path,
+                    1,
+                    "",
+                    _('this file is saved as UTF-16 (Windows calls it "Unicode"); {fix}').format(fix=save),
+                )
+            ]
         )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if b"\x00" in raw:
-            message = (
+            message = _(
                 "this is not a text file (it holds binary data); check that this is the right "
                 "file: playbooks, configs and scenarios are text saved as UTF-8"
             )
             raise InputError([Problem(path, 1, "", message)]) from None
         line = raw.count(b"\n", 0, exc.start) + 1
-        message = (
+        message = _(
             "this file is not saved as UTF-8: from this line on it has characters in another "
-            f"encoding (often GBK/ANSI, from Windows Notepad or Excel); {save}"
-        )
+            "encoding (often GBK/ANSI, from Windows Notepad or Excel); {fix}"
+        ).format(fix=save)
         raise InputError([Problem(path, line, "", message)]) from None
 
 
@@ -495,11 +542,13 @@ def read_yaml(path: str | Path) -> Source:
             raw = fh.read(MAX_BYTES + 1)  # never the whole of a huge file
             size = max(len(raw), os.fstat(fh.fileno()).st_size)
     except FileNotFoundError:
-        raise InputError([Problem(str(path), 1, "", "no such file; check the path")]) from None
+        raise InputError([Problem(str(path), 1, "", _("no such file; check the path"))]) from None
     except IsADirectoryError:
-        raise InputError([Problem(str(path), 1, "", "this is a folder, not a file")]) from None
+        raise InputError([Problem(str(path), 1, "", _("this is a folder, not a file"))]) from None
     except OSError as exc:
-        raise InputError([Problem(str(path), 1, "", f"cannot read it: {exc.strerror}")]) from None
+        raise InputError(
+            [Problem(str(path), 1, "", _("cannot read it: {reason}").format(reason=exc.strerror))]
+        ) from None
     if len(raw) > MAX_BYTES:
         raise InputError(
             [
@@ -507,9 +556,11 @@ def read_yaml(path: str | Path) -> Source:
                     str(path),
                     1,
                     "",
-                    f"this file is {_size(size)}; playbooks, configs and scenarios must be under "
-                    f"{MAX_BYTES // 1_000_000} MB (a real one is a few KB), so it is probably the "
-                    "wrong file, or something huge was pasted into it",
+                    _(
+                        "this file is {size}; playbooks, configs and scenarios must be under "
+                        "{limit} MB (a real one is a few KB), so it is probably the "
+                        "wrong file, or something huge was pasted into it"
+                    ).format(size=_size(size), limit=MAX_BYTES // 1_000_000),
                 )
             ]
         )
@@ -523,8 +574,9 @@ def validate(source: Source, model: type[M], context: dict[str, Any] | None = No
             [
                 source.problem(
                     (),
-                    "the file must be a YAML mapping (key: value lines)"
-                    + ("; it is empty" if source.data is None else ""),
+                    _("the file must be a YAML mapping (key: value lines); it is empty")
+                    if source.data is None
+                    else _("the file must be a YAML mapping (key: value lines)"),
                 )
             ]
         )
@@ -575,6 +627,47 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return sorted(f.alias or name for name, f in model.model_fields.items())
 
 
+# pydantic's own messages, for operators who read another language than English (in English,
+# pydantic's wording is kept). The placeholders are pydantic's context values.
+_PYDANTIC = {
+    "string_type": N_("this should be text"),
+    "int_type": N_("this should be a whole number"),
+    "int_parsing": N_("this should be a whole number"),
+    "int_from_float": N_("this should be a whole number, without a fractional part"),
+    "float_type": N_("this should be a number"),
+    "float_parsing": N_("this should be a number"),
+    "bool_type": N_("this should be true or false"),
+    "bool_parsing": N_("this should be true or false"),
+    "list_type": N_("this should be a list"),
+    "dict_type": N_("this should be a mapping (key: value lines)"),
+    "model_type": N_("this should be a mapping (key: value lines)"),
+    "model_attributes_type": N_("this should be a mapping (key: value lines)"),
+    "literal_error": N_("this should be {expected}"),
+    "greater_than": N_("this should be more than {gt}"),
+    "greater_than_equal": N_("this should be {ge} or more"),
+    "less_than": N_("this should be less than {lt}"),
+    "less_than_equal": N_("this should be {le} or less"),
+    "string_too_short": N_("this text should not be empty"),
+    "too_short": N_("this should have at least {min_length} entries"),
+    "time_type": N_("this should be a time of day, HH:MM"),
+    "time_parsing": N_("this should be a time of day, HH:MM"),
+    "date_type": N_("this should be a date, YYYY-MM-DD"),
+    "date_parsing": N_("this should be a date, YYYY-MM-DD"),
+    "date_from_datetime_parsing": N_("this should be a date, YYYY-MM-DD"),
+    "datetime_type": N_("this should be a date and time"),
+    "datetime_parsing": N_("this should be a date and time"),
+}
+
+
+def _pydantic_message(kind: str, message: str, err: Any) -> str:
+    if current() == "en" or kind not in _PYDANTIC:
+        return message
+    try:
+        return _(_PYDANTIC[kind]).format(**err.get("ctx", {}))
+    except (KeyError, IndexError):
+        return message
+
+
 def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
@@ -585,10 +678,10 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
             parent = _model_at(model, loc[:-1])
             allowed = _field_names(parent) if parent else []
             guess = difflib.get_close_matches(key, allowed, n=1)
-            msg = f"unknown key `{key}`"
-            msg += f"; did you mean `{guess[0]}`?" if guess else ""
+            msg = _("unknown key `{key}`").format(key=key)
+            msg += _("; did you mean `{guess}`?").format(guess=guess[0]) if guess else ""
             if allowed:
-                msg += f"; allowed here: {', '.join(allowed)}"
+                msg += _("; allowed here: {keys}").format(keys=", ".join(allowed))
             problems.append(source.problem(loc, msg))
             continue
         if kind == "missing":
@@ -598,8 +691,12 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
                 if parent
                 else None
             )
-            hint = f" ({f.description})" if f and f.description else ""
-            problems.append(source.problem(loc[:-1], f"`{loc[-1]}` is missing; add it{hint}"))
+            if f and f.description:
+                missing = _("`{key}` is missing; add it ({description})")
+            else:
+                missing = _("`{key}` is missing; add it")
+            description = f.description if f else ""
+            problems.append(source.problem(loc[:-1], missing.format(key=loc[-1], description=description)))
             continue
         if loc and loc[-1] == "[key]":  # a mapping key (e.g. a track id) failed validation
             loc = loc[:-1]
@@ -608,13 +705,17 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
         if kind in ("string_pattern_mismatch", "bad_key") and "a-z0-9_-" in str(err.get("ctx", {})):
             bad = str(err.get("input"))
             slug = re.sub(r"[^a-z0-9_-]+", "-", bad.lower()).strip("-") or "lesson"
-            msg = f"{bad!r} is not a valid id; use lower-case letters, digits, - and _, e.g. {slug!r}"
+            msg = _(
+                "{value!r} is not a valid id; use lower-case letters, digits, - and _, e.g. {example!r}"
+            ).format(value=bad, example=slug)
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif kind in ("string_type",):
-            msg += "; put the value in quotes"
+            msg = _pydantic_message(kind, msg, err) + _("; put the value in quotes")
         elif kind.endswith("_parsing") or kind.endswith("_type"):
-            msg += f" (got {err.get('input')!r})"
+            msg = _pydantic_message(kind, msg, err) + _(" (got {value!r})").format(value=err.get("input"))
+        else:
+            msg = _pydantic_message(kind, msg, err)
         problems.append(source.problem(loc, msg))
     problems.sort(key=lambda p: p.line)
     return problems

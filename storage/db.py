@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
+from bot.i18n import _
 from storage import migrate, models  # noqa: F401  (models registers the tables)
 
 EXAMPLES = (
@@ -61,29 +62,43 @@ def check_url(url: str) -> None:
     try:
         u = make_url(url)
     except (ArgumentError, ValueError):
-        raise BadDatabaseURL(f"{safe_url(url)!r} is not a database URL; write one like {EXAMPLES}") from None
+        raise BadDatabaseURL(
+            _("{url!r} is not a database URL; write one like {examples}").format(
+                url=safe_url(url), examples=EXAMPLES
+            )
+        ) from None
     try:
         dialect = u.get_dialect()
     except NoSuchModuleError:
         raise BadDatabaseURL(
-            f"{u.drivername!r} is an unknown kind of database; write one like {EXAMPLES}"
+            _("{driver!r} is an unknown kind of database; write one like {examples}").format(
+                driver=u.drivername, examples=EXAMPLES
+            )
         ) from None
     if getattr(dialect, "is_async", False):
         raise BadDatabaseURL(
-            f"{u.drivername} is a driver for asynchronous programs, which cohortbot is not; "
-            "for PostgreSQL write postgresql+psycopg://user@host:5432/dbname"
+            _(
+                "{driver} is a driver for asynchronous programs, which cohortbot is not; "
+                "for PostgreSQL write postgresql+psycopg://user@host:5432/dbname"
+            ).format(driver=u.drivername)
         )
     try:
         dialect.import_dbapi()
     except ImportError as exc:
         package = _PACKAGES.get(exc.name or "", exc.name)
         raise BadDatabaseURL(
-            f"the Python driver for {u.drivername} ({exc.name}) is not installed; use "
-            "postgresql+psycopg:// or sqlite:/// (their drivers come with cohortbot), or "
-            f"install it: pip install {package}"
+            _(
+                "the Python driver for {driver} ({module}) is not installed; use "
+                "postgresql+psycopg:// or sqlite:/// (their drivers come with cohortbot), or "
+                "install it: pip install {package}"
+            ).format(driver=u.drivername, module=exc.name, package=package)
         ) from None
     if u.port is not None and not 1 <= u.port <= 65535:
-        raise BadDatabaseURL(f"port {u.port} is not a port number (1 to 65535); PostgreSQL's is usually 5432")
+        raise BadDatabaseURL(
+            _("port {port} is not a port number (1 to 65535); PostgreSQL's is usually 5432").format(
+                port=u.port
+            )
+        )
     if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
         _check_sqlite_file(Path(u.database))
 
@@ -92,18 +107,28 @@ def _check_sqlite_file(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise BadDatabaseURL(
-            f"the folder {folder} for the SQLite file does not exist; create it (mkdir -p {folder}) "
-            "or fix the path"
+            _(
+                "the folder {folder} for the SQLite file does not exist; create it (mkdir -p {folder}) "
+                "or fix the path"
+            ).format(folder=folder)
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadDatabaseURL(
-            f"cohortbot cannot write in the folder {folder} (SQLite needs to put files next to "
-            "the database); choose a folder this user may write to"
+            _(
+                "cohortbot cannot write in the folder {folder} (SQLite needs to put files next to "
+                "the database); choose a folder this user may write to"
+            ).format(folder=folder)
         )
     if path.is_dir():
-        raise BadDatabaseURL(f"{path} is a folder, not a file; name a file, e.g. {path / 'cohortbot.db'}")
+        raise BadDatabaseURL(
+            _("{path} is a folder, not a file; name a file, e.g. {example}").format(
+                path=path, example=path / "cohortbot.db"
+            )
+        )
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise BadDatabaseURL(f"cohortbot may not read and write {path}; fix its permissions")
+        raise BadDatabaseURL(
+            _("cohortbot may not read and write {path}; fix its permissions").format(path=path)
+        )
 
 
 def explain_failure(url: str, exc: BaseException) -> str:
