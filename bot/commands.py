@@ -171,5 +171,6 @@ def help_text(run: CohortRun) -> str:
         if words and LEARNER in cmd.who:
             lines.append("· " + cmd.describe.replace("{word}", words[0]))
     for t in run.playbook.tracks.values():
-        lines.append(f"打卡{t.name}：在群里发「{t.keywords[0]}」")
+        what = t.name if t.name.endswith("打卡") else "打卡" + t.name
+        lines.append(f"{what}：在群里发「{t.keywords[0]}」")
     return "\n".join(lines)

@@ -181,7 +181,7 @@ class Remind(_AboutMembers):
     @staticmethod
     def describe(run: CohortRun, it: ScheduleItem, total: int | str = "") -> str:
         assert it.remind is not None
-        return f"{run.playbook.tracks[it.remind.track].name}打卡提醒"
+        return templates.render("{track}打卡提醒", {"track": run.playbook.tracks[it.remind.track].name})
 
     @classmethod
     def preview(cls, run: CohortRun, it: ScheduleItem) -> str:

@@ -62,11 +62,22 @@ def check(template: str, allowed: Iterable[str]) -> None:
             )
 
 
+# A track named 早起打卡 in "{track}打卡成功" must read 早起打卡成功, not 早起打卡打卡成功.
+_DOUBLED = ("打卡",)
+
+
 def render(template: str, values: Mapping[str, object]) -> str:
-    """Substitute values; placeholders were checked at load time."""
+    """Substitute values; placeholders were checked at load time. Where a value ends with a
+    word the template repeats right after it (打卡), the word is said once."""
     out: list[str] = []
+    last = ""
     for literal, field_name, _spec, _conversion in _formatter.parse(template):
+        for word in _DOUBLED:
+            if last.endswith(word) and literal.startswith(word):
+                literal = literal[len(word) :]
         out.append(literal)
+        last = ""
         if field_name is not None:
-            out.append(str(values.get(field_name, "")))
+            last = str(values.get(field_name, ""))
+            out.append(last)
     return "".join(out)

@@ -80,3 +80,33 @@ def test_check_rejects_malformed_templates(template, says):
     with pytest.raises(ValueError) as info:
         templates.check(template, ("name",))
     assert says in str(info.value)
+
+
+def test_a_track_name_ending_in_the_word_is_not_doubled():
+    from bot.templates import render
+
+    values = {"track": "早起打卡", "name": "小明"}
+    assert render("{name} 今天的{track}打卡已在 8:00 截止", values) == "小明 今天的早起打卡已在 8:00 截止"
+    assert render("{track}打卡提醒", {"track": "晨读"}) == "晨读打卡提醒"
+    assert render("{track}打卡{track}打卡", values) == "早起打卡早起打卡"
+    assert render("打卡{track}", values) == "打卡早起打卡"  # only the word right after the value
+
+
+async def test_no_message_says_daka_twice_for_a_track_named_with_it(harness):
+    from tests.harness import EXAMPLE, members
+
+    pb = EXAMPLE.replace("    name: 晨读\n", "    name: 早起打卡\n").replace(
+        "    days: [2, 3, 4, 5]\n    ack:", "    days: [2, 3, 4, 5]\n    acknowledge: each\n    ack:"
+    )
+    h = await harness(pb, people=members("u01:小明", "u02:小红"), now="day 2 07:45")
+    await h.until("day 2 08:00")
+    await h.say("u01", "打卡")  # lesson, acknowledged with the format's ack
+    await h.until("day 2 13:00")
+    await h.say("u02", "晨读")  # too late on 早起打卡
+    await h.dm("u01", "帮助")
+    await h.until("day 2 13:01")
+    await h.settle()
+    texts = [s.text for s in h.sent]
+    assert any("早起打卡已在 12:00 截止" in t for t in texts)
+    assert any("早起打卡：在群里发「晨读打卡」" in t for t in texts)
+    assert not any("打卡打卡" in t.replace("「晨读打卡」", "") for t in texts), texts
