@@ -120,15 +120,16 @@ def count_checkin(
     if day not in track.days:
         later = [d for d in track.days if d > day]
         if later:
-            return notice("not_today", NOT_TODAY.replace("{days}", _day_list(later)))
-        return notice("ended", ENDED)
+            values["days"] = _day_list(later)
+            return notice("not_today", run.playbook.messages.not_today or NOT_TODAY)
+        return notice("ended", run.playbook.messages.ended or ENDED)
     if track.until is not None and at > run.cal.deadline(day, track.until):
         # Already counted comes before the cut-off: a second check-in after `until` is a
         # repeat, not a late one.
         if repo.has_checkin(conn, run.id, member.id, track_id, day):
             return Outcome.REPEAT
         values["until"] = f"{track.until:%H:%M}"
-        return notice("too_late", TOO_LATE)
+        return notice("too_late", run.playbook.messages.too_late or TOO_LATE)
     if not repo.record_checkin(conn, run.id, member.id, track_id, day, at, named_at=now if each else None):
         return Outcome.REPEAT
     if each:
@@ -194,7 +195,7 @@ def _grant_rewards(
                 mentions=[member.id],
                 now=now,
                 not_before=after,
-                text=templates.render(ADD_FRIEND, {"name": member.shown}),
+                text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": member.shown}),
             )
         if not announce:
             continue  # the roll call names it (the grant waits with named_at unset)

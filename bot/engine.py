@@ -177,10 +177,16 @@ class Engine:
                     template = (
                         run.playbook.welcome
                         if day >= 1
-                        else EARLY_WELCOME.replace("{start}", f"{start.month}月{start.day}日")
+                        else run.playbook.messages.early_welcome or EARLY_WELCOME
                     )
                     text = templates.render(
-                        template, {"name": m.shown, "playbook": run.playbook.name, "day": day}
+                        template,
+                        {
+                            "name": m.shown,
+                            "playbook": run.playbook.name,
+                            "day": day,
+                            "start": f"{start.month}月{start.day}日",
+                        },
                     )
                     repo.enqueue(
                         conn,

@@ -111,7 +111,7 @@ class Friends:
             mentions=[member_id],
             now=now,
             not_before=self.outside_quiet(run, now),
-            text=templates.render(ADD_FRIEND, {"name": shown}),
+            text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": shown}),
         )
 
     def _list(self, conn: Connection, run: CohortRun, shown: str, now: datetime) -> None:

@@ -150,6 +150,39 @@ class Reward(_Strict):
 Words = Annotated[list[Keyword], Field(min_length=1)]
 
 
+# The bot's fixed words to members, overridable in `messages:`: key -> what it may use.
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "too_late": ("name", "track", "until", "day", "playbook"),
+    "not_today": ("name", "track", "days", "day", "playbook"),
+    "ended": ("name", "track", "day", "playbook"),
+    "roll_call_title": ("day", "playbook"),
+    "roll_call_reward": ("reward", "names", "playbook"),
+    "operator_checkin": (),
+    "add_friend": ("name",),
+    "early_welcome": ("name", "playbook", "start"),
+}
+
+
+class Messages(_Strict):
+    """(1.1) The bot's fixed replies, in the playbook's own words; unset ones keep the
+    defaults."""
+
+    too_late: Text | None = Field(default=None, description="private notice: a check-in after `until`")
+    not_today: Text | None = Field(default=None, description="private notice: not a day of that track")
+    ended: Text | None = Field(default=None, description="private notice: the track's days are over")
+    roll_call_title: Text | None = Field(
+        default=None, description='first line of a roll call, e.g. "✅ 第{day}天打卡播报"'
+    )
+    roll_call_reward: Text | None = Field(
+        default=None, description='a roll call\'s reward line, e.g. "🎁 解锁{reward}：{names}"'
+    )
+    operator_checkin: Text | None = Field(default=None, description="private reply to an operator's check-in")
+    add_friend: Text | None = Field(
+        default=None, description="group post asking a non-friend to add the assistant"
+    )
+    early_welcome: Text | None = Field(default=None, description="welcome for members who join before day 1")
+
+
 class Commands(_Strict):
     progress: Words = Field(default_factory=lambda: ["进度", "我的进度"])
     leaderboard: Words = Field(default_factory=lambda: ["排行榜"])
@@ -223,6 +256,7 @@ class Playbook(_Strict):
         description="optional (extension): group post for members who join; may use "
         "{name}, {playbook}, {day}; joins close together share one post",
     )
+    messages: Messages = Field(default_factory=lambda: Messages())
     schedule: EmptyList[ScheduleItem] = Field(default_factory=list)
     day_starts: HHMM | None = Field(
         None,
@@ -402,6 +436,8 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             used.setdefault(w, name)
 
     need_template(("welcome",), pb.welcome, WELCOME_FIELDS)
+    for key, fields in MESSAGE_FIELDS.items():
+        need_template(("messages", key), getattr(pb.messages, key), fields)
 
     from bot import items  # (items builds on this module: imported when first needed)
 

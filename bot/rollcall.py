@@ -95,7 +95,9 @@ def compose(
         todays = [u for u in checkins if u.day == day]
         if not todays:
             continue
-        lines.append((templates.render(TITLE, {"day": day, "playbook": pb.name}), []))
+        lines.append(
+            (templates.render(pb.messages.roll_call_title or TITLE, {"day": day, "playbook": pb.name}), [])
+        )
         for tid, track in pb.tracks.items():
             named = [u for u in todays if u.key == tid]
             if not named:
@@ -113,7 +115,8 @@ def compose(
     for r in pb.rewards:
         named = [u for u in grants if u.key == r.id]
         if named:
-            lines += _name_lines(REWARD_LINE, {"reward": r.name, "playbook": pb.name}, named, per_line)
+            line = pb.messages.roll_call_reward or REWARD_LINE
+            lines += _name_lines(line, {"reward": r.name, "playbook": pb.name}, named, per_line)
     for reason, template in FOOTERS.items():
         for tid, track in pb.tracks.items():
             told = [(mid, name) for mid, name, t, _, why in notices if t == tid and why == reason]

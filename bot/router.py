@@ -120,7 +120,12 @@ class Router:
                 # Not counted, and not worth a group message: told privately, rarely.
                 if self.limiter.allow(msg.sender.id, "operator-checkin", now):
                     repo.enqueue(
-                        conn, run.id, member_id=msg.sender.id, text=OPERATOR_CHECKIN, kind="reply", now=now
+                        conn,
+                        run.id,
+                        member_id=msg.sender.id,
+                        text=run.playbook.messages.operator_checkin or OPERATOR_CHECKIN,
+                        kind="reply",
+                        now=now,
                     )
             else:
                 assert match is not None
