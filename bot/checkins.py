@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from bot import templates
 from bot.cohort import CohortRun
-from bot.friends import ADD_FRIEND
+from bot.friends import ask_to_add
 from bot.transports.base import Member, clean_text
 from storage import repo
 
@@ -187,16 +187,7 @@ def _grant_rewards(
         if not repo.reachable(conn, run.id, member.id):
             # Not the account's friend: held until they add it; the group asks them to.
             repo.mark(conn, [row], "unreachable")
-            repo.enqueue(
-                conn,
-                run.id,
-                room_id=run.room_id,
-                kind="friend",
-                mentions=[member.id],
-                now=now,
-                not_before=after,
-                text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": member.shown}),
-            )
+            ask_to_add(conn, run, member.id, member.shown, now, after)
         if not announce:
             continue  # the roll call names it (the grant waits with named_at unset)
         repo.mark_grant_named(conn, run.id, member.id, r.id, now)

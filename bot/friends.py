@@ -35,6 +35,22 @@ TO_ADD = "📇 【{cohort}】这些同学还不是助教的好友，私信（提
 LIST_AT = time(9, 0)  # the operators' daily list of members to add goes out at this local time
 
 
+def ask_to_add(
+    conn: Connection, run: CohortRun, member_id: str, shown: str, now: datetime, not_before: datetime
+) -> None:
+    """The group post, with an @, asking a member to add the assistant (never the reward)."""
+    repo.enqueue(
+        conn,
+        run.id,
+        room_id=run.room_id,
+        kind="friend",
+        mentions=[member_id],
+        now=now,
+        not_before=not_before,
+        text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": shown}),
+    )
+
+
 class Friends:
     def __init__(
         self,
@@ -103,16 +119,7 @@ class Friends:
     ) -> None:
         """The reward waits (its row stays `unreachable`); the group is asked, with an @, that
         the member add the assistant."""
-        repo.enqueue(
-            conn,
-            run.id,
-            room_id=run.room_id,
-            kind="friend",
-            mentions=[member_id],
-            now=now,
-            not_before=self.outside_quiet(run, now),
-            text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": shown}),
-        )
+        ask_to_add(conn, run, member_id, shown, now, self.outside_quiet(run, now))
 
     def _list(self, conn: Connection, run: CohortRun, shown: str, now: datetime) -> None:
         if not self.operators:
