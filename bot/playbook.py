@@ -40,10 +40,14 @@ def _parse_hhmm(value: Any) -> Any:
     if isinstance(value, str) and "：" in value:
         fixed = value.strip().replace("：", ":")
         raise ValueError(
-            f'"{value}" has the Chinese colon "："; write the time with the English colon: "{fixed}"'
+            _(
+                '"{value}" has the Chinese colon "："; write the time with the English colon: "{fixed}"'
+            ).format(value=value, fixed=fixed)
         )
     raise ValueError(
-        f'{value!r} is not a time of day; write it as "HH:MM" in 24-hour form, e.g. "07:30" or "19:30"'
+        _(
+            '{value!r} is not a time of day; write it as "HH:MM" in 24-hour form, e.g. "07:30" or "19:30"'
+        ).format(value=value)
     )
 
 
@@ -600,7 +604,7 @@ def _slips(src: Source) -> list[Problem]:
     """Text that YAML reads, but not as a Chinese keyboard's user meant it."""
     out = []
     for loc, text in _strings(src.data):
-        key = loc[-1] if isinstance(loc[-1], str) else "-"
+        key = f"{loc[-1]}:" if isinstance(loc[-1], str) else "-"  # how the fix starts its line
         if dropped := src.cut_by_hash(loc):
             kept = text.strip()
             out.append(
@@ -609,7 +613,7 @@ def _slips(src: Source) -> list[Problem]:
                     _(
                         'only "{kept}" is read here: YAML drops "{dropped}" (" #" starts a note for '
                         "the reader); if it is part of the text, put the whole text in quotes: "
-                        '{key}: "{kept} {dropped}" (a note of your own: leave two spaces before "# ")'
+                        '{key} "{kept} {dropped}" (a note of your own: leave two spaces before "# ")'
                     ).format(kept=kept, dropped=dropped, key=key),
                 )
             )
@@ -652,7 +656,7 @@ def _slips(src: Source) -> list[Problem]:
                     _(
                         "{text} is written in Chinese quotes {open} {close}, which are not "
                         "YAML quotes: the bot would send them as part of the text; write English quotes, "
-                        'or none: {key}: "{inner}"'
+                        'or none: {key} "{inner}"'
                     ).format(text=shown, open=stripped[0], close=stripped[-1], key=key, inner=inner),
                 )
             )

@@ -112,6 +112,7 @@ def test_a_hash_in_a_keyword_list_item():
     w = warning(text)
     assert (w.line, w.where) == (line_of(text, "打卡 #1"), "tracks.lesson.keywords[0]")
     assert '"打卡 #1"' in w.message
+    assert '- "打卡 #1"' in w.message and '-:' not in w.message
 
 
 @pytest.mark.parametrize(
