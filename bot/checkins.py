@@ -14,14 +14,19 @@ from sqlalchemy import Connection
 from bot import templates
 from bot.cohort import CohortRun
 from bot.friends import ask_to_add
+from bot.i18n import N_
 from bot.transports.base import Member, clean_text
 from storage import repo
 
-DEFAULT_ACK = "✅ {name} 第{day}天{track}打卡成功（今日 {done}/{total}）"
-ALREADY = "{name} 今天的{track}已经打过卡啦，不用重复打卡 ✅"
-NOT_TODAY = "{name} 今天不是{track}打卡日哦，{days}再来打卡吧"
-ENDED = "{name} {track}打卡已经结束啦，谢谢你的坚持 🌟"
-TOO_LATE = "{name} 今天的{track}打卡已在 {until} 截止，明天早点来哦"
+# Texts for members: English msgids, said in the playbook's language (Playbook.tr).
+DEFAULT_ACK = N_("✅ {name} checked in to {track} on day {day} (today {done}/{total})")
+ALREADY = N_("{name}, you already checked in to {track} today, no need to again ✅")
+NOT_TODAY = N_("{name}, today is not a {track} day; come back to check in on {days}")
+ENDED = N_("{name}, {track} check-ins are over; thank you for keeping at it 🌟")
+TOO_LATE = N_("{name}, today's {track} check-in closed at {until}; come a little earlier tomorrow")
+DAY = N_("day {n}")
+LIST_SEPARATOR = N_(", ")
+DATE = N_("{month}/{day}")
 
 # WeChat separates an @-mention from the text with U+2005 (four-per-em space).
 _SPACES = " \t\u2005\u3000\u00a0"
@@ -65,8 +70,10 @@ def match_track(run: CohortRun, text: str) -> tuple[str, str] | None:
     return None
 
 
-def _day_list(days: list[int]) -> str:
-    return "、".join(f"第{d}天" for d in sorted(days))
+def day_list(run: CohortRun, days: list[int]) -> str:
+    """ "第2天、第3天" / "day 2, day 3": days in the playbook's language."""
+    tr = run.playbook.tr
+    return tr(LIST_SEPARATOR).join(tr(DAY).format(n=d) for d in sorted(days))
 
 
 class Outcome(enum.Enum):
@@ -120,16 +127,16 @@ def count_checkin(
     if day not in track.days:
         later = [d for d in track.days if d > day]
         if later:
-            values["days"] = _day_list(later)
-            return notice("not_today", run.playbook.messages.not_today or NOT_TODAY)
-        return notice("ended", run.playbook.messages.ended or ENDED)
+            values["days"] = day_list(run, later)
+            return notice("not_today", run.playbook.messages.not_today or run.playbook.tr(NOT_TODAY))
+        return notice("ended", run.playbook.messages.ended or run.playbook.tr(ENDED))
     if track.until is not None and at > run.cal.deadline(day, track.until):
         # Already counted comes before the cut-off: a second check-in after `until` is a
         # repeat, not a late one.
         if repo.has_checkin(conn, run.id, member.id, track_id, day):
             return Outcome.REPEAT
         values["until"] = f"{track.until:%H:%M}"
-        return notice("too_late", run.playbook.messages.too_late or TOO_LATE)
+        return notice("too_late", run.playbook.messages.too_late or run.playbook.tr(TOO_LATE))
     if not repo.record_checkin(conn, run.id, member.id, track_id, day, at, named_at=now if each else None):
         return Outcome.REPEAT
     if each:
@@ -138,7 +145,7 @@ def count_checkin(
             conn,
             run.id,
             room_id=run.room_id,
-            text=templates.render(track.ack or DEFAULT_ACK, values),
+            text=templates.render(track.ack or run.playbook.tr(DEFAULT_ACK), values),
             kind="ack",
             mentions=[member.id],
             now=now,

@@ -11,7 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from bot import checkins
 from bot.cohort import CohortRun
+from bot.i18n import N_
 from storage import repo
 from storage.models import LEARNER, OPERATOR
 
@@ -62,23 +64,51 @@ def answer(name: str, asked: Asked) -> str:
 
 MEDALS = ["🥇", "🥈", "🥉"]
 
+# The answers' words: English msgids, said in the playbook's language (Playbook.tr).
+PROGRESS_TITLE = N_("📋 {name}'s progress ({playbook})")
+PROGRESS_TRACK = N_("· {track}: {done}/{days} days")
+PROGRESS_DAYS = N_(" ({days})")
+PROGRESS_TODAY_DONE = N_(", today: checked in ✅")
+PROGRESS_TODAY_NOT_YET = N_(", today: not yet")
+PROGRESS_REWARD = N_("· {reward}: {state}")
+REWARD_EARNED = N_("earned 🎁")
+REWARD_TO_GO = N_("{n} more days to go")
+NO_ONE_YET = N_("No one has checked in yet; be the first!")
+LEADERBOARD_TITLE = N_("🏆 Check-in leaderboard (top 10)")
+TIMES_UNIT = N_(" times")
+MUTED = N_("OK, {name}: no more @-mentions or private reminders{back}. Your check-ins still count ✅")
+MUTED_BACK = N_(', send "{word}" to get them back')
+UNMUTED = N_("OK, {name}: check-in reminders are back on 🔔")
+NOT_STARTED = N_("📅 {playbook} starts on {start}; see you there!")
+OVER = N_("📅 {playbook} is over; thank you for taking part!")
+TODAY_TITLE = N_("📅 Day {day} schedule")
+TODAY_CHECKINS = N_("Check in today: ")
+TODAY_SEPARATOR = N_("; ")
+TODAY_TRACK = N_('{track}: send "{keyword}"')
+TODAY_UNTIL = N_(" (before {until})")
+NOTHING_TODAY = N_("Nothing scheduled today; have a good rest~")
+HELP_TITLE = N_("🤖 I am the assistant bot of {playbook}; you can send:")
+HELP_TRACK = N_('{track} check-in: send "{keyword}" in the group')
+HELP_CHECKIN_TRACK = N_('{track}: send "{keyword}" in the group')
+
 
 def progress(conn: Connection, run: CohortRun, member_id: str, name: str, now: datetime) -> str:
+    tr = run.playbook.tr
     today = run.day(now)
-    lines = [f"📋 {name} 的学习进度（{run.playbook.name}）"]
+    lines = [tr(PROGRESS_TITLE).format(name=name, playbook=run.playbook.name)]
     for tid, track in run.playbook.tracks.items():
         days = repo.member_days(conn, run.id, member_id, tid)
-        line = f"· {track.name}：{len(days)}/{len(track.days)} 天"
+        line = tr(PROGRESS_TRACK).format(track=track.name, done=len(days), days=len(track.days))
         if days:
-            line += "（" + "、".join(f"第{d}天" for d in days) + "）"
+            line += tr(PROGRESS_DAYS).format(days=checkins.day_list(run, days))
         if today in track.days:
-            line += "，今天" + ("已打卡 ✅" if today in days else "还没打卡")
+            line += tr(PROGRESS_TODAY_DONE if today in days else PROGRESS_TODAY_NOT_YET)
         lines.append(line)
     granted = set(repo.rewards_of(conn, run.id, member_id))
     for r in run.playbook.rewards:
         have = len(repo.member_days(conn, run.id, member_id, r.track))
-        state = "已获得 🎁" if r.id in granted else f"还差 {max(r.count - have, 0)} 天"
-        lines.append(f"· {r.name}：{state}")
+        state = tr(REWARD_EARNED) if r.id in granted else tr(REWARD_TO_GO).format(n=max(r.count - have, 0))
+        lines.append(tr(PROGRESS_REWARD).format(reward=r.name, state=state))
     return "\n".join(lines)
 
 
@@ -88,9 +118,9 @@ def ranking(conn: Connection, run: CohortRun, track: str | None, top: int) -> li
     return rows[:top]
 
 
-def format_ranking(title: str, rows: list[tuple[str, int]], unit: str) -> str:
+def format_ranking(run: CohortRun, title: str, rows: list[tuple[str, int]], unit: str) -> str:
     if not rows:
-        return f"{title}\n还没有人打卡，快来做第一个吧！"
+        return f"{title}\n{run.playbook.tr(NO_ONE_YET)}"
     lines = [title]
     for i, (name, n) in enumerate(rows):
         mark = MEDALS[i] if i < len(MEDALS) else f"{i + 1}."
@@ -99,78 +129,86 @@ def format_ranking(title: str, rows: list[tuple[str, int]], unit: str) -> str:
 
 
 def leaderboard(conn: Connection, run: CohortRun) -> str:
-    return format_ranking("🏆 打卡总排行榜（前 10 名）", ranking(conn, run, None, 10), " 次")
+    tr = run.playbook.tr
+    return format_ranking(run, tr(LEADERBOARD_TITLE), ranking(conn, run, None, 10), tr(TIMES_UNIT))
 
 
-@command("progress", MEMBER, "「{word}」查看你的打卡进度")
+@command("progress", MEMBER, N_('"{word}": see your check-in progress'))
 def _progress(a: Asked) -> str:
     return progress(a.conn, a.run, a.member_id, a.name, a.now)
 
 
-@command("leaderboard", MEMBER, "「{word}」查看打卡排行榜")
+@command("leaderboard", MEMBER, N_('"{word}": see the check-in leaderboard'))
 def _leaderboard(a: Asked) -> str:
     return leaderboard(a.conn, a.run)
 
 
-@command("today", MEMBER, "「{word}」查看今天的安排")
+@command("today", MEMBER, N_('"{word}": see today\'s schedule'))
 def _today(a: Asked) -> str:
     return today(a.run, a.now, repo.present_count(a.conn, a.run.id))
 
 
-@command("help", MEMBER, "「{word}」查看这条说明")
+@command("help", MEMBER, N_('"{word}": see this help'))
 def _help(a: Asked) -> str:
     return help_text(a.run)
 
 
-@command("mute", MEMBER, "「{word}」不再@你、不再私信提醒你")
+@command("mute", MEMBER, N_('"{word}": no more @-mentions or private reminders'))
 def _mute(a: Asked) -> str:
     repo.set_muted(a.conn, a.run.id, a.member_id, True)
+    tr = a.run.playbook.tr
     unmute = a.run.playbook.commands.unmute
-    back = f"，想恢复就发「{unmute[0]}」" if unmute else ""
-    return f"好的，{a.name}，之后不再@你、也不再私信提醒你{back}。打卡照常计入 ✅"
+    back = tr(MUTED_BACK).format(word=unmute[0]) if unmute else ""
+    return tr(MUTED).format(name=a.name, back=back)
 
 
-@command("unmute", MEMBER, "「{word}」恢复打卡提醒")
+@command("unmute", MEMBER, N_('"{word}": check-in reminders back on'))
 def _unmute(a: Asked) -> str:
     repo.set_muted(a.conn, a.run.id, a.member_id, False)
-    return f"好的，{a.name}，打卡提醒已恢复 🔔"
+    return a.run.playbook.tr(UNMUTED).format(name=a.name)
 
 
 def today(run: CohortRun, now: datetime, total: int | str = "") -> str:
     from bot import items  # (items builds on this module's rankings)
 
+    tr = run.playbook.tr
     day = run.day(now)
     start = run.cal.start
     if day < 1:
-        return f"📅 {run.playbook.name} 将于 {start.month}月{start.day}日 开始，敬请期待！"
+        when = tr(checkins.DATE).format(month=start.month, day=start.day)
+        return tr(NOT_STARTED).format(playbook=run.playbook.name, start=when)
     if day > run.playbook.days:
-        return f"📅 {run.playbook.name} 已经结束啦，感谢参与！"
-    lines = [f"📅 第{day}天安排"]
+        return tr(OVER).format(playbook=run.playbook.name)
+    lines = [tr(TODAY_TITLE).format(day=day)]
     for it in run.playbook.schedule:
         if it.day == day and (text := items.describe(run, it, total)):
             lines.append(f"{it.at:%H:%M} {text}")
-    checkins = [t for t in run.playbook.tracks.values() if day in t.days]
-    if checkins:
+    todays = [t for t in run.playbook.tracks.values() if day in t.days]
+    if todays:
         lines.append(
-            "今日打卡："
-            + "；".join(
-                f"{t.name}发「{t.keywords[0]}」" + (f"（{t.until:%H:%M} 前）" if t.until else "")
-                for t in checkins
+            tr(TODAY_CHECKINS)
+            + tr(TODAY_SEPARATOR).join(
+                tr(TODAY_TRACK).format(track=t.name, keyword=t.keywords[0])
+                + (tr(TODAY_UNTIL).format(until=f"{t.until:%H:%M}") if t.until else "")
+                for t in todays
             )
         )
     if len(lines) == 1:
-        lines.append("今天没有安排，好好休息～")
+        lines.append(tr(NOTHING_TODAY))
     return "\n".join(lines)
 
 
 def help_text(run: CohortRun) -> str:
+    tr = run.playbook.tr
     c = run.playbook.commands
-    lines = [f"🤖 我是{run.playbook.name}的助教机器人，可以发送："]
+    lines = [tr(HELP_TITLE).format(playbook=run.playbook.name)]
     for name, cmd in REGISTRY.items():
         words = getattr(c, name, None)
         if words and LEARNER in cmd.who:
-            lines.append("· " + cmd.describe.replace("{word}", words[0]))
+            lines.append("· " + tr(cmd.describe).replace("{word}", words[0]))
     for t in run.playbook.tracks.values():
-        what = t.name if t.name.endswith("打卡") else "打卡" + t.name
-        lines.append(f"{what}：在群里发「{t.keywords[0]}」")
+        # "早起打卡" is not said "打卡早起打卡"
+        named = t.name.endswith("打卡") or t.name.lower().endswith("check-in")
+        line = tr(HELP_CHECKIN_TRACK if named else HELP_TRACK)
+        lines.append(line.format(track=t.name, keyword=t.keywords[0]))
     return "\n".join(lines)

@@ -14,12 +14,13 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine as Database
 
-from bot import templates
+from bot import checkins, templates
 from bot.alerts import OperatorAlerts
 from bot.clock import Clock, within
 from bot.cohort import CohortRun
 from bot.firing import Firing
 from bot.friends import Friends
+from bot.i18n import N_
 from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
 from bot.rollcall import QuietHours, RollCalls, RollCallSettings
@@ -31,7 +32,10 @@ from storage import repo
 log = logging.getLogger(__name__)
 
 WELCOME_RIDES = timedelta(minutes=30)
-EARLY_WELCOME = "👋 欢迎 {name} 加入{playbook}！我们将在 {start} 正式开营，发送「帮助」看看我能做什么～"
+# For members, in the playbook's language (Playbook.tr).
+EARLY_WELCOME = N_(
+    '👋 Welcome to {playbook}, {name}! We start on {start}; send "{help}" to see what I can do'
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ class Engine:
                     template = (
                         run.playbook.welcome
                         if day >= 1
-                        else run.playbook.messages.early_welcome or EARLY_WELCOME
+                        else run.playbook.messages.early_welcome or run.playbook.tr(EARLY_WELCOME)
                     )
                     text = templates.render(
                         template,
@@ -185,7 +189,8 @@ class Engine:
                             "name": m.shown,
                             "playbook": run.playbook.name,
                             "day": day,
-                            "start": f"{start.month}月{start.day}日",
+                            "start": run.playbook.tr(checkins.DATE).format(month=start.month, day=start.day),
+                            "help": run.playbook.commands.help[0],
                         },
                     )
                     repo.enqueue(

@@ -22,14 +22,15 @@ from sqlalchemy import Engine as Database
 from bot import templates
 from bot.clock import Clock
 from bot.cohort import CohortRun
+from bot.i18n import N_
 from storage import repo
 from storage.repo import OutRow
 
 log = logging.getLogger(__name__)
 
-ADD_FRIEND = (
-    "🎁 {name}，你有一份奖励要私信发给你，但你还不是助教的好友：请先加助教为好友，"
-    "再私信我任意一句话，我就发给你～"
+ADD_FRIEND = N_(  # for members, in the playbook's language
+    "🎁 {name}, a reward is waiting to be sent to you privately, but you are not the assistant's "
+    "friend yet: add the assistant as a friend, then send me any message and I will send it"
 )
 TO_ADD = "📇 【{cohort}】这些同学还不是助教的好友，私信（提醒、奖励）发不到，请加好友（共 {n} 位）：\n{names}"
 LIST_AT = time(9, 0)  # the operators' daily list of members to add goes out at this local time
@@ -47,7 +48,9 @@ def ask_to_add(
         mentions=[member_id],
         now=now,
         not_before=not_before,
-        text=templates.render(run.playbook.messages.add_friend or ADD_FRIEND, {"name": shown}),
+        text=templates.render(
+            run.playbook.messages.add_friend or run.playbook.tr(ADD_FRIEND), {"name": shown}
+        ),
     )
 
 

@@ -78,6 +78,12 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _current.ngettext(singular, plural, n)
 
 
+def gettext_in(language: str, message: str) -> str:
+    """``message`` (an English msgid, marked with :func:`N_`) in ``language``, whatever the
+    operator's: the texts for members, in their playbook's language."""
+    return translation(normalize(language) or "zh").gettext(message)
+
+
 def N_(message: str) -> str:
     """Marks a text for the catalog without translating it (it is translated where shown)."""
     return message

@@ -20,12 +20,16 @@ from sqlalchemy import Connection
 
 from bot import commands, templates
 from bot.cohort import CohortRun
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.plan import PlannedItem
 from bot.playbook import Playbook, ScheduleItem
 from storage import repo
 
-DEFAULT_LEADERBOARD_TITLE = "🏆 {track}排行榜（截至第{day}天）"
+# For members, in the playbook's language (Playbook.tr).
+DEFAULT_LEADERBOARD_TITLE = N_("🏆 {track} leaderboard (as of day {day})")
+REMIND_DESCRIBED = N_("{track} check-in reminder")
+LEADERBOARD_DESCRIBED = N_("{track} leaderboard")
+DAYS_UNIT = N_(" days")
 
 Loc = tuple[str | int, ...]
 RideAlong = Callable[[Connection, CohortRun, datetime], str | None]
@@ -181,7 +185,9 @@ class Remind(_AboutMembers):
     @staticmethod
     def describe(run: CohortRun, it: ScheduleItem, total: int | str = "") -> str:
         assert it.remind is not None
-        return templates.render("{track}打卡提醒", {"track": run.playbook.tracks[it.remind.track].name})
+        return templates.render(
+            run.playbook.tr(REMIND_DESCRIBED), {"track": run.playbook.tracks[it.remind.track].name}
+        )
 
     @classmethod
     def preview(cls, run: CohortRun, it: ScheduleItem) -> str:
@@ -247,15 +253,17 @@ class Leaderboard:
     def queue(d: Due) -> int:
         board, track = d.item.leaderboard, d.item.track
         assert board is not None and track is not None
-        title = templates.render(board.title or DEFAULT_LEADERBOARD_TITLE, d.values())
+        title = templates.render(board.title or d.run.playbook.tr(DEFAULT_LEADERBOARD_TITLE), d.values())
         rows = commands.ranking(d.conn, d.run, track, board.top)
-        d.to_group("leaderboard", commands.format_ranking(title, rows, " 天"))
+        d.to_group("leaderboard", commands.format_ranking(d.run, title, rows, d.run.playbook.tr(DAYS_UNIT)))
         return 1
 
     @staticmethod
     def describe(run: CohortRun, it: ScheduleItem, total: int | str = "") -> str:
         assert it.leaderboard is not None
-        return f"{run.playbook.tracks[it.leaderboard.track].name}排行榜"
+        return templates.render(
+            run.playbook.tr(LEADERBOARD_DESCRIBED), {"track": run.playbook.tracks[it.leaderboard.track].name}
+        )
 
     @classmethod
     def preview(cls, run: CohortRun, it: ScheduleItem) -> str:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
 
-from bot import templates
+from bot import i18n, templates
 from bot.i18n import _
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
@@ -261,6 +261,11 @@ class Playbook(_Strict):
         "{name}, {playbook}, {day}; joins close together share one post",
     )
     messages: Messages = Field(default_factory=lambda: Messages())
+    language: Literal["zh", "en"] = Field(
+        "zh",
+        description="(extension) the language of the bot's own words to members (notices, roll "
+        "calls, help, progress, today, leaderboards); `messages:` overrides them; default zh",
+    )
     schedule: EmptyList[ScheduleItem] = Field(default_factory=list)
     day_starts: HHMM | None = Field(
         None,
@@ -273,6 +278,10 @@ class Playbook(_Strict):
     roll_call_mentions: bool = Field(
         False, description="(1.1) roll calls @-mention the members they name (small groups only)"
     )
+
+    def tr(self, message: str) -> str:
+        """A text for members (an English msgid) in the playbook's language."""
+        return i18n.gettext_in(self.language, message)
 
     # Set by parse(): the stable id of each schedule item, in schedule order.
     _item_ids: tuple[str, ...] = PrivateAttr(default=())

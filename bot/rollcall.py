@@ -31,18 +31,20 @@ from sqlalchemy import Engine as Database
 from bot import templates
 from bot.clock import Clock
 from bot.cohort import CohortRun
+from bot.i18n import N_
 from storage import repo
 
 log = logging.getLogger(__name__)
 
-TITLE = "✅ 第{day}天打卡播报"
-LINE = "{track} +{count}（今日 {done}/{total}）：{names}"
-REWARD_LINE = "🎁 解锁{reward}：{names}"
+# Texts for members: English msgids, said in the playbook's language (Playbook.tr).
+TITLE = N_("✅ Day {day} check-ins")
+LINE = N_("{track} +{count} (today {done}/{total}): {names}")
+REWARD_LINE = N_("🎁 {reward} unlocked: {names}")
 MAX_CHARS = 900  # one roll call message; a longer list continues in the next one
 FOOTERS = {
-    "too_late": "⏰ {track}今天 {until} 已截止，这次没有计入：{names}",
-    "not_today": "📅 今天不是{track}打卡日，这次没有计入：{names}",
-    "ended": "🌟 {track}打卡已经结束，谢谢坚持：{names}",
+    "too_late": N_("⏰ {track} closed at {until} today; not counted this time: {names}"),
+    "not_today": N_("📅 Today is not a {track} day; not counted this time: {names}"),
+    "ended": N_("🌟 {track} check-ins are over, thank you for keeping at it: {names}"),
 }
 
 
@@ -96,7 +98,12 @@ def compose(
         if not todays:
             continue
         lines.append(
-            (templates.render(pb.messages.roll_call_title or TITLE, {"day": day, "playbook": pb.name}), [])
+            (
+                templates.render(
+                    pb.messages.roll_call_title or pb.tr(TITLE), {"day": day, "playbook": pb.name}
+                ),
+                [],
+            )
         )
         for tid, track in pb.tracks.items():
             named = [u for u in todays if u.key == tid]
@@ -111,18 +118,18 @@ def compose(
                 "day": day,
                 "playbook": pb.name,
             }
-            lines += _name_lines(track.roll_call or LINE, values, named, per_line)
+            lines += _name_lines(track.roll_call or pb.tr(LINE), values, named, per_line)
     for r in pb.rewards:
         named = [u for u in grants if u.key == r.id]
         if named:
-            line = pb.messages.roll_call_reward or REWARD_LINE
+            line = pb.messages.roll_call_reward or pb.tr(REWARD_LINE)
             lines += _name_lines(line, {"reward": r.name, "playbook": pb.name}, named, per_line)
     for reason, template in FOOTERS.items():
         for tid, track in pb.tracks.items():
             told = [(mid, name) for mid, name, t, _, why in notices if t == tid and why == reason]
             if told:
                 until = f"{track.until:%H:%M}" if track.until else ""
-                text = template.replace("{until}", until)
+                text = pb.tr(template).replace("{until}", until)
                 people = [repo.Unnamed(mid, name, tid, 0, now) for mid, name in told]
                 lines += [(line, []) for line, _ in _name_lines(text, {"track": track.name}, people)]
     return _pack(lines, mentions, max_mentions), newest

@@ -15,6 +15,7 @@ from bot import checkins, commands, templates
 from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.friends import Friends
+from bot.i18n import N_
 from bot.rollcall import RollCalls
 from bot.roster import Roster
 from bot.transports.base import Incoming, Member
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 COMMAND_COOLDOWN = timedelta(seconds=30)  # the same member asking the same thing again
 REPLIES_PER_MINUTE = 3  # answers to one member, group and private together
-OPERATOR_CHECKIN = "收到～助教的打卡不计入统计哦"
-GO_TO_GROUP = "打卡请在群里发送「{keyword}」哦～私聊可以发送：{commands}"
+# For members, in the playbook's language (Playbook.tr).
+OPERATOR_CHECKIN = N_("Got it! Check-ins by the assistants do not count")
+GO_TO_GROUP = N_('To check in, send "{keyword}" in the group. In private you can send: {commands}')
 
 
 class ReplyLimiter:
@@ -123,7 +125,7 @@ class Router:
                         conn,
                         run.id,
                         member_id=msg.sender.id,
-                        text=run.playbook.messages.operator_checkin or OPERATOR_CHECKIN,
+                        text=run.playbook.messages.operator_checkin or run.playbook.tr(OPERATOR_CHECKIN),
                         kind="reply",
                         now=now,
                     )
@@ -171,10 +173,12 @@ class Router:
                 assert match is not None
                 c = run.playbook.commands
                 reply = templates.render(
-                    GO_TO_GROUP,
+                    run.playbook.tr(GO_TO_GROUP),
                     {
                         "keyword": match[1],
-                        "commands": "、".join(w[0] for w in (c.progress, c.leaderboard, c.today, c.help)),
+                        "commands": run.playbook.tr(checkins.LIST_SEPARATOR).join(
+                            w[0] for w in (c.progress, c.leaderboard, c.today, c.help)
+                        ),
                     },
                 )
             # Behind the group's own traffic: one member's private chat never holds up the group.
