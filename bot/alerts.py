@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
+from bot import i18n
 from bot.clock import Clock
+from bot.i18n import N_
 from storage import repo
 from storage.repo import OutRow
 
@@ -29,24 +31,43 @@ GATHER = timedelta(seconds=60)  # an alert waits this long for more of the same 
 LONGEST = timedelta(minutes=10)  # but no longer than this after the incident began
 REMEMBER_UNKNOWN = timedelta(minutes=30)  # a late echo older than this is not matched
 
+# For the operators, in the config's language.
 KIND_NAMES = {
-    "post": "公告",
-    "ack": "打卡回复",
-    "welcome": "欢迎语",
-    "announce": "奖励播报",
-    "reply": "指令回复",
-    "remind": "群提醒",
-    "nudge": "私信提醒",
-    "leaderboard": "排行榜",
-    "reward": "奖励私信",
+    "post": N_("announcement"),
+    "ack": N_("check-in reply"),
+    "welcome": N_("welcome"),
+    "announce": N_("reward announcement"),
+    "reply": N_("command reply"),
+    "remind": N_("group reminder"),
+    "nudge": N_("private reminder"),
+    "leaderboard": N_("leaderboard post"),
+    "reward": N_("reward message"),
 }
+IN_GROUP = N_("in the group")
+PRIVATE_TO = N_("private message to {member}")
+GROUP_MESSAGES = N_("group messages")
+PRIVATE_MESSAGES = N_("private messages")
+QUOTED = N_('{where}: "{text}"')
+ARRIVED = N_('✅ The message reported as possibly not sent did arrive; no need to resend: "{text}"')
+FAILED = N_("⚠️ [{cohort}] {total} messages failed to send ({where}: {kinds}); no more retries.")
+WHERE_COUNT = N_("{where} {n}")
+REASON = N_("Reason: {error}")
+FOR_EXAMPLE = N_("For example {example}")
+CHECK = N_("Check the gateway and the bot's account; resend by hand if needed.")
+CUT = N_(
+    "❓ [{cohort}] {n} messages were cut off while being sent (the connection dropped or the bot "
+    "restarted) and may have gone out. Look in the group (or the private chat) first, and resend "
+    "by hand only what did not arrive, so nothing is sent twice:"
+)
+MORE = N_("· {n} more")
+LIST_SEPARATOR = N_(", ")
 
 
 @dataclass
 class _Incident:
     cohort_id: str
     failed: Counter[str] = field(default_factory=Counter)  # kind -> rows failed for good
-    failed_where: Counter[str] = field(default_factory=Counter)  # 群消息 / 私信
+    failed_where: Counter[str] = field(default_factory=Counter)  # GROUP_MESSAGES / PRIVATE_MESSAGES
     error: str = ""
     example: str = ""
     unknown: dict[int, str] = field(default_factory=dict)  # row id -> where and text
@@ -54,8 +75,8 @@ class _Incident:
     began: datetime | None = None
 
 
-def _where(row: OutRow) -> str:
-    return "群里" if row.room_id is not None else f"给 {row.member_id} 的私信"
+def _where(row: OutRow, tr: Callable[[str], str]) -> str:
+    return tr(IN_GROUP) if row.room_id is not None else tr(PRIVATE_TO).format(member=row.member_id)
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -65,8 +86,14 @@ def _short(text: str, n: int = 40) -> str:
 
 class OperatorAlerts:
     def __init__(
-        self, db: Database, clock: Clock, operators: frozenset[str], wake: Callable[[], None]
+        self,
+        db: Database,
+        clock: Clock,
+        operators: frozenset[str],
+        wake: Callable[[], None],
+        language: str = "zh",
     ) -> None:
+        self.language = language  # the operators'
         self.db = db
         self.clock = clock
         self.operators = operators
@@ -91,13 +118,17 @@ class OperatorAlerts:
                     self._open[cohort_id] = inc
                 if maybe_sent:
                     for r in mine:
-                        inc.unknown[r.id] = f"{_where(r)}：「{_short(r.text)}」"
+                        inc.unknown[r.id] = self._tr(QUOTED).format(
+                            where=_where(r, self._tr), text=_short(r.text)
+                        )
                 else:
                     for r in mine:
                         inc.failed[r.kind] += 1
-                        inc.failed_where["群消息" if r.room_id is not None else "私信"] += 1
+                        inc.failed_where[GROUP_MESSAGES if r.room_id is not None else PRIVATE_MESSAGES] += 1
                     inc.error = inc.error or error
-                    inc.example = inc.example or f"{_where(mine[0])}：「{_short(mine[0].text)}」"
+                    inc.example = inc.example or self._tr(QUOTED).format(
+                        where=_where(mine[0], self._tr), text=_short(mine[0].text)
+                    )
                 self._write(conn, inc, now)
         self.wake()
 
@@ -132,7 +163,7 @@ class OperatorAlerts:
                             member_id=op,
                             kind="alert",
                             now=now,
-                            text=f"✅ 刚才提醒可能没发出的消息已确认送达，不用重发：「{_short(joined)}」",
+                            text=self._tr(ARRIVED).format(text=_short(joined)),
                         )
                 self.wake()
                 return True
@@ -155,29 +186,32 @@ class OperatorAlerts:
             for op in sorted(self.operators)
         ]
 
-    @staticmethod
-    def _compose(inc: _Incident) -> str:
+    def _tr(self, message: str) -> str:
+        return i18n.gettext_in(self.language, message)
+
+    def _compose(self, inc: _Incident) -> str:
+        tr = self._tr
         lines: list[str] = []
         if inc.failed:
             total = sum(inc.failed.values())
-            where = "，".join(f"{w} {n} 条" for w, n in inc.failed_where.items())
-            kinds = "、".join(f"{KIND_NAMES.get(k, k)} ×{n}" for k, n in inc.failed.most_common())
+            where = tr(LIST_SEPARATOR).join(
+                tr(WHERE_COUNT).format(where=tr(w), n=n) for w, n in inc.failed_where.items()
+            )
+            kinds = tr(LIST_SEPARATOR).join(
+                f"{tr(KIND_NAMES[k]) if k in KIND_NAMES else k} ×{n}" for k, n in inc.failed.most_common()
+            )
             lines += [
-                f"⚠️ 【{inc.cohort_id}】有 {total} 条消息发送失败（{where}：{kinds}），已停止重试。",
-                f"原因：{_short(inc.error, 80)}",
-                f"例如{inc.example}",
-                "请检查网关和机器人账号，需要的话手动补发。",
+                tr(FAILED).format(cohort=inc.cohort_id, total=total, where=where, kinds=kinds),
+                tr(REASON).format(error=_short(inc.error, 80)),
+                tr(FOR_EXAMPLE).format(example=inc.example),
+                tr(CHECK),
             ]
         if inc.unknown:
             if lines:
                 lines.append("")
-            lines.append(
-                f"❓ 【{inc.cohort_id}】有 {len(inc.unknown)} 条消息发送到一半被打断"
-                "（连接中断或机器人重启），可能已经发出。"
-                "请先到群里（或对方私信）看一下，没有收到再手动补发，以免重复："
-            )
+            lines.append(tr(CUT).format(cohort=inc.cohort_id, n=len(inc.unknown)))
             shown = list(inc.unknown.values())
             lines += [f"· {w}" for w in shown[:5]]
             if len(shown) > 5:
-                lines.append(f"· 还有 {len(shown) - 5} 条")
+                lines.append(tr(MORE).format(n=len(shown) - 5))
         return "\n".join(lines)

@@ -259,6 +259,7 @@ class Loaded:
             ),
             grace=timedelta(minutes=self.config.grace_minutes),
             quiet_hours=self.config.quiet_hours,
+            language=self.config.language or "zh",
         )
 
 

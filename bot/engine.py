@@ -46,6 +46,8 @@ class Settings:
     grace: timedelta = timedelta(minutes=10)
     # No roll calls or welcomes in the group then (config `quiet_hours`; None: none).
     quiet_hours: QuietHours | None = field(default_factory=lambda: QuietHours(time(22, 30), time(7, 30)))
+    # The operators' alerts and lists to add as friends (config `language`).
+    language: str = "zh"
 
 
 def _rollcall_settings(settings: Settings) -> RollCallSettings:
@@ -72,13 +74,19 @@ class Engine:
         self.runs: dict[str, CohortRun] = {}  # by room id
         p = settings.pacing
         self.roster = Roster(db, clock, transport, settings.operators, settings.bot_name)
-        self.alerts = OperatorAlerts(db, clock, settings.operators, outbox.wake)
+        self.alerts = OperatorAlerts(db, clock, settings.operators, outbox.wake, settings.language)
         self.rollcalls = RollCalls(db, clock, _rollcall_settings(settings), outbox.wake)
         self.router = Router(
             db, clock, self.roster, self.rollcalls, self.runs, p.ack_window_seconds, outbox.wake
         )
         self.friends = Friends(
-            db, clock, settings.operators, self.runs, self.rollcalls.outside_quiet, outbox.wake
+            db,
+            clock,
+            settings.operators,
+            self.runs,
+            self.rollcalls.outside_quiet,
+            outbox.wake,
+            settings.language,
         )
         self.router.friends = self.friends
         self.firing = Firing(

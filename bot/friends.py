@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
-from bot import templates
+from bot import i18n, templates
 from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.i18n import N_
@@ -32,7 +32,11 @@ ADD_FRIEND = N_(  # for members, in the playbook's language
     "🎁 {name}, a reward is waiting to be sent to you privately, but you are not the assistant's "
     "friend yet: add the assistant as a friend, then send me any message and I will send it"
 )
-TO_ADD = "📇 【{cohort}】这些同学还不是助教的好友，私信（提醒、奖励）发不到，请加好友（共 {n} 位）：\n{names}"
+TO_ADD = N_(  # for the operators, in the config's language
+    "📇 [{cohort}] These members are not the assistant's friends yet, so private messages "
+    "(reminders, rewards) cannot reach them; please add them as friends ({n} in all):\n{names}"
+)
+LIST_SEPARATOR = N_(", ")
 LIST_AT = time(9, 0)  # the operators' daily list of members to add goes out at this local time
 
 
@@ -63,7 +67,9 @@ class Friends:
         runs: dict[str, CohortRun],
         outside_quiet: Callable[[CohortRun, datetime], datetime],
         wake: Callable[[], None],
+        language: str = "zh",
     ) -> None:
+        self.language = language  # the operators'
         self.db = db
         self.clock = clock
         self.operators = operators
@@ -134,9 +140,10 @@ class Friends:
             ids, names = [], []  # the last list went out: start the next day's
         names = [*names, shown]
         text = (
-            TO_ADD.replace("{cohort}", run.room)
+            i18n.gettext_in(self.language, TO_ADD)
+            .replace("{cohort}", run.room)
             .replace("{n}", str(len(names)))
-            .replace("{names}", "、".join(names))
+            .replace("{names}", i18n.gettext_in(self.language, LIST_SEPARATOR).join(names))
         )
         if ids and repo.update_pending_text(conn, ids, text) == len(ids):
             self._lists[run.id] = (ids, names)

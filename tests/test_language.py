@@ -103,3 +103,71 @@ async def test_messages_overrides_win_over_the_language(harness):
     assert calls[0].startswith("📣 Day 2\n晨读 +1 (today 1/")
     assert [s.text for s in h.dms("op1")] == ["助教辛苦啦"]
     assert [s.text for s in h.dms("u02") if s.kinds == ("notice",)] == ["小红，晨读在 12:00 就截止了"]
+
+
+# ---------------------------------------------------------------- the operators' alerts
+
+
+def test_the_operators_alerts_follow_the_configs_language(tmp_path):
+    from bot import config
+    from tests.test_config import CONFIG, ENV, write
+
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "python-8day.yaml").write_text(EXAMPLE, encoding="utf-8")
+    site = tmp_path
+
+    assert config.load(write(site, CONFIG), env=ENV).settings().language == "zh"
+    english = config.load(write(site, "language: en\n" + CONFIG), env=ENV).settings()
+    assert english.language == "en"
+
+
+def _incident():
+    from collections import Counter
+
+    from bot.alerts import GROUP_MESSAGES, _Incident
+
+    return _Incident(
+        "c1",
+        failed=Counter({"nudge": 3}),
+        failed_where=Counter({GROUP_MESSAGES: 3}),
+        error="room sending is restricted",
+        example="x",
+        unknown={1: "y", 2: "z"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "zh",
+            [
+                "⚠️ 【c1】有 3 条消息发送失败（群消息 3 条：私信提醒 ×3），已停止重试。",
+                "原因：room sending is restricted",
+                "❓ 【c1】有 2 条消息发送到一半被打断",
+            ],
+        ),
+        (
+            "en",
+            [
+                "⚠️ [c1] 3 messages failed to send (group messages 3: private reminder ×3); no more retries.",
+                "Reason: room sending is restricted",
+                "❓ [c1] 2 messages were cut off while being sent",
+            ],
+        ),
+    ],
+)
+def test_an_alert_in_each_language(language, expected):
+    from bot.alerts import OperatorAlerts
+
+    alerts = OperatorAlerts(None, None, frozenset({"op1"}), lambda: None, language)  # type: ignore[arg-type]
+    text = alerts._compose(_incident())
+    for part in expected:
+        assert part in text, text
+
+
+def test_the_friends_list_follows_the_configs_language():
+    from bot import friends, i18n
+
+    assert "请加好友" in i18n.gettext_in("zh", friends.TO_ADD)
+    assert "add them as friends" in i18n.gettext_in("en", friends.TO_ADD)
