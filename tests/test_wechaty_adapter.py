@@ -462,3 +462,11 @@ async def test_a_notice_that_beats_the_answer_to_its_send_counts() -> None:
     assert await converted(transport, puppet, "n1", notice_message("u1")) == _NotFriend("u1")
     puppet.hold.set()
     await send
+
+
+def test_the_endpoint_splits_into_host_and_port_ipv6_included():
+    from bot.transports.wechaty import split_endpoint
+
+    assert split_endpoint("127.0.0.1:8788") == ("127.0.0.1", 8788)
+    assert split_endpoint("localhost:1") == ("localhost", 1)
+    assert split_endpoint("[::1]:8788") == ("::1", 8788)

@@ -567,7 +567,7 @@ class WechatyTransport:
         """Open the channel and the event stream. Not PuppetService.start(): that calls the
         gateway's stop() first, which logs a real account out, and checks the endpoint with
         a blocking 3 s telnet on the event loop."""
-        host, _, port = self.endpoint.rpartition(":")
+        host, port = split_endpoint(self.endpoint)
         try:
             _, writer = await within(asyncio.open_connection(host, int(port)), self.ping_timeout)
         except TimeoutError:
@@ -793,6 +793,14 @@ def _close_channel(puppet: Any) -> None:
     if puppet is not None and puppet.channel is not None:
         with contextlib.suppress(Exception):
             puppet.channel.close()
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """host:port, the host of an IPv6 address written in brackets ([::1]:8788) without them."""
+    host, _, port = endpoint.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
 
 
 def _when(timestamp: float | None, now: datetime) -> datetime:
