@@ -281,6 +281,17 @@ def record_checkin(
 # --- roll calls ---------------------------------------------------------------------------
 
 
+def _with_member(table: Table) -> Any:
+    """``table`` joined to the member it is about (kept when the member row is missing)."""
+    on = and_(member_t.c.cohort_id == table.c.cohort_id, member_t.c.member_id == table.c.member_id)
+    return table.outerjoin(member_t, on)
+
+
+def _shown(table: Table) -> Any:
+    """How the member of a ``_with_member`` row is shown: group alias, name, else the id."""
+    return func.coalesce(member_t.c.alias, member_t.c.name, table.c.member_id)
+
+
 @dataclass(frozen=True)
 class Unnamed:
     """A check-in (or reward grant) a roll call has not named yet."""
@@ -294,22 +305,8 @@ class Unnamed:
 
 def unnamed_checkins(conn: Connection, cohort_id: str) -> list[Unnamed]:
     q = (
-        select(
-            checkin_t.c.member_id,
-            func.coalesce(member_t.c.alias, member_t.c.name, checkin_t.c.member_id),
-            checkin_t.c.track,
-            checkin_t.c.day,
-            checkin_t.c.at,
-        )
-        .select_from(
-            checkin_t.outerjoin(
-                member_t,
-                and_(
-                    member_t.c.cohort_id == checkin_t.c.cohort_id,
-                    member_t.c.member_id == checkin_t.c.member_id,
-                ),
-            )
-        )
+        select(checkin_t.c.member_id, _shown(checkin_t), checkin_t.c.track, checkin_t.c.day, checkin_t.c.at)
+        .select_from(_with_member(checkin_t))
         .where(checkin_t.c.cohort_id == cohort_id, checkin_t.c.named_at.is_(None))
         .order_by(checkin_t.c.at, checkin_t.c.id)
     )
@@ -318,20 +315,8 @@ def unnamed_checkins(conn: Connection, cohort_id: str) -> list[Unnamed]:
 
 def unnamed_grants(conn: Connection, cohort_id: str) -> list[Unnamed]:
     q = (
-        select(
-            grant_t.c.member_id,
-            func.coalesce(member_t.c.alias, member_t.c.name, grant_t.c.member_id),
-            grant_t.c.reward_id,
-            grant_t.c.at,
-        )
-        .select_from(
-            grant_t.outerjoin(
-                member_t,
-                and_(
-                    member_t.c.cohort_id == grant_t.c.cohort_id, member_t.c.member_id == grant_t.c.member_id
-                ),
-            )
-        )
+        select(grant_t.c.member_id, _shown(grant_t), grant_t.c.reward_id, grant_t.c.at)
+        .select_from(_with_member(grant_t))
         .where(grant_t.c.cohort_id == cohort_id, grant_t.c.named_at.is_(None))
         .order_by(grant_t.c.at, grant_t.c.member_id, grant_t.c.reward_id)
     )
@@ -435,21 +420,8 @@ def add_notice(
 def footer_notices(conn: Connection, cohort_id: str) -> list[tuple[str, str, str, int, str]]:
     """(member id, shown name, track, day, reason) of notices waiting for a roll call's footer."""
     q = (
-        select(
-            notice_t.c.member_id,
-            func.coalesce(member_t.c.alias, member_t.c.name, notice_t.c.member_id),
-            notice_t.c.track,
-            notice_t.c.day,
-            notice_t.c.reason,
-        )
-        .select_from(
-            notice_t.outerjoin(
-                member_t,
-                and_(
-                    member_t.c.cohort_id == notice_t.c.cohort_id, member_t.c.member_id == notice_t.c.member_id
-                ),
-            )
-        )
+        select(notice_t.c.member_id, _shown(notice_t), notice_t.c.track, notice_t.c.day, notice_t.c.reason)
+        .select_from(_with_member(notice_t))
         .where(
             notice_t.c.cohort_id == cohort_id, notice_t.c.footer_at.is_(None), notice_t.c.private.is_(False)
         )
