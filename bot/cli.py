@@ -16,9 +16,10 @@ from pydantic import TypeAdapter
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
-from bot import i18n
+from bot import cli_words, i18n
 from bot import playbook as playbooks
 from bot import scenario as scenarios
 from bot.i18n import N_, _
@@ -39,28 +40,24 @@ def _lang_argument(args: list[str]) -> str | None:
     return None
 
 
-def _translate_help(command: Any) -> None:
-    """The help texts (English msgids) of a command, its options and its subcommands, in the
-    operator's language."""
-    if command.help:
-        command.help = _(command.help)
-    if command.short_help:
-        command.short_help = _(command.short_help)
-    for param in command.params:
-        if getattr(param, "help", None):
-            param.help = _(param.help)
-    for sub in getattr(command, "commands", {}).values():
-        _translate_help(sub)
-
-
 class _Localized(TyperGroup):
-    """Chooses the operator's language (--lang, then the locale) before anything is printed."""
+    """Chooses the operator's language (--lang, then the locale) before anything is printed,
+    and says click's own texts (usage, usage errors) in it."""
 
     def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         i18n.use(i18n.detect(_lang_argument(argv)))
-        _translate_help(self)
-        return super().main(args, *a, **kw)
+        cli_words.localize(self)
+        kw["standalone_mode"] = False
+        try:
+            code = super().main(args, *a, **kw)
+        except click_exceptions.ClickException as e:
+            cli_words.show(e)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print(_(cli_words.ABORTED))
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 app = typer.Typer(
@@ -161,8 +158,12 @@ def validate(
             out.print(_("[green]ok[/] {file} ({kind})").format(file=escape(str(f)), kind=kinds[kind]))
         except InputError as exc:
             bad += 1
-            for p in exc.problems:
-                error(escape(str(p)))
+            told = [(p, False) for p in exc.problems] + [(w, True) for w in exc.warnings]
+            for p, warned in sorted(told, key=lambda t: t[0].line):
+                if warned:
+                    err.print(_("[bold yellow]warning[/] {text}").format(text=escape(str(p))), soft_wrap=True)
+                else:
+                    error(escape(str(p)))
     if bad:
         raise typer.Exit(2)
 

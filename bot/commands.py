@@ -75,7 +75,6 @@ REWARD_EARNED = N_("earned 🎁")
 REWARD_TO_GO = N_("{n} more days to go")
 NO_ONE_YET = N_("No one has checked in yet; be the first!")
 LEADERBOARD_TITLE = N_("🏆 Check-in leaderboard (top 10)")
-TIMES_UNIT = N_(" times")
 MUTED = N_("OK, {name}: no more @-mentions or private reminders{back}. Your check-ins still count ✅")
 MUTED_BACK = N_(', send "{word}" to get them back')
 UNMUTED = N_("OK, {name}: check-in reminders are back on 🔔")
@@ -118,19 +117,23 @@ def ranking(conn: Connection, run: CohortRun, track: str | None, top: int) -> li
     return rows[:top]
 
 
-def format_ranking(run: CohortRun, title: str, rows: list[tuple[str, int]], unit: str) -> str:
+def format_ranking(
+    run: CohortRun, title: str, rows: list[tuple[str, int]], unit: Callable[[int], str]
+) -> str:
     if not rows:
         return f"{title}\n{run.playbook.tr(NO_ONE_YET)}"
     lines = [title]
     for i, (name, n) in enumerate(rows):
         mark = MEDALS[i] if i < len(MEDALS) else f"{i + 1}."
-        lines.append(f"{mark} {name} {n}{unit}")
+        lines.append(f"{mark} {name} {n}{unit(n)}")
     return "\n".join(lines)
 
 
 def leaderboard(conn: Connection, run: CohortRun) -> str:
     tr = run.playbook.tr
-    return format_ranking(run, tr(LEADERBOARD_TITLE), ranking(conn, run, None, 10), tr(TIMES_UNIT))
+    words = run.playbook.words
+    rows = ranking(conn, run, None, 10)
+    return format_ranking(run, tr(LEADERBOARD_TITLE), rows, lambda n: words.ngettext(" time", " times", n))
 
 
 @command("progress", MEMBER, N_('"{word}": see your check-in progress'))

@@ -64,6 +64,11 @@ class Firing:
             self.skip_missed(run, [planned])
             return
         with self.db.begin() as conn:
+            if repo.paused(conn, run.id) is not None:
+                # Held, not sent: the operator chooses on resume whether it still goes.
+                if repo.claim_item(conn, run.id, planned.item_id, planned.due, now, status="held"):
+                    log.info("%s: %s fell due while the cohort is paused; held", run.id, planned.item_id)
+                return
             if not repo.claim_item(conn, run.id, planned.item_id, planned.due, now):
                 return
             n = items.queue_item(conn, run, planned, now, self.max_mentions, self.ride_along)
@@ -77,6 +82,23 @@ class Firing:
             f", {late} late" if late > timedelta(seconds=1) else "",
         )
         self.wake()
+
+    async def send_held(self, run: CohortRun, item_ids: list[str]) -> list[str]:
+        """Send items held while the cohort was paused, now; returns those sent (an item
+        another operator already sent or skipped is left alone)."""
+        sent = []
+        async with self._lock:
+            await self.roster.reconcile_now(run)
+            now = self.clock.now()
+            with self.db.begin() as conn:
+                for p in run.plan:
+                    if p.item_id in item_ids and repo.release_item(conn, run.id, p.item_id, "done", now):
+                        items.queue_item(conn, run, p, now, self.max_mentions, self.ride_along)
+                        sent.append(p.item_id)
+        if sent:
+            log.info("%s: held items sent on an operator's word: %s", run.id, ", ".join(sent))
+            self.wake()
+        return sent
 
     def skip_missed(self, run: CohortRun, missed: Iterable[PlannedItem]) -> None:
         now = self.clock.now()

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Connection
 
-from bot import commands, templates
+from bot import commands, rollcall, templates
 from bot.cohort import CohortRun
 from bot.i18n import N_, _
 from bot.plan import PlannedItem
@@ -29,7 +29,8 @@ from storage import repo
 DEFAULT_LEADERBOARD_TITLE = N_("🏆 {track} leaderboard (as of day {day})")
 REMIND_DESCRIBED = N_("{track} check-in reminder")
 LEADERBOARD_DESCRIBED = N_("{track} leaderboard")
-DAYS_UNIT = N_(" days")
+REMIND_PREVIEW = N_(" (@ those who have not checked in on day {day})")
+NUDGE_PREVIEW = N_("private reminder to those who have not done {track} on day {day}")
 
 Loc = tuple[str | int, ...]
 RideAlong = Callable[[Connection, CohortRun, datetime], str | None]
@@ -86,8 +87,9 @@ class Due:
 def not_checked_in(conn: Connection, run: CohortRun, track: str, day: int) -> list[repo.MemberRow]:
     """Whom a reminder or nudge is about: members in the group now, less the bot and
     operators, with no check-in that day; not those who joined after that day ended (a
-    member who joins on day 3 is not nudged about day 2) nor those who opted out."""
-    done = repo.checked_in_ids(conn, run.id, track, day)
+    member who joins on day 3 is not nudged about day 2) nor those who opted out or are on
+    leave that day."""
+    done = repo.checked_in_ids(conn, run.id, track, day) | repo.on_leave_ids(conn, run.id, day)
     day_end = run.cal.at(day + 1, run.cal.day_starts)
     return [m for m in repo.learners_to_remind(conn, run.id, day_end) if m.member_id not in done]
 
@@ -176,8 +178,7 @@ class Remind(_AboutMembers):
         text = templates.render(it.remind.text, d.values())
         parts = chunks([m.member_id for m in missing], d.max_mentions)
         for i, ids in enumerate(parts, 1):
-            # A numbered tail keeps split parts from being identical texts in a burst.
-            tail = f"（{i}/{len(parts)}）" if len(parts) > 1 else ""
+            tail = run.playbook.tr(rollcall.PART).format(i=i, n=len(parts)) if len(parts) > 1 else ""
             extra = f"\n\n{named}" if named and i == len(parts) else ""
             d.to_group("remind", text + tail + extra, ids)
         return len(parts)
@@ -191,7 +192,7 @@ class Remind(_AboutMembers):
 
     @classmethod
     def preview(cls, run: CohortRun, it: ScheduleItem) -> str:
-        return cls.describe(run, it) + f"（@ 第{it.checked_day}天未打卡的同学）"
+        return cls.describe(run, it) + run.playbook.tr(REMIND_PREVIEW).format(day=it.checked_day)
 
 
 class Nudge(_AboutMembers):
@@ -236,7 +237,7 @@ class Nudge(_AboutMembers):
     @staticmethod
     def preview(run: CohortRun, it: ScheduleItem) -> str:
         track = run.playbook.tracks[it.track or ""].name
-        return f"私信提醒 第{it.checked_day}天{track}未完成的同学"
+        return run.playbook.tr(NUDGE_PREVIEW).format(day=it.checked_day, track=track)
 
 
 class Leaderboard:
@@ -255,7 +256,9 @@ class Leaderboard:
         assert board is not None and track is not None
         title = templates.render(board.title or d.run.playbook.tr(DEFAULT_LEADERBOARD_TITLE), d.values())
         rows = commands.ranking(d.conn, d.run, track, board.top)
-        d.to_group("leaderboard", commands.format_ranking(d.run, title, rows, d.run.playbook.tr(DAYS_UNIT)))
+        words = d.run.playbook.words
+        text = commands.format_ranking(d.run, title, rows, lambda n: words.ngettext(" day", " days", n))
+        d.to_group("leaderboard", text)
         return 1
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import gettext
 import re
 from datetime import date, time
 from functools import cache
@@ -283,6 +284,11 @@ class Playbook(_Strict):
         """A text for members (an English msgid) in the playbook's language."""
         return i18n.gettext_in(self.language, message)
 
+    @property
+    def words(self) -> gettext.NullTranslations:
+        """The playbook language's catalog, for counted texts (``words.ngettext(...)``)."""
+        return i18n.translation(i18n.normalize(self.language) or "zh")
+
     # Set by parse(): the stable id of each schedule item, in schedule order.
     _item_ids: tuple[str, ...] = PrivateAttr(default=())
     _path: str = PrivateAttr(default="")
@@ -540,10 +546,10 @@ def parse(src: Source) -> Playbook:
         pb = validate(src, Playbook)
     except InputError as shape:
         problems = [*shape.problems, *_rules_despite(shape, src)]
-        raise InputError(sorted(problems, key=lambda p: p.line)) from None
+        raise InputError(sorted(problems, key=lambda p: p.line), _slips(src)) from None
     problems = _cross_check(pb, src)
     if problems:
-        raise InputError(sorted(problems, key=lambda p: p.line))
+        raise InputError(sorted(problems, key=lambda p: p.line), _slips(src))
     pb._item_ids = tuple(derive_item_ids(pb.schedule))
     pb._path = src.path
     pb._item_lines = tuple(src.line(("schedule", i, "at")) for i in range(len(pb.schedule)))

@@ -17,6 +17,7 @@ distinct problem.
 from __future__ import annotations
 
 import asyncio
+import gettext
 import logging
 import os
 import signal
@@ -27,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from bot import config as configs
+from bot import i18n
 from bot.app import Bot
 from bot.cohort import CohortRun
 from bot.config import Loaded
+from bot.i18n import N_, _
 from bot.plan import PlannedItem, calendar
 from bot.playbook import Playbook, ScheduleItem
 from bot.yamlfile import InputError
@@ -70,17 +73,25 @@ def signal_running(loaded: Loaded) -> int:
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
-        raise LookupError(f"no cohortbot is running with this config (no process id in {path})") from None
+        raise LookupError(
+            _("no cohortbot is running with this config (no process id in {path})").format(path=path)
+        ) from None
     try:  # a stale file may name a process that is not ours: SIGHUP would end it
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         cmdline = b"cohortbot"  # no /proc here: trust the file
     if b"cohortbot" not in cmdline and b"bot.cli" not in cmdline:
-        raise LookupError(f"no cohortbot is running (process {pid} in {path} is something else)")
+        raise LookupError(
+            _("no cohortbot is running (process {pid} in {path} is something else)").format(
+                pid=pid, path=path
+            )
+        )
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        raise LookupError(f"no cohortbot is running (process {pid} in {path} has ended)") from None
+        raise LookupError(
+            _("no cohortbot is running (process {pid} in {path} has ended)").format(pid=pid, path=path)
+        ) from None
     return pid
 
 
@@ -99,7 +110,7 @@ class PlaybookChange:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # what the item says
-    tracks: list[str] = field(default_factory=list)  # "lesson added", "keywords of lesson"
+    tracks: list[tuple[str, str]] = field(default_factory=list)  # (added|removed|keywords|changed, id)
     other: list[str] = field(default_factory=list)  # other top-level settings
     # An item without an explicit id is named by its day and time: moved, it gets a new id.
     # new id -> old id, when nothing else about it changed.
@@ -150,16 +161,16 @@ def diff(old: CohortRun, new: CohortRun) -> PlaybookChange:
             change.changed.append(item_id)
     change.moved.sort(key=lambda m: m[1])
     old_tracks, new_tracks = old.playbook.tracks, new.playbook.tracks
-    for tid in new_tracks.keys() - old_tracks.keys():
-        change.tracks.append(f"track {tid} added")
-    for tid in old_tracks.keys() - new_tracks.keys():
-        change.tracks.append(f"track {tid} removed")
+    for tid in sorted(new_tracks.keys() - old_tracks.keys()):
+        change.tracks.append(("added", tid))
+    for tid in sorted(old_tracks.keys() - new_tracks.keys()):
+        change.tracks.append(("removed", tid))
     for tid in sorted(new_tracks.keys() & old_tracks.keys()):
         a_track, b_track = new_tracks[tid], old_tracks[tid]
         if a_track.keywords != b_track.keywords:
-            change.tracks.append(f"the keywords of track {tid}")
+            change.tracks.append(("keywords", tid))
         if a_track.model_dump(exclude={"keywords"}) != b_track.model_dump(exclude={"keywords"}):
-            change.tracks.append(f"track {tid}")
+            change.tracks.append(("changed", tid))
     for name in PLAYBOOK_FIELDS_SHOWN:
         if getattr(old.playbook, name) != getattr(new.playbook, name):
             change.other.append(name)
@@ -170,65 +181,75 @@ def _ids(ids: Iterable[str]) -> str:
     return ", ".join(ids)
 
 
-def describe(change: PlaybookChange, run: CohortRun) -> str:
-    """The log's line: "2 items moved (...), 1 added (...), the text of d2-tea changed"."""
+# What an edit changed: for the operators (config's language) and the log (operator's).
+MOVED_TO = N_("{item} to {when}")
+WHEN = N_("day {day} {time}")
+ADDED = N_("{n} added ({ids})")
+REMOVED = N_("{n} removed ({ids})")
+TEXT_CHANGED = N_("the text of {item} changed")
+ITEM_CHANGED = N_("{item} changed")
+TRACK_CHANGES = {
+    "added": N_("track {track} added"),
+    "removed": N_("track {track} removed"),
+    "keywords": N_("the keywords of track {track} changed"),
+    "changed": N_("track {track} changed"),
+}
+OTHER_CHANGED = N_("{names} changed")
+PARTS_SEPARATOR = N_(", ")
+EDIT_APPLIED = N_("🔄 [{cohort}] The playbook edit is live ({file}): {what}")
+WAS_MISSED = N_("· {item} was missed and skipped before; it will not be sent")
+WAS_SENT = N_("· {item} was already sent; it is not sent again after the edit. Resend it by hand if needed")
+SENT_LATE = N_("· {item}: its time has passed; sending it now")
+TOO_LATE = N_("· {item}: its time passed too long ago; not sent (skipped)")
+SETTINGS_APPLIED = N_("🔄 The config edit is live: {names}")
+NEEDS_RESTART = N_("ℹ️ These config edits take effect when the bot is restarted: {names}")
+NOT_APPLIED = N_(
+    "⚠️ The edit was not applied; the bot keeps running the last good version. Fix what is "
+    "said below and save again:"
+)
+
+
+def describe(change: PlaybookChange, run: CohortRun, words: gettext.NullTranslations | None = None) -> str:
+    """What changed, one line: "2 items moved (...), 1 added (...), the text of d2-tea
+    changed"; in ``words``' language (default: the operator's)."""
+    t = words or i18n.translation(i18n.current())
     parts: list[str] = []
     n = len(change.moved)
     if n:
-        where = ", ".join(f"{i} to {_when(run, due)}" for i, due in change.moved)
-        parts.append(f"{n} item{'s' if n > 1 else ''} moved ({where})")
+        where = t.gettext(PARTS_SEPARATOR).join(
+            t.gettext(MOVED_TO).format(item=i, when=_when(run, due, t)) for i, due in change.moved
+        )
+        parts.append(
+            t.ngettext("{n} item moved ({where})", "{n} items moved ({where})", n).format(n=n, where=where)
+        )
     if change.added:
-        parts.append(f"{len(change.added)} added ({_ids(change.added)})")
+        parts.append(t.gettext(ADDED).format(n=len(change.added), ids=_ids(change.added)))
     if change.removed:
-        parts.append(f"{len(change.removed)} removed ({_ids(change.removed)})")
+        parts.append(t.gettext(REMOVED).format(n=len(change.removed), ids=_ids(change.removed)))
     for item_id in change.changed:
         kind = next(p.item.kind for p in run.plan if p.item_id == item_id)
-        parts.append(f"the text of {item_id} changed" if kind == "post" else f"{item_id} changed")
-    parts += [f"{t} changed" if not t.endswith(("added", "removed")) else t for t in change.tracks]
+        said = TEXT_CHANGED if kind == "post" else ITEM_CHANGED
+        parts.append(t.gettext(said).format(item=item_id))
+    parts += [t.gettext(TRACK_CHANGES[what]).format(track=tid) for what, tid in change.tracks]
     if change.other:
-        parts.append(f"{_ids(change.other)} changed")
-    return ", ".join(parts)
+        parts.append(t.gettext(OTHER_CHANGED).format(names=_ids(change.other)))
+    return t.gettext(PARTS_SEPARATOR).join(parts)
 
 
-def _when(run: CohortRun, due: datetime) -> str:
-    return f"day {run.cal.date_day(due)} {run.cal.local(due):%H:%M}"
+def _when(run: CohortRun, due: datetime, words: gettext.NullTranslations) -> str:
+    return words.gettext(WHEN).format(day=run.cal.date_day(due), time=f"{run.cal.local(due):%H:%M}")
 
 
-def _when_zh(run: CohortRun, due: datetime) -> str:
-    return f"第{run.cal.date_day(due)}天 {run.cal.local(due):%H:%M}"
-
-
-def _tell_change(change: PlaybookChange, run: CohortRun) -> str:
-    """The operators' message (Chinese, ids as written in the playbook)."""
-    parts: list[str] = []
-    if change.moved:
-        where = "、".join(f"{i} → {_when_zh(run, due)}" for i, due in change.moved)
-        parts.append(f"{len(change.moved)} 项改了时间（{where}）")
-    if change.added:
-        parts.append(f"新增 {len(change.added)} 项（{_ids(change.added)}）")
-    if change.removed:
-        parts.append(f"删除 {len(change.removed)} 项（{_ids(change.removed)}）")
-    parts += [f"{i} 的内容已修改" for i in change.changed]
-    for t in change.tracks:
-        words = t.split()
-        if t.endswith("added"):
-            parts.append(f"新增打卡项 {words[1]}")
-        elif t.endswith("removed"):
-            parts.append(f"删除打卡项 {words[1]}")
-        elif t.startswith("the keywords"):
-            parts.append(f"打卡项 {words[-1]} 的关键词已修改")
-        else:
-            parts.append(f"打卡项 {words[-1]} 已修改")
-    if change.other:
-        parts.append(f"修改了 {_ids(change.other)}")
-    lines = [f"🔄 【{change.cohort_id}】剧本的修改已生效（{Path(change.path).name}）：" + "，".join(parts)]
+def _tell_change(change: PlaybookChange, run: CohortRun, language: str) -> str:
+    """The operators' message, in the config's language (ids as written in the playbook)."""
+    t = i18n.translation(i18n.normalize(language) or "zh")
+    what = describe(change, run, t)
+    lines = [t.gettext(EDIT_APPLIED).format(cohort=change.cohort_id, file=Path(change.path).name, what=what)]
     for item_id, status in change.not_resent:
-        if status == "missed":
-            lines.append(f"· {item_id} 之前已错过并跳过，不会再发")
-        else:
-            lines.append(f"· {item_id} 已经发出，修改后不会再发；需要的话请手动补发")
-    lines += [f"· {i} 的时间已过，现在补发" for i in change.late]
-    lines += [f"· {i} 的时间已过去太久，不再发送（已跳过）" for i in change.skipped]
+        said = WAS_MISSED if status == "missed" else WAS_SENT
+        lines.append(t.gettext(said).format(item=item_id))
+    lines += [t.gettext(SENT_LATE).format(item=i) for i in change.late]
+    lines += [t.gettext(TOO_LATE).format(item=i) for i in change.skipped]
     return "\n".join(lines)
 
 
@@ -279,7 +300,7 @@ class Reloader:
         what was loaded), so a save in two steps is never caught half-way. None if the
         files would not hold still."""
         paths = self.files()
-        for _ in range(10):
+        for _attempt in range(10):
             first = self._snapshot(paths)
             await asyncio.sleep(self.settle)
             second = self._snapshot(paths)
@@ -360,10 +381,13 @@ class Reloader:
         for p in new:
             log.error("the edit was not applied, the last good version keeps running: %s", p)
         self._told.update(new)
-        self._tell(
-            "⚠️ 修改没有生效，机器人继续按上一个正确的版本运行。请按提示改正后再保存：\n"
-            + "\n".join(f"· {p}" for p in new)
-        )
+        self._tell(self._say(NOT_APPLIED) + "\n" + "\n".join(f"· {p}" for p in new))
+
+    def _language(self) -> str:
+        return self.bot.engine.settings.language
+
+    def _say(self, message: str) -> str:
+        return i18n.gettext_in(self._language(), message)
 
     def _tell(self, text: str, cohort_id: str | None = None) -> None:
         operators = sorted(self.bot.engine.settings.operators)
@@ -430,8 +454,8 @@ class Reloader:
             self.current = new
             self._told.clear()
 
-        for run, _, change in pending:
-            log.info("%s: the playbook %s was reloaded: %s", run.id, change.path, describe(change, run))
+        for run, _old, change in pending:
+            log.info(_("%s: the playbook %s was reloaded: %s"), run.id, change.path, describe(change, run))
             for item_id, status in change.not_resent:
                 log.info(
                     "%s: %s was %s before the edit; not sent again",
@@ -449,15 +473,15 @@ class Reloader:
             )
             await engine.fire(run, p)
         # Then told (the operators' message waits behind the group's).
-        for run, _, change in pending:
-            self._tell(_tell_change(change, run), run.id)
+        for run, _old, change in pending:
+            self._tell(_tell_change(change, run, self._language()), run.id)
             done.changes.append(change)
         if done.settings:
             log.info("config %s reloaded: %s applied", new.path, _ids(done.settings))
-            self._tell(f"🔄 配置的修改已生效：{_ids(done.settings)}")
+            self._tell(self._say(SETTINGS_APPLIED).format(names=_ids(done.settings)))
         if restart and restart != self._restart_told:
             log.warning("config %s: %s changed; takes effect at the next restart", new.path, _ids(restart))
-            self._tell(f"ℹ️ 配置里这些修改要重启机器人后才生效：{_ids(restart)}")
+            self._tell(self._say(NEEDS_RESTART).format(names=_ids(restart)))
         self._restart_told = restart
         done.restart = restart
         if not (pending or done.settings or restart):

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 TITLE = N_("✅ Day {day} check-ins")
 LINE = N_("{track} +{count} (today {done}/{total}): {names}")
 REWARD_LINE = N_("🎁 {reward} unlocked: {names}")
+NAMES_SEPARATOR = N_(", ")
+# A numbered tail keeps the parts of a long message from being near-identical texts in a burst.
+PART = N_(" ({i}/{n})")
+MAKEUP = N_("{name} (make-up)")
 MAX_CHARS = 900  # one roll call message; a longer list continues in the next one
 FOOTERS = {
     "too_late": N_("⏰ {track} closed at {until} today; not counted this time: {names}"),
@@ -91,6 +95,7 @@ def compose(
         return [], None
     newest = max([u.at for u in (*checkins, *grants)], default=now)
     per_line = max_mentions if mentions else 10_000
+    sep = pb.tr(NAMES_SEPARATOR)
     lines: list[tuple[str, list[str]]] = []  # (line, member ids it names)
     days = sorted({u.day for u in checkins}) or [run.day(now)]
     for day in days:
@@ -118,12 +123,12 @@ def compose(
                 "day": day,
                 "playbook": pb.name,
             }
-            lines += _name_lines(track.roll_call or pb.tr(LINE), values, named, per_line)
+            lines += _name_lines(track.roll_call or pb.tr(LINE), values, named, sep, per_line, pb.tr(MAKEUP))
     for r in pb.rewards:
         named = [u for u in grants if u.key == r.id]
         if named:
             line = pb.messages.roll_call_reward or pb.tr(REWARD_LINE)
-            lines += _name_lines(line, {"reward": r.name, "playbook": pb.name}, named, per_line)
+            lines += _name_lines(line, {"reward": r.name, "playbook": pb.name}, named, sep, per_line)
     for reason, template in FOOTERS.items():
         for tid, track in pb.tracks.items():
             told = [(mid, name) for mid, name, t, _, why in notices if t == tid and why == reason]
@@ -131,19 +136,24 @@ def compose(
                 until = f"{track.until:%H:%M}" if track.until else ""
                 text = pb.tr(template).replace("{until}", until)
                 people = [repo.Unnamed(mid, name, tid, 0, now) for mid, name in told]
-                lines += [(line, []) for line, _ in _name_lines(text, {"track": track.name}, people)]
-    return _pack(lines, mentions, max_mentions), newest
+                lines += [(line, []) for line, _ in _name_lines(text, {"track": track.name}, people, sep)]
+    return _pack(lines, mentions, max_mentions, pb.tr(PART)), newest
 
 
 def _name_lines(
-    template: str, values: dict[str, object], named: list[repo.Unnamed], per_line: int = 10_000
+    template: str,
+    values: dict[str, object],
+    named: list[repo.Unnamed],
+    sep: str,
+    per_line: int = 10_000,
+    makeup: str = "",
 ) -> list[tuple[str, list[str]]]:
     """The template's line with {names} filled; several lines if the names are too many for
     one message, or more than ``per_line`` (the @-mention limit, when names are mentions);
     each line then repeats the head."""
     seen: dict[str, str] = {}
     for u in named:
-        seen.setdefault(u.member_id, u.name)
+        seen.setdefault(u.member_id, makeup.format(name=u.name) if u.makeup and makeup else u.name)
     out: list[tuple[str, list[str]]] = []
     chunk: list[tuple[str, str]] = []
     head = len(templates.render(template, {**values, "names": ""}))
@@ -152,7 +162,7 @@ def _name_lines(
         if chunk and (size + len(name) + 1 > MAX_CHARS - 40 or len(chunk) >= per_line):
             out.append(
                 (
-                    templates.render(template, {**values, "names": "、".join(n for _, n in chunk)}),
+                    templates.render(template, {**values, "names": sep.join(n for _, n in chunk)}),
                     [m for m, _ in chunk],
                 )
             )
@@ -162,7 +172,7 @@ def _name_lines(
     if chunk:
         out.append(
             (
-                templates.render(template, {**values, "names": "、".join(n for _, n in chunk)}),
+                templates.render(template, {**values, "names": sep.join(n for _, n in chunk)}),
                 [m for m, _ in chunk],
             )
         )
@@ -170,7 +180,7 @@ def _name_lines(
 
 
 def _pack(
-    lines: list[tuple[str, list[str]]], mentions: bool, max_mentions: int
+    lines: list[tuple[str, list[str]]], mentions: bool, max_mentions: int, part: str
 ) -> list[tuple[str, list[str]]]:
     """Lines into messages of at most MAX_CHARS (and, with mentions, max_mentions @s)."""
     messages: list[tuple[str, list[str]]] = []
@@ -188,8 +198,8 @@ def _pack(
     if text:
         messages.append(("\n".join(text), ids))
     if len(messages) > 1:
-        # A numbered tail keeps the parts from being near-identical texts in a burst.
-        messages = [(f"{t}（{i}/{len(messages)}）", m) for i, (t, m) in enumerate(messages, 1)]
+        n = len(messages)
+        messages = [(t + part.format(i=i, n=n), m) for i, (t, m) in enumerate(messages, 1)]
     return messages
 
 
@@ -241,6 +251,8 @@ class RollCalls:
     def due(self, run: CohortRun, now: datetime) -> datetime | None:
         """When the next roll call should go, for what waits now (None: nothing waits)."""
         with self.db.connect() as conn:
+            if repo.paused(conn, run.id) is not None:
+                return None  # the names wait in the database for the resume
             last = repo.last_rollcall(conn, run.id)
             waiting = repo.waiting_since(conn, run.id)
             if waiting is None:

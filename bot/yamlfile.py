@@ -47,8 +47,11 @@ class Problem:
 class InputError(Exception):
     """One or more problems in one input file; the whole file is rejected."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], warnings: Iterable[Problem] = ()) -> None:
         self.problems = list(problems)
+        # What is legal but surely not meant, found despite the errors: shown with them, so
+        # the operator fixes everything in one round.
+        self.warnings = list(warnings)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
@@ -458,6 +461,8 @@ def _syntax_problems(text: str, path: str, exc: yaml.MarkedYAMLError) -> list[Pr
     if problems:
         return sorted(set(problems), key=lambda p: p.line)
     what = (exc.problem or exc.context or "").strip()
+    if what == "mapping values are not allowed here" and error_line < len(lines):
+        return [Problem(path, error_line + 1, "", _colon_in_text(lines, error_line))]
     return [
         Problem(
             path,
@@ -469,6 +474,32 @@ def _syntax_problems(text: str, path: str, exc: yaml.MarkedYAMLError) -> list[Pr
             ).format(reason=what),
         )
     ]
+
+
+# `post: 链接: http://…`: a key, then text holding ": " (YAML reads a second key in it).
+_TEXT_WITH_COLON = re.compile(r"([ ]*(?:-[ ]+)*)([A-Za-z_][A-Za-z0-9_-]*):[ ]+([^\"'{\[].*?:[ ].*?)[ ]*$")
+
+
+def _colon_in_text(lines: list[str], n: int) -> str:
+    """PyYAML's "mapping values are not allowed here", said as what the operator did."""
+    line = lines[n]
+    if m := _TEXT_WITH_COLON.match(line):
+        text = m[3].replace('"', '\\"')
+        return _(
+            'the text after `{key}:` contains ": " (a colon and a space), which YAML reads as the '
+            'start of another key; put the whole text in English quotes: {key}: "{text}"'
+        ).format(key=m[2], text=text)
+    above = next((lines[i] for i in range(n - 1, -1, -1) if lines[i].strip()), "")
+    indent, before = len(line) - len(line.lstrip(" ")), len(above) - len(above.lstrip(" "))
+    if indent > before and not above.rstrip().endswith(":"):
+        return _(
+            "this line is indented more than the line above, which already has its value; indent it "
+            "like the line above (or, if it belongs to the line above, put it in its text)"
+        )
+    return _(
+        'YAML found a ": " (colon and space) where it does not expect a key; check the indentation, '
+        "and put text that contains \": \" in English quotes"
+    )
 
 
 def _open_quote(path: str, n: int, line: str, column: int) -> Problem:

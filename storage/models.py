@@ -48,6 +48,9 @@ class Cohort(SQLModel, table=True):
     # When the last roll call was composed: at most one every `ack_every_minutes`, restarts
     # included.
     last_rollcall_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # Paused by an operator (`暂停`): nothing scheduled is sent; items that fall due are held.
+    paused_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    paused_by: str | None = None
 
 
 class Member(SQLModel, table=True):
@@ -80,6 +83,30 @@ class CheckIn(SQLModel, table=True):
     # When a roll call named it (or its own acknowledgement went out); null: waiting to be
     # named. The pending list lives here so that a restart loses none.
     named_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # A make-up (补卡): who credited it, the member themself or an operator; null: an
+    # ordinary check-in on the day.
+    makeup_by: str | None = None
+
+
+class Leave(SQLModel, table=True):
+    """A member's leave (请假) for one day: no reminders or nudges about that day."""
+
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    day: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=_utc())
+
+
+class OperatorAction(SQLModel, table=True):
+    """The audit log: what an operator did to a cohort (pause, make-up, remind, …)."""
+
+    __tablename__ = "operator_action"
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: str = Field(foreign_key="cohort.id")
+    operator_id: str
+    action: str
+    detail: str = ""
+    at: datetime = Field(sa_column=_utc())
 
 
 class RewardGrant(SQLModel, table=True):
@@ -113,7 +140,7 @@ class ItemRun(SQLModel, table=True):
     item_id: str = Field(primary_key=True)
     due: datetime = Field(sa_column=_utc())
     at: datetime = Field(sa_column=_utc())
-    status: str  # done | missed
+    status: str  # done | missed | held (fell due while paused) | skipped (held, then skipped)
 
 
 class Outgoing(SQLModel, table=True):

@@ -20,8 +20,10 @@ from storage.models import (
     CheckIn,
     Cohort,
     ItemRun,
+    Leave,
     Member,
     Notice,
+    OperatorAction,
     Outgoing,
     RewardGrant,
     UTCDateTime,
@@ -34,6 +36,8 @@ grant_t: Table = RewardGrant.__table__  # type: ignore[attr-defined]
 item_t: Table = ItemRun.__table__  # type: ignore[attr-defined]
 out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
 notice_t: Table = Notice.__table__  # type: ignore[attr-defined]
+leave_t: Table = Leave.__table__  # type: ignore[attr-defined]
+action_t: Table = OperatorAction.__table__  # type: ignore[attr-defined]
 
 
 @cache
@@ -268,14 +272,102 @@ def record_checkin(
     day: int,
     at: datetime,
     named_at: datetime | None = None,
+    makeup_by: str | None = None,
 ) -> bool:
     """Count a check-in; False if this member already checked in on this track and day.
-    ``named_at`` None: it waits for the next roll call to name it."""
+    ``named_at`` None: it waits for the next roll call to name it. ``makeup_by``: a make-up
+    credited by that member (themself, or an operator)."""
     return _insert_new(
         conn,
         checkin_t,
-        dict(cohort_id=cohort_id, member_id=member_id, track=track, day=day, at=at, named_at=named_at),
+        dict(
+            cohort_id=cohort_id,
+            member_id=member_id,
+            track=track,
+            day=day,
+            at=at,
+            named_at=named_at,
+            makeup_by=makeup_by,
+        ),
     )
+
+
+def makeups_by_self(conn: Connection, cohort_id: str, member_id: str) -> int:
+    """How many make-ups the member has credited themself (the playbook's quota)."""
+    return conn.execute(
+        select(func.count())
+        .select_from(checkin_t)
+        .where(
+            checkin_t.c.cohort_id == cohort_id,
+            checkin_t.c.member_id == member_id,
+            checkin_t.c.makeup_by == member_id,
+        )
+    ).scalar_one()
+
+
+# --- leave, pause, the operators' audit log ------------------------------------------------
+
+
+def add_leave(conn: Connection, cohort_id: str, member_id: str, day: int, at: datetime) -> bool:
+    """A day's leave; False if it was already taken."""
+    return _insert_new(conn, leave_t, dict(cohort_id=cohort_id, member_id=member_id, day=day, at=at))
+
+
+def on_leave_ids(conn: Connection, cohort_id: str, day: int) -> set[str]:
+    q = select(leave_t.c.member_id).where(leave_t.c.cohort_id == cohort_id, leave_t.c.day == day)
+    return set(conn.execute(q).scalars())
+
+
+def paused(conn: Connection, cohort_id: str) -> tuple[datetime, str | None] | None:
+    """(since, by whom) when the cohort is paused."""
+    r = conn.execute(
+        select(cohort_t.c.paused_at, cohort_t.c.paused_by).where(cohort_t.c.id == cohort_id)
+    ).first()
+    return (_aware(r[0]), r[1]) if r and r[0] is not None else None
+
+
+def set_paused(conn: Connection, cohort_id: str, at: datetime | None, by: str | None) -> None:
+    conn.execute(update(cohort_t).where(cohort_t.c.id == cohort_id).values(paused_at=at, paused_by=by))
+
+
+def held_items(conn: Connection, cohort_id: str) -> list[tuple[str, datetime]]:
+    """Items that fell due while the cohort was paused, waiting for an operator's choice."""
+    q = (
+        select(item_t.c.item_id, item_t.c.due)
+        .where(item_t.c.cohort_id == cohort_id, item_t.c.status == "held")
+        .order_by(item_t.c.due)
+    )
+    return [(i, _aware(d)) for i, d in conn.execute(q)]
+
+
+def release_item(conn: Connection, cohort_id: str, item_id: str, status: str, at: datetime) -> bool:
+    """A held item sent ("done") or skipped ("skipped"); False if it was not held (another
+    operator decided first)."""
+    res = conn.execute(
+        update(item_t)
+        .where(item_t.c.cohort_id == cohort_id, item_t.c.item_id == item_id, item_t.c.status == "held")
+        .values(status=status, at=at)
+    )
+    return res.rowcount == 1
+
+
+def audit(conn: Connection, cohort_id: str, operator_id: str, action: str, detail: str, at: datetime) -> None:
+    conn.execute(
+        action_t.insert().values(
+            cohort_id=cohort_id, operator_id=operator_id, action=action, detail=detail, at=at
+        )
+    )
+
+
+def actions(conn: Connection, cohort_id: str, limit: int = 50) -> list[tuple[datetime, str, str, str]]:
+    """The audit log, newest first: (when, operator id, action, detail)."""
+    q = (
+        select(action_t.c.at, action_t.c.operator_id, action_t.c.action, action_t.c.detail)
+        .where(action_t.c.cohort_id == cohort_id)
+        .order_by(action_t.c.id.desc())
+        .limit(limit)
+    )
+    return [(_aware(a), o, act, d) for a, o, act, d in conn.execute(q)]
 
 
 # --- roll calls ---------------------------------------------------------------------------
@@ -301,16 +393,24 @@ class Unnamed:
     key: str  # track id, or reward id
     day: int
     at: datetime
+    makeup: bool = False
 
 
 def unnamed_checkins(conn: Connection, cohort_id: str) -> list[Unnamed]:
     q = (
-        select(checkin_t.c.member_id, _shown(checkin_t), checkin_t.c.track, checkin_t.c.day, checkin_t.c.at)
+        select(
+            checkin_t.c.member_id,
+            _shown(checkin_t),
+            checkin_t.c.track,
+            checkin_t.c.day,
+            checkin_t.c.at,
+            checkin_t.c.makeup_by.is_not(None),
+        )
         .select_from(_with_member(checkin_t))
         .where(checkin_t.c.cohort_id == cohort_id, checkin_t.c.named_at.is_(None))
         .order_by(checkin_t.c.at, checkin_t.c.id)
     )
-    return [Unnamed(m, n, t, d, _aware(a)) for m, n, t, d, a in conn.execute(q)]
+    return [Unnamed(m, n, t, d, _aware(a), bool(mk)) for m, n, t, d, a, mk in conn.execute(q)]
 
 
 def unnamed_grants(conn: Connection, cohort_id: str) -> list[Unnamed]:

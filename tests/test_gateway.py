@@ -975,7 +975,7 @@ def test_a_playbook_edited_while_cohortbot_runs_takes_effect_without_a_restart(g
         assert soon <= post["ts"] / 1000 < soon + 5, (post["ts"] / 1000 - soon, "".join(log)[-2000:])
         [told] = gateway.wait_sent(lambda s: s["kind"] == "dm" and "修改已生效" in s["text"], timeout=10)
         assert told["conversationId"] == "op1"
-        assert f"live → 第2天 {new_at:%H:%M}" in told["text"]
+        assert f"live → 第 2 天 {new_at:%H:%M}" in told["text"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

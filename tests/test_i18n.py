@@ -35,7 +35,9 @@ schedule:
 
 
 def invoke(*args: str | Path, env: dict[str, str] | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})})
+    return CliRunner().invoke(
+        app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})}, prog_name="cohortbot"
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,3 +135,75 @@ def test_pydantic_messages_in_chinese(tmp_path):
     assert "这里要写整数" in zh.stderr
     en = invoke("--lang", "en", "validate", f)
     assert "Input should be a valid integer" in en.stderr
+
+
+def test_usage_errors_in_both_languages():
+    zh = invoke("--lang", "zh", "validate")
+    assert zh.exit_code == 2
+    assert "用法：cohortbot validate [选项]" in zh.stderr
+    assert "运行 'cohortbot validate --help' 查看帮助。" in zh.stderr
+    assert "错误：缺少参数 FILES。" in zh.stderr
+    assert "Usage" not in zh.stderr and "Missing" not in zh.stderr
+    wrong = invoke("simulate", "--bogus", env={"LANG": "zh_CN.UTF-8"})
+    assert "错误：没有这个选项：--bogus" in wrong.stderr
+    typo = invoke("prevew", env={"LANG": "zh_CN.UTF-8"})
+    assert "没有这个命令：prevew。可用的命令：validate, schema, preview" in typo.stderr
+    en = invoke("--lang", "en", "validate")
+    assert en.exit_code == 2
+    assert "Usage: cohortbot validate [OPTIONS]" in en.stderr
+    assert "Error: missing argument FILES." in en.stderr
+    needs = invoke("--lang", "en", "preview", "x.yaml", "--start")
+    assert needs.exit_code == 2 and "Error: option --start needs a value." in needs.stderr
+
+
+def test_help_words_and_command_list_in_chinese():
+    top = invoke("--lang", "zh", "--help")
+    assert "用法：cohortbot [选项] 命令 [参数]..." in top.stdout
+    assert "显示这段帮助后退出。" in top.stdout and "Show this message" not in top.stdout
+    # Every command says what it does in the list (click cut Chinese, which has no spaces, to "...").
+    listed = top.stdout.split("命令:")[1].splitlines()
+    rows = [line.split(maxsplit=1) for line in listed if line.startswith("  ")]
+    assert len(rows) >= 7 and all(len(r) == 2 and r[1] not in ("...", "…") for r in rows), rows
+    sub = invoke("--lang", "zh", "preview", "--help")
+    assert "选项:" in sub.stdout and "[必填]" in sub.stdout and "[默认：Asia/Shanghai]" in sub.stdout
+
+
+def test_warnings_are_shown_with_the_errors(tmp_path):
+    """A Chinese comma in a keyword is told in the same round as an error elsewhere."""
+    f = tmp_path / "both.yaml"
+    f.write_text(WARNED.replace("day: 1,", "day: 3,"), encoding="utf-8")
+    zh = invoke("--lang", "zh", "validate", f)
+    assert zh.exit_code == 2
+    lines = zh.stderr.splitlines()
+    assert lines[0].startswith(f"提醒 {f}:7:") and "中文的「，」不能分隔关键词" in lines[0]
+    assert lines[1].startswith(f"错误 {f}:9:")
+
+
+def test_the_catalog_has_every_text_of_the_code_in_chinese():
+    """Every marked text in bot/ and storage/ is in the zh catalog, translated, not fuzzy: a
+    text added without its Chinese would reach Chinese operators in English."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    found = set()
+    for sub in ("bot", "storage"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            root / sub, [("**.py", "python")], keywords=keywords
+        ):
+            found.add(message[0] if isinstance(message, tuple) else message)
+    assert len(found) > 300  # the extraction did find the texts
+    po = root / "bot" / "locale" / "zh" / "LC_MESSAGES" / "cohortbot.po"
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    missing = sorted(m for m in found if m and m not in catalog)
+    assert not missing, f"not in the catalog (run the pybabel commands in README): {missing}"
+    untranslated = sorted(
+        str(m.id)
+        for m in catalog
+        if m.id
+        and m.id in found
+        and (m.fuzzy or not all(m.string if isinstance(m.string, tuple) else [m.string]))
+    )
+    assert not untranslated, f"no Chinese yet: {untranslated}"

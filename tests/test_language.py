@@ -64,7 +64,7 @@ async def test_help_progress_today_and_leaderboard_in_english(harness):
         "🤖 I am the assistant bot of Python 入门体验营; you can send:",
         '· "进度": see your check-in progress',
         '· "排行榜": see the check-in leaderboard',
-        "· \"今日安排\": see today's schedule",
+        '· "今日安排": see today\'s schedule',
         '· "帮助": see this help',
         '正课 check-in: send "打卡" in the group',
         '晨读 check-in: send "晨读打卡" in the group',
@@ -77,7 +77,7 @@ async def test_help_progress_today_and_leaderboard_in_english(harness):
     assert progress.splitlines()[3] == "· 资料大礼包: 3 more days to go"
     assert today.startswith("📅 Day 2 schedule\n")
     assert 'Check in today: 正课: send "打卡"; 晨读: send "晨读打卡" (before 12:00)' in today
-    assert board.startswith("🏆 Check-in leaderboard (top 10)\n🥇 小明 1 times")
+    assert board.startswith("🏆 Check-in leaderboard (top 10)\n🥇 小明 1 time")
 
 
 async def test_a_chinese_playbook_keeps_its_chinese_words_in_an_english_operators_bot(harness):
@@ -171,3 +171,22 @@ def test_the_friends_list_follows_the_configs_language():
 
     assert "请加好友" in i18n.gettext_in("zh", friends.TO_ADD)
     assert "add them as friends" in i18n.gettext_in("en", friends.TO_ADD)
+
+
+async def test_split_reminders_and_roll_calls_are_numbered_and_listed_in_english(harness):
+    from bot.outbox import Pacing
+
+    people = members("op1:王助教", *(f"u{i:02}:Member{i}" for i in range(1, 13)))
+    h = await harness(EN, people=people, now="day 2 08:00", pacing=Pacing(max_mentions=5))
+    await h.say("u01", "晨读")
+    await h.say("u02", "晨读")
+    await h.until("day 2 21:31")
+    await h.settle()
+    reminders = [s.text for s in h.room() if "remind" in s.kinds]
+    assert len(reminders) >= 2
+    n = len(reminders)
+    for i, text in enumerate(reminders, 1):
+        assert text.splitlines()[0].endswith(f" ({i}/{n})") or f" ({i}/{n})" in text, text
+        assert "（" not in text, text  # no Chinese brackets in an English playbook's tail
+    calls = "\n".join(s.text for s in h.room() if "rollcall" in s.kinds)
+    assert "Member1, Member2" in calls and "、" not in calls

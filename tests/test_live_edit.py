@@ -81,7 +81,7 @@ async def test_an_item_moved_later_fires_at_its_new_time_once(harness, tmp_path,
     assert posts(h, "晚上好呀") == ["01 20:00:00"] and posts(h, "晚上好") == []
     assert posts(h, "新的一天") == ["02 09:00:00"]
     [message] = told(h)
-    assert "tea → 第1天 16:00" in message and "新增 1 项（extra）" in message
+    assert "tea → 第 1 天 16:00" in message and "新增 1 项（extra）" in message
     assert "evening 的内容已修改" in message
 
 
@@ -220,7 +220,7 @@ async def test_keywords_changed_live(harness, tmp_path):
     h, reloader = await live(harness, tmp_path)
     edit(tmp_path, 'keywords: ["打卡"]', 'keywords: ["打卡", "交作业"]')
     done = await reloader.reload()
-    assert done is not None and done.changes[0].tracks == ["the keywords of track lesson"]
+    assert done is not None and done.changes[0].tracks == [("keywords", "lesson")]
     await h.say("u01", "交作业")
     await h.settle()
     with h.bot.db.connect() as conn:

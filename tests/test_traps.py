@@ -262,7 +262,7 @@ def test_other_yaml_mistakes_keep_their_line():
     text = BASE.replace("post: 欢迎", "post: 注意: 今晚开营")
     p = error(text)
     assert p.line == line_of(text, "注意")
-    assert "in quotes" in p.message
+    assert p.message.endswith('put the whole text in English quotes: post: "注意: 今晚开营"')
 
 
 # ---------------------------------------------------------------- keywords and commands

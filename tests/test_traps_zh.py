@@ -97,6 +97,7 @@ SLIPS: list[tuple[str, str, str, str]] = [
     ("unclosed-flow", sub('keywords: ["打卡"]', 'keywords: ["打卡]'), '["打卡]', "error"),
     ("closed-by-cn-quote", sub('keywords: ["打卡"]', 'keywords: ["打卡”]'), "打卡”", "error"),
     ("colon-in-text", sub("post: 欢迎", "post: 注意: 今晚开营"), "注意", "error"),
+    ("indent-deeper", sub("days: 5", "days: 5\n  timezone: Asia/Shanghai"), "timezone", "error"),
     ("keyword-is-command", sub('keywords: ["晨读"]', 'keywords: ["晨读", "进度"]'), '"进度"', "warning"),
     (
         "keyword-is-listed-command",
