@@ -155,6 +155,18 @@ def count_checkin(
     return Outcome.COUNTED
 
 
+def count_makeup(
+    conn: Connection, run: CohortRun, member: Member, track_id: str, day: int, now: datetime, by: str
+) -> Outcome:
+    """A make-up check-in (补卡) for ``day``, credited by ``by`` (the member themself or an
+    operator): counted toward rewards like any other, named in the next roll call as a
+    make-up. The caller has checked the day may be made up."""
+    if not repo.record_checkin(conn, run.id, member.id, track_id, day, now, makeup_by=by):
+        return Outcome.REPEAT
+    _grant_rewards(conn, run, member, track_id, now, after=now, announce=False)
+    return Outcome.COUNTED
+
+
 def _grant_rewards(
     conn: Connection,
     run: CohortRun,

@@ -6,7 +6,7 @@ the function that answers. Where an operator command is handled: here, like ever
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -21,33 +21,50 @@ MEMBER = frozenset({LEARNER, OPERATOR})
 OPERATORS = frozenset({OPERATOR})
 
 
+@dataclass
+class Desk:
+    """What an operator's command reaches beyond its cohort: every cohort the bot runs, the
+    operators' language, and what only the running bot can do (set by the engine)."""
+
+    runs: dict[str, CohortRun] = field(default_factory=dict)  # by room id, the engine's own
+    language: str = "zh"
+    max_mentions: int = 20
+    connection: Callable[[], str] = lambda: ""  # the transport's state, said for operators
+    reload: Callable[[], bool] | None = None  # `cohortbot run` only: True if a reload was asked
+    queue_counts: Callable[[Connection], tuple[int, int]] | None = None  # (waiting, failed)
+
+
 @dataclass(frozen=True)
 class Asked:
-    """One command as asked: by whom, in which cohort, when."""
+    """One command as asked: by whom, in which cohort, when, with what after its word."""
 
     conn: Connection
     run: CohortRun
     member_id: str
     name: str
     now: datetime
+    args: tuple[str, ...] = ()
+    desk: Desk | None = None
 
 
 @dataclass(frozen=True)
 class Command:
-    name: str  # its key in the playbook's `commands:`
+    name: str  # its key in the playbook's `commands:`, or an operator command's own name
     who: frozenset[str]  # the roles that may use it
     answer: Callable[[Asked], str]
     describe: str  # for the help text; {word} is its first keyword
+    # An operator command's words (Chinese, then English); member commands' are the playbook's.
+    words: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Command] = {}
 
 
 def command(
-    name: str, who: frozenset[str], describe: str
+    name: str, who: frozenset[str], describe: str, words: tuple[str, ...] = ()
 ) -> Callable[[Callable[[Asked], str]], Callable[[Asked], str]]:
     def register(answer: Callable[[Asked], str]) -> Callable[[Asked], str]:
-        REGISTRY[name] = Command(name, who, answer, describe)
+        REGISTRY[name] = Command(name, who, answer, describe, words)
         return answer
 
     return register
@@ -56,6 +73,16 @@ def command(
 def allowed(name: str, role: str) -> bool:
     found = REGISTRY.get(name)
     return found is not None and role in found.who
+
+
+def operator_command(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """An operator command's name and arguments, from a normalized message ("未打卡 lesson"),
+    or None. Only ever asked for messages from an operator's contact id."""
+    head, *args = text.split()
+    for cmd in REGISTRY.values():
+        if cmd.words and LEARNER not in cmd.who and head.lower() in cmd.words:
+            return cmd.name, tuple(args)
+    return None
 
 
 def answer(name: str, asked: Asked) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine as Database
 
-from bot import checkins, templates
+from bot import checkins, i18n, templates
 from bot.alerts import OperatorAlerts
 from bot.clock import Clock, within
 from bot.cohort import CohortRun
@@ -30,6 +30,10 @@ from bot.transports.base import Delivered, Event, Incoming, Joined, Left, Reconn
 from storage import repo
 
 log = logging.getLogger(__name__)
+
+# For the operators (`状态`), in the config's language.
+NO_EVENTS = N_("connected; nothing heard from WeChat yet")
+LAST_EVENT = N_("connected; last heard from WeChat at {time}")
 
 WELCOME_RIDES = timedelta(minutes=30)
 # For members, in the playbook's language (Playbook.tr).
@@ -89,6 +93,12 @@ class Engine:
             settings.language,
         )
         self.router.friends = self.friends
+        desk = self.router.desk
+        desk.language = settings.language
+        desk.max_mentions = p.max_mentions
+        desk.queue_counts = lambda conn: repo.queue_counts(conn, [r.id for r in self.runs.values()])
+        desk.connection = self._connection
+        self.last_event_at: datetime | None = None
         self.firing = Firing(
             db, clock, self.roster, settings.grace, p.max_mentions, outbox.wake, self.rollcalls.ride_along
         )
@@ -108,6 +118,8 @@ class Engine:
         self.router.ack_window = settings.pacing.ack_window_seconds
         self.firing.grace = settings.grace
         self.firing.max_mentions = settings.pacing.max_mentions
+        self.router.desk.language = settings.language
+        self.router.desk.max_mentions = settings.pacing.max_mentions
 
     def run_of(self, cohort_id: str) -> CohortRun | None:
         return next((r for r in self.runs.values() if r.id == cohort_id), None)
@@ -155,7 +167,17 @@ class Engine:
 
     # --- incoming events ----------------------------------------------------------------
 
+    def _connection(self) -> str:
+        """The connection as operators read it (`状态`)."""
+        say = i18n.translation(i18n.normalize(self.settings.language) or "zh").gettext
+        if self.last_event_at is None:
+            return say(NO_EVENTS)
+        runs = list(self.runs.values())
+        local = runs[0].cal.local(self.last_event_at) if runs else self.last_event_at
+        return say(LAST_EVENT).format(time=f"{local:%m-%d %H:%M}")
+
     async def on_event(self, event: Event) -> None:
+        self.last_event_at = self.clock.now()
         try:
             if isinstance(event, Incoming):
                 await self.router.on_message(event, self.transport.bot_id())

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from bot import checkins, commands, templates
+from bot import operator_commands as _operator_commands  # noqa: F401  (registers them)
 from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.friends import Friends
@@ -79,6 +80,7 @@ class Router:
         self.wake = wake  # the outbox: something was queued
         self.limiter = ReplyLimiter()
         self.friends: Friends | None = None  # set by the engine
+        self.desk = commands.Desk(runs=runs)  # the engine fills in the rest
 
     async def on_message(self, msg: Incoming, bot_id: str) -> None:
         if msg.sender.id == bot_id:
@@ -93,11 +95,13 @@ class Router:
         text = checkins.strip_bot_mention(msg.text, self.roster.bot_names(), msg.mentions_bot)
         if not text:
             return
+        role = self.roster.role(msg.sender.id)
+        if role == OPERATOR and msg.mentions_bot and self._operator(msg, text, now, run):
+            return
         command = run.command_words.get(text)
         match = None if command else checkins.match_track(run, text)
         if command is None and match is None:
             return
-        role = self.roster.role(msg.sender.id)
         outcome = None
         with self.db.begin() as conn:
             self.roster.ensure(conn, run, msg.sender, now)
@@ -141,7 +145,31 @@ class Router:
     def _asked(self, conn: Connection, run: CohortRun, member: Member, now: datetime) -> commands.Asked:
         return commands.Asked(conn, run, member.id, member.shown, now)
 
+    def _operator(self, msg: Incoming, text: str, now: datetime, run: CohortRun | None = None) -> bool:
+        """An operator's command (the role is the sender's id's, from the config): answered
+        privately, in the operators' language. False if the text is not one."""
+        asked = commands.operator_command(checkins.normalize(text).strip())
+        runs = list(self.runs.values())
+        if asked is None or not runs:
+            return False
+        name, args = asked
+        # Not rate-limited like members: operators are listed by id in the config, and the
+        # answer goes to them alone, never to the group.
+        run = run or runs[0]
+        with self.db.begin() as conn:
+            a = commands.Asked(conn, run, msg.sender.id, msg.sender.shown, now, args, self.desk)
+            reply = commands.answer(name, a)
+            repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now)
+        log.info("operator %s: %s %s", msg.sender.id, name, " ".join(args))
+        for r in runs:  # a resume lets held roll calls go; a make-up waits to be named
+            self.rollcalls.request(r)
+        self.wake()
+        return True
+
     async def _direct(self, msg: Incoming, now: datetime) -> None:
+        operator = self.roster.role(msg.sender.id) == OPERATOR and msg.text.strip()
+        if operator and self._operator(msg, msg.text, now):
+            return
         stranger = msg.text.strip() and not self.roster.cohorts_of(msg.sender.id, self.runs.values())
         if stranger and self.roster.may_reread_for(msg.sender.id, now):
             # Maybe a member who joined without a join event: look at the rooms again.

@@ -98,7 +98,12 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
     else:
         from bot.terminal import TerminalGroup
 
-        group = TerminalGroup(clock, console, {c.room: c.room for c in loaded.config.cohorts})
+        group = TerminalGroup(
+            clock,
+            console,
+            {c.room: c.room for c in loaded.config.cohorts},
+            tuple(loaded.config.operators),
+        )
         transport = group
     bot = Bot(
         db, transport, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes
@@ -132,6 +137,12 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
         reader = asyncio.create_task(group.read_stdin(sys.stdin, stop))
     # Live edits: a saved config or playbook, SIGHUP, `cohortbot reload`.
     reloader = Reloader(bot, loaded)
+
+    def reload_asked() -> bool:  # an operator's `重载`
+        reloader.request()
+        return True
+
+    bot.engine.router.desk.reload = reload_asked
     with contextlib.suppress(NotImplementedError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
     watcher = asyncio.create_task(reloader.watch(), name="watch")

@@ -17,6 +17,7 @@ from bot.transports.simulated import Sent, SimulatedGroup
 HELP = """Type as a member of the group:
   u01: 打卡                 u01 says 打卡 in the group (u01 joins first if new)
   dm u01: 进度              u01 writes to the bot privately
+  op: 未打卡                 an operator (the config's first) writes to the bot privately
   join u09 新同学           u09 joins the group
   leave u02                 u02 leaves
   room <topic or id>        talk in another configured group
@@ -26,9 +27,12 @@ _SAY = re.compile(r"^(dm\s+)?(\S+?)\s*[:：]\s?(.*)$", re.S)
 
 
 class TerminalGroup(SimulatedGroup):
-    def __init__(self, clock: Clock, console: Console, rooms: dict[str, str]) -> None:
+    def __init__(
+        self, clock: Clock, console: Console, rooms: dict[str, str], operators: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(clock, rooms=rooms, on_send=self._show)
         self.console = console
+        self.operators = operators
         self.current = next(iter(self.rooms))
 
     def _show(self, sent: Sent) -> None:
@@ -62,6 +66,11 @@ class TerminalGroup(SimulatedGroup):
             await self.join(Member(parts[1], parts[2] if len(parts) > 2 else parts[1]), self.current)
         elif line.startswith("leave "):
             await self.leave(line.split()[1], self.current)
+        elif (said := _SAY.match(line)) and said[2] == "op" and not said[1]:
+            if not self.operators:
+                self.console.print("[yellow]no operators in the config (operators: [...])[/]")
+            else:
+                await self.dm(self.operators[0], said[3])
         elif said := _SAY.match(line):
             dm, who, text = said[1], said[2], said[3]
             if who not in self._members[self.current]:

@@ -351,6 +351,17 @@ def release_item(conn: Connection, cohort_id: str, item_id: str, status: str, at
     return res.rowcount == 1
 
 
+def queue_counts(conn: Connection, cohort_ids: Sequence[str]) -> tuple[int, int]:
+    """(messages waiting to be sent, messages that failed) for these cohorts."""
+    q = (
+        select(out_t.c.status, func.count())
+        .where(out_t.c.cohort_id.in_(cohort_ids), out_t.c.status.in_(("pending", "sending", "failed")))
+        .group_by(out_t.c.status)
+    )
+    counts: dict[str, int] = {status: n for status, n in conn.execute(q).all()}
+    return counts.get("pending", 0) + counts.get("sending", 0), counts.get("failed", 0)
+
+
 def audit(conn: Connection, cohort_id: str, operator_id: str, action: str, detail: str, at: datetime) -> None:
     conn.execute(
         action_t.insert().values(
