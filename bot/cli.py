@@ -447,6 +447,71 @@ def reload(
     )
 
 
+@app.command(
+    help=N_(
+        "Write a cohort's members, check-ins, rewards and sends into a folder: one xlsx workbook "
+        "(a sheet each) or a CSV file each (UTF-8 with a byte-order mark, for Excel). Times are "
+        "the cohort's local time. Only reads the database: the bot may go on running."
+    )
+)
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help=N_("the folder to write into; made if missing"))],
+    config: Annotated[
+        Path | None, typer.Option("--config", help=N_("the bot's config: its database and track names"))
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help=N_("instead of --config: a database URL, or an SQLite file such as demo --db wrote")
+        ),
+    ] = None,
+    cohort: Annotated[
+        str | None, typer.Option(help=N_("the cohort's id; may be left out if the database holds one"))
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="xlsx|csv", help=N_("xlsx or csv"))] = "xlsx",
+) -> None:
+    from bot import config as configs
+    from bot import export as exports
+    from storage.readonly import CannotRead, open_readonly
+
+    if fmt not in exports.FORMATS:
+        error(_("--format {value}: write xlsx or csv").format(value=escape(fmt)))
+        raise typer.Exit(2)
+    if (config is None) == (db is None):
+        error(_("name the database with --config FILE or --db URL (one of them)"))
+        raise typer.Exit(2)
+    try:
+        loaded = configs.load(config) if config is not None else None
+    except InputError as exc:
+        raise fail(exc) from None
+    url = loaded.database_url if loaded else exports.database_url(str(db))
+    try:
+        exports.check_folder(out_dir)
+        engine = open_readonly(url)
+        try:
+            result = exports.collect(engine, url, cohort, loaded.playbooks if loaded else {})
+        finally:
+            engine.dispose()
+        files = exports.write(result, out_dir, fmt)
+    except (CannotRead, exports.ExportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for f in files:
+        out.print(_("wrote {file}").format(file=escape(str(f))))
+    counts = _(
+        "members: {members}, check-ins: {checkins}, rewards: {rewards}, sends: {sends}; times in {zone}"
+    )
+    out.print(
+        counts.format(
+            members=result.count("members"),
+            checkins=result.count("checkins"),
+            rewards=result.count("rewards"),
+            sends=result.count("sends"),
+            zone=result.zone,
+        )
+    )
+
+
 def main() -> None:
     try:
         app()
