@@ -619,6 +619,8 @@ def _slips(src: Source) -> list[Problem]:
     """Text that YAML reads, but not as a Chinese keyboard's user meant it."""
     out = []
     for loc, text in _strings(src.data):
+        if not loc:
+            continue  # the whole file is one text: told as not a mapping
         key = f"{loc[-1]}:" if isinstance(loc[-1], str) else "-"  # how the fix starts its line
         if dropped := src.cut_by_hash(loc):
             kept = text.strip()

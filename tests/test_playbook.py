@@ -570,8 +570,10 @@ def test_invalid_yaml_syntax_reports_its_line():
     text = BASE.replace("post: 欢迎", "post: 注意: 今晚开营")
     p = one_problem(text)
     assert (p.line, p.where) == (line_of(text, "注意"), "")
-    assert "not valid YAML" in p.message
-    assert "in quotes" in p.message
+    assert 'contains ": "' in p.message
+    assert 'in English quotes: post: "注意: 今晚开营"' in p.message
+    broken = BASE.replace("post: 欢迎", "post: [欢迎")
+    assert "not valid YAML" in one_problem(broken).message
 
 
 def test_invalid_yaml_unclosed_quote():
