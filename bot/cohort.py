@@ -8,6 +8,8 @@ from datetime import datetime
 from bot.plan import Calendar, PlannedItem, build_plan
 from bot.playbook import Playbook
 
+ARG_COMMANDS = ("makeup", "leave")  # members' commands that may take a day or track
+
 
 @dataclass
 class CohortRun:
@@ -30,6 +32,8 @@ class CohortRun:
             key=lambda kt: -len(kt[0]),
         )
         words = {normalize(w): name for name, ws in playbook.commands for w in ws or ()}
+        if playbook.commands.makeup is None and any(t.makeup for t in playbook.tracks.values()):
+            words.setdefault("补卡", "makeup")
         return cls(
             cohort_id,
             playbook,
@@ -49,6 +53,14 @@ class CohortRun:
         self.plan = new.plan
         self.keywords = new.keywords
         self.command_words = new.command_words
+
+    def command_with_args(self, text: str) -> tuple[str, tuple[str, ...]] | None:
+        """A command that takes arguments ("补卡 2", "请假3") and what follows its word."""
+        for word, name in self.command_words.items():
+            if name in ARG_COMMANDS and text.startswith(word) and text != word:
+                rest = text[len(word) :]
+                return name, tuple(rest.split())
+        return None
 
     def day(self, at: datetime) -> int:
         return self.cal.day_of(at)

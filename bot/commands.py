@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from bot import checkins
+from bot.checkins import LIST_SEPARATOR
 from bot.cohort import CohortRun
 from bot.i18n import N_
 from storage import repo
@@ -196,6 +197,84 @@ def _mute(a: Asked) -> str:
 def _unmute(a: Asked) -> str:
     repo.set_muted(a.conn, a.run.id, a.member_id, False)
     return a.run.playbook.tr(UNMUTED).format(name=a.name)
+
+
+MAKEUP_NONE = N_("There are no make-ups in {playbook}.")
+MAKEUP_WHICH = N_('Which check-in? Write e.g. "{word} {track} {day}". Make-ups: {tracks}')
+MAKEUP_TODAY = N_('Day {day} is today: just send "{keyword}" in the group.')
+MAKEUP_FUTURE = N_("Day {day} has not come yet.")
+MAKEUP_TOO_OLD = N_("{track} can be made up for the last {n} days only (day {first} to {last}).")
+MAKEUP_NOT_DAY = N_("{track} has no check-in on day {day}.")
+MAKEUP_NOT_JOINED = N_("You joined after day {day}; nothing to make up.")
+MAKEUP_QUOTA = N_("You have used all {times} make-ups of {playbook}.")
+MAKEUP_ALREADY = N_("You are already checked in on {track} on day {day} ✅")
+MAKEUP_DONE = N_("✅ Make-up counted: {track}, day {day} ({left} make-ups left)")
+LEAVE_DONE = N_("OK, {name}: you are on leave on day {day}; no check-in reminders that day.")
+LEAVE_AGAIN = N_("You are already on leave on day {day}.")
+LEAVE_PAST = N_("Leave is for today or a later day of {playbook} (days {today} to {days}).")
+
+
+def _day_arg(arg: str) -> int | None:
+    digits = arg.removeprefix("第").removesuffix("天").lower().removeprefix("day").removeprefix("d")
+    return int(digits) if digits.isdigit() else None
+
+
+@command("makeup", MEMBER, N_('"{word} [day]": make up a missed check-in'))
+def _makeup(a: Asked) -> str:
+    from bot.checkins import count_makeup, normalize
+
+    run, pb, tr = a.run, a.run.playbook, a.run.playbook.tr
+    open_tracks = {tid: t for tid, t in pb.tracks.items() if t.makeup is not None}
+    if not open_tracks:
+        return tr(MAKEUP_NONE).format(playbook=pb.name)
+    today = run.day(a.now)
+    day = next((d for d in map(_day_arg, a.args) if d is not None), today - 1)
+    named = [
+        tid
+        for arg in a.args
+        for tid, t in open_tracks.items()
+        if normalize(arg) in (tid, normalize(t.name), *(normalize(k) for k in t.keywords))
+    ]
+    if not named and len(open_tracks) > 1:
+        word = next(w for w, n in run.command_words.items() if n == "makeup")
+        example = next(iter(open_tracks.values())).name
+        listed = tr(LIST_SEPARATOR).join(t.name for t in open_tracks.values())
+        return tr(MAKEUP_WHICH).format(word=word, track=example, day=max(day, 1), tracks=listed)
+    tid = named[0] if named else next(iter(open_tracks))
+    track, rule = pb.tracks[tid], open_tracks[tid].makeup
+    assert rule is not None
+    if day == today:
+        return tr(MAKEUP_TODAY).format(day=day, keyword=track.keywords[0])
+    if day > today:
+        return tr(MAKEUP_FUTURE).format(day=day)
+    if day < today - rule.days or day < 1:
+        oldest, last = max(today - rule.days, 1), today - 1
+        return tr(MAKEUP_TOO_OLD).format(track=track.name, n=rule.days, first=oldest, last=last)
+    if day not in track.days:
+        return tr(MAKEUP_NOT_DAY).format(track=track.name, day=day)
+    if not repo.joined_before(a.conn, run.id, a.member_id, run.cal.at(day + 1, run.cal.day_starts)):
+        return tr(MAKEUP_NOT_JOINED).format(day=day)
+    used = repo.makeups_by_self(a.conn, run.id, a.member_id)
+    if used >= rule.times:
+        return tr(MAKEUP_QUOTA).format(times=rule.times, playbook=pb.name)
+    from bot.transports.base import Member
+
+    outcome = count_makeup(a.conn, run, Member(a.member_id, a.name), tid, day, a.now, by=a.member_id)
+    if outcome.value == "repeat":
+        return tr(MAKEUP_ALREADY).format(track=track.name, day=day)
+    return tr(MAKEUP_DONE).format(track=track.name, day=day, left=rule.times - used - 1)
+
+
+@command("leave", MEMBER, N_('"{word} [day]": take leave for today or a later day (no reminders)'))
+def _leave(a: Asked) -> str:
+    run, pb, tr = a.run, a.run.playbook, a.run.playbook.tr
+    today = run.day(a.now)
+    day = next((d for d in map(_day_arg, a.args) if d is not None), today)
+    if day < max(today, 1) or day > pb.days:
+        return tr(LEAVE_PAST).format(playbook=pb.name, today=max(today, 1), days=pb.days)
+    if not repo.add_leave(a.conn, run.id, a.member_id, day, a.now):
+        return tr(LEAVE_AGAIN).format(day=day)
+    return tr(LEAVE_DONE).format(name=a.name, day=day)
 
 
 def today(run: CohortRun, now: datetime, total: int | str = "") -> str:

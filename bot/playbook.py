@@ -139,6 +139,15 @@ class Track(_Strict):
         description="(1.1) the roll call's line for this track; may use "
         + ", ".join(f"{{{f}}}" for f in ROLL_CALL_FIELDS),
     )
+    makeup: MakeUp | None = Field(
+        None,
+        description='(1.1) members may make up missed days with "补卡 [day]": {days: 1, times: 2}',
+    )
+
+
+class MakeUp(_Strict):
+    days: Int = Field(1, ge=1, le=7, description="how many days back a member may make up (1: yesterday)")
+    times: Int = Field(2, ge=1, le=50, description="how many make-ups a member may take in the cohort")
 
 
 class Reward(_Strict):
@@ -196,6 +205,14 @@ class Commands(_Strict):
     # (1.1) optional: no keywords, no feature.
     mute: Words | None = Field(default=None, description='opt out of @-mentions and nudges, e.g. ["免打扰"]')
     unmute: Words | None = Field(default=None, description='opt in again, e.g. ["恢复提醒"]')
+    makeup: Words | None = Field(
+        default=None,
+        description='(1.1) a make-up check-in, "补卡 2"; default ["补卡"] when a track has `makeup:`',
+    )
+    leave: Words | None = Field(
+        default=None,
+        description='(1.1) leave for a day, "请假" or "请假 3": no reminders that day, e.g. ["请假"]',
+    )
 
 
 class Remind(_Strict):

@@ -98,7 +98,7 @@ class Router:
         role = self.roster.role(msg.sender.id)
         if role == OPERATOR and msg.mentions_bot and self._operator(msg, text, now, run):
             return
-        command = run.command_words.get(text)
+        command, args = self._command(run, text)
         match = None if command else checkins.match_track(run, text)
         if command is None and match is None:
             return
@@ -107,7 +107,7 @@ class Router:
             self.roster.ensure(conn, run, msg.sender, now)
             if command is not None:
                 if commands.allowed(command, role) and self.limiter.allow(msg.sender.id, command, now):
-                    reply = commands.answer(command, self._asked(conn, run, msg.sender, now))
+                    reply = commands.answer(command, self._asked(conn, run, msg.sender, now, args))
                     if repo.reachable(conn, run.id, msg.sender.id):
                         # Answered privately: the answer is for the one who asked, and the
                         # group stays quiet.
@@ -138,12 +138,22 @@ class Router:
                 outcome = checkins.count_checkin(
                     conn, run, msg.sender, match[0], min(msg.at, now), now, self.ack_window
                 )
-        if outcome in (checkins.Outcome.COUNTED, checkins.Outcome.NOTICE):
+        if outcome in (checkins.Outcome.COUNTED, checkins.Outcome.NOTICE) or command == "makeup":
             self.rollcalls.request(run)
         self.wake()
 
-    def _asked(self, conn: Connection, run: CohortRun, member: Member, now: datetime) -> commands.Asked:
-        return commands.Asked(conn, run, member.id, member.shown, now)
+    def _asked(
+        self, conn: Connection, run: CohortRun, member: Member, now: datetime, args: tuple[str, ...] = ()
+    ) -> commands.Asked:
+        return commands.Asked(conn, run, member.id, member.shown, now, args)
+
+    @staticmethod
+    def _command(run: CohortRun, text: str) -> tuple[str | None, tuple[str, ...]]:
+        """The command a message is (its whole text, or "补卡 2": a word and what follows)."""
+        if found := run.command_words.get(text):
+            return found, ()
+        with_args = run.command_with_args(text)
+        return with_args if with_args is not None else (None, ())
 
     def _operator(self, msg: Incoming, text: str, now: datetime, run: CohortRun | None = None) -> bool:
         """An operator's command (the role is the sender's id's, from the config): answered
@@ -185,7 +195,7 @@ class Router:
         if not runs or not text:
             return
         run = runs[0]
-        command = run.command_words.get(text)
+        command, args = self._command(run, text)
         match = None if command is not None else checkins.match_track(run, text)
         if command is None and match is None:
             return
@@ -196,7 +206,7 @@ class Router:
             return
         with self.db.begin() as conn:
             if command is not None:
-                reply = commands.answer(command, self._asked(conn, run, msg.sender, now))
+                reply = commands.answer(command, self._asked(conn, run, msg.sender, now, args))
             else:
                 assert match is not None
                 c = run.playbook.commands
@@ -211,4 +221,6 @@ class Router:
                 )
             # Behind the group's own traffic: one member's private chat never holds up the group.
             repo.enqueue(conn, run.id, member_id=msg.sender.id, text=reply, kind="reply", now=now, priority=1)
+        if command == "makeup":
+            self.rollcalls.request(run)  # named in the roll call, as a make-up
         self.wake()

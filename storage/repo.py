@@ -292,6 +292,14 @@ def record_checkin(
     )
 
 
+def joined_before(conn: Connection, cohort_id: str, member_id: str, before: datetime) -> bool:
+    q = select(member_t.c.joined_at).where(
+        member_t.c.cohort_id == cohort_id, member_t.c.member_id == member_id
+    )
+    at = conn.execute(q).scalar_one_or_none()
+    return at is not None and _aware(at) < before
+
+
 def makeups_by_self(conn: Connection, cohort_id: str, member_id: str) -> int:
     """How many make-ups the member has credited themself (the playbook's quota)."""
     return conn.execute(
