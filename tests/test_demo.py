@@ -404,3 +404,13 @@ def test_config_example_shows_every_option():
             )
             assert line is not None, name
             assert "#" in line.split(":", 1)[1] or name in ("cohorts", "pacing", "transport"), name
+
+
+def test_the_sample_scenario_rehearses_operator_commands():
+    result = invoke("simulate", SAMPLE, SCENARIO)
+    assert result.exit_code == 0, result.output
+    sent = [json.loads(line) for line in result.stdout.splitlines()]
+    to_op = [s["text"] for s in sent if s["chat"] == "dm:op1"]
+    assert any(t.startswith("【simulated】第 3 天，正课：") and "Lily" in t for t in to_op), to_op
+    assert "✅ 【simulated】已为 Lily 补卡：晨读，第 3 天（由你补记）。" in to_op
+    assert any("Lily（补卡）" in s["text"] for s in sent if s["chat"] == "room")

@@ -985,3 +985,45 @@ def test_a_playbook_edited_while_cohortbot_runs_takes_effect_without_a_restart(g
     assert f"1 item moved (live to day 2 {new_at:%H:%M})" in err
     assert err.count("logged in as bot") == 1  # never restarted
     assert "Traceback" not in err
+
+
+async def test_operator_commands_over_the_gateway(gateway, tmp_path):
+    """未打卡, 暂停 (the post falling due is held, not sent), 状态 (asked with an @ in the group,
+    answered privately), then 恢复 发送 (the held post goes, once)."""
+    run = cohort({"post": 6})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+
+    async def ask(text: str, group: bool = False) -> str:
+        before = len(dms_to(await gateway.asent(), "op1"))
+        if group:
+            await gateway.asay("op1", f"@CohortBot {text}", mentions=["bot"])
+        else:
+            await gateway.adm("op1", text)
+        for _ in range(150):
+            told = dms_to(await gateway.asent(), "op1")
+            if len(told) > before:
+                return told[before]["text"]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no answer to {text}")
+
+    try:
+        await gateway.asay("u1", "打卡")
+        await counted(bot, "u1")
+        missing = await ask("未打卡")
+        assert missing.startswith("【gw】第 2 天，正课：3 人里还有 2 人没打卡"), missing
+        assert missing.splitlines()[1] == "红红（2组）、小刚"
+        assert (await ask("暂停")).startswith("⏸ 【gw】已暂停")
+        await asyncio.sleep(7)  # the post falls due while paused
+        assert not room_sends(gateway, "【开课】")
+        status = await ask("状态", group=True)
+        assert "⏸ 王助教 在" in status and "攒着 1 项" in status, status
+        assert not [s for s in await gateway.asent() if s["kind"] == "room" and "状态" in s["text"]]
+        resumed = await ask("恢复")
+        assert "post（" in resumed and "恢复 发送" in resumed
+        assert "现在发出：post" in await ask("恢复 发送")
+        [post] = await gateway.await_sent(lambda s: s["kind"] == "room" and "【开课】" in s["text"])
+        assert post["text"] == "【开课】第2天开始啦"
+        await asyncio.sleep(1)
+        assert len(room_sends(gateway, "【开课】")) == 1
+    finally:
+        await bot.stop()
