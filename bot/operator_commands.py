@@ -123,6 +123,11 @@ def _pick(a: Asked, word: str) -> tuple[CohortRun | None, list[str], str | None]
         if found:
             rest.remove(arg)
             return found[0], rest, None
+    for r in runs:  # a group name with spaces arrives as several arguments
+        words = r.room.split()
+        for i in range(len(rest) - len(words) + 1):
+            if len(words) > 1 and rest[i : i + len(words)] == words:
+                return r, rest[:i] + rest[i + len(words) :], None
     if len(runs) == 1:
         return runs[0], rest, None
     example = f"{word} {runs[0].id}"

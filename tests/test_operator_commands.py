@@ -179,3 +179,57 @@ async def test_in_english(harness):
     assert reply.startswith("[c1] Day 2, 晨读: 3 of 4 not checked in yet")
     assert "Paused" in await ask(h, "pause")
     i18n.use("en")
+
+
+async def test_with_two_cohorts_a_command_names_one_or_is_asked_which():
+    import asyncio
+
+    from bot.app import Bot
+    from bot.clock import VirtualClock
+    from bot.cohort import CohortRun
+    from bot.engine import Settings
+    from bot.plan import calendar
+    from bot.transports.simulated import SimulatedGroup
+    from storage.db import open_db
+    from tests.harness import EXAMPLE, load_playbook
+
+    pb = load_playbook(EXAMPLE)
+    loop = asyncio.get_running_loop()
+    from datetime import date
+
+    from bot.scenario import _when
+
+    cal = calendar(pb, date(2026, 12, 1))
+    loop.set_now(_when("day 2 08:00", cal))  # type: ignore[attr-defined]
+    clock = VirtualClock(loop)  # type: ignore[arg-type]
+    group = SimulatedGroup(clock, rooms={"r1": "Python 1班", "r2": "Python 2班"}, members=PEOPLE[:3])
+    runs = [CohortRun.create("py-a", pb, cal, "Python 1班"), CohortRun.create("py-b", pb, cal, "Python 2班")]
+    bot = Bot(
+        open_db("sqlite://"), group, clock, Settings(operators=frozenset({"op1"})), runs, reconcile_minutes=0
+    )
+    await bot.start()
+    try:
+        await group.say("u01", "晨读", "r2")
+        await asyncio.sleep(5)
+
+        async def ask(text: str) -> str:
+            before = len([s for s in group.sent if s.chat == "dm:op1"])
+            await group.dm("op1", text)
+            await bot.drain()
+            return [s.text for s in group.sent if s.chat == "dm:op1"][before]
+
+        which = await ask("未打卡")
+        assert "是哪一期？" in which and "py-a（Python 1班）" in which and "py-b（Python 2班）" in which
+        by_id = await ask("未打卡 晨读 py-b")
+        assert by_id.startswith("【py-b】第 2 天，晨读：2 人里还有 1 人没打卡")
+        by_room = await ask("未打卡 晨读 Python 1班")  # a room name with a space: not split
+        assert by_room.startswith("【py-a】第 2 天，晨读：2 人里还有 2 人没打卡")
+        both = await ask("状态")  # every cohort at once
+        assert "【py-a】" in both and "【py-b】" in both
+        assert "【py-a】已暂停" in await ask("暂停 py-a")
+        with bot.db.connect() as conn:
+            from storage import repo as r
+
+            assert r.paused(conn, "py-a") is not None and r.paused(conn, "py-b") is None
+    finally:
+        await bot.stop()
