@@ -38,7 +38,7 @@ from storage import repo
 log = logging.getLogger(__name__)
 
 # Config settings applied while the bot runs, and those read at start only.
-LIVE = ("operators", "pacing", "quiet_hours", "grace_minutes")
+LIVE = ("operators", "pacing", "quiet_hours", "grace_minutes", "alerts")
 AT_START = ("database", "transport", "timezone", "bot_name", "reconcile_minutes")
 PLAYBOOK_FIELDS_SHOWN = {
     "name": "name",
@@ -360,6 +360,7 @@ class Reloader:
         for p in new:
             log.error("the edit was not applied, the last good version keeps running: %s", p)
         self._told.update(new)
+        self.bot.alerting.edit_invalid(new)  # and outside WeChat, once per incident
         self._tell(
             "⚠️ 修改没有生效，机器人继续按上一个正确的版本运行。请按提示改正后再保存：\n"
             + "\n".join(f"· {p}" for p in new)
@@ -381,6 +382,7 @@ class Reloader:
 
     async def _apply(self, new: Loaded) -> Reloaded:
         engine, scheduler = self.bot.engine, self.bot.scheduler
+        self.bot.alerting.edit_applied()
         done = Reloaded()
         old_cfg, new_cfg = self.current.config, new.config
         done.settings = [k for k in LIVE if getattr(old_cfg, k) != getattr(new_cfg, k)]
@@ -416,6 +418,8 @@ class Reloader:
             if done.settings:
                 engine.apply_settings(settings)
                 self.bot.settings = settings
+            if "alerts" in done.settings:
+                self.bot.alerting.configure(new.alert_settings())
             late: list[tuple[CohortRun, PlannedItem]] = []
             for run, fresh, change in pending:
                 with self.bot.db.begin() as conn:
