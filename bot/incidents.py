@@ -130,6 +130,7 @@ class _Incident:
     detail: dict[str, str] = field(default_factory=dict)
     settle: timedelta = timedelta(0)
     resolved_at: datetime | None = None
+    over_at: datetime | None = None  # when the problem last went away
     name: str = ""  # the incident's id, shared by its open and resolved alerts
 
     def cancel(self) -> None:
@@ -298,6 +299,7 @@ class Incidents:
             inc.state = "idle"  # over before it lasted long enough: nobody is told
         elif inc.state == "open":
             inc.state = "resolving"
+            inc.over_at = self.clock.now()
             inc.timer = asyncio.get_running_loop().call_later(inc.settle.total_seconds(), self._resolve, inc)
 
     def _open(self, inc: _Incident) -> None:
@@ -329,10 +331,11 @@ class Incidents:
         inc.state = "idle"
         inc.resolved_at = now
         began = inc.began or now
+        lasted = _minutes((inc.over_at or now) - began)
         if inc.kind == "gateway_down":
-            self._send(inc, "resolved", GATEWAY_BACK, since=self._local(began), minutes=_minutes(now - began))
+            self._send(inc, "resolved", GATEWAY_BACK, since=self._local(began), minutes=lasted)
         elif inc.kind == "logged_out":
-            self._send(inc, "resolved", LOGGED_IN, minutes=_minutes(now - began))
+            self._send(inc, "resolved", LOGGED_IN, minutes=lasted)
         elif inc.kind == "sends_failing":
             self._send(inc, "resolved", SENDS_BACK)
         elif inc.kind == "invalid_edit":

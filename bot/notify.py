@@ -138,7 +138,9 @@ def _post_json(url: str, body: dict[str, Any], headers: dict[str, str], timeout:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).hostname or "?"
+    """The server of a URL, as the log names a channel (no password, no key)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}"
 
 
 @dataclass

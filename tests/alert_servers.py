@@ -131,7 +131,7 @@ def mail_server(user: str | None = None, password: str | None = None) -> Iterato
             and data.login.decode() == user
             and data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: it answers 535 itself
 
     port = free_port()
     options: dict[str, Any] = {}
