@@ -22,6 +22,7 @@ from tests.harness import Harness
 
 AT = datetime(2026, 12, 2, 1, 30, tzinfo=UTC)
 ALERT = Alert("logged_out", "open", "⚠️ [cohortbot c1] The account is logged out", AT, "c1", "logged_out@1")
+LOCAL_AUTH = "ignore:Requiring AUTH while not requiring TLS"  # aiosmtpd's, for a local test server
 QUICK = Delivery(timeout=1, attempts=3, pause=0.05)
 
 # --- the channels, against local servers ------------------------------------------------------
@@ -73,6 +74,7 @@ async def test_the_json_webhook_gets_event_state_cohort_text_and_time_with_its_h
 
 
 @pytest.mark.realtime
+@pytest.mark.filterwarnings(LOCAL_AUTH)
 async def test_an_email_goes_through_a_local_smtp_server_with_a_login():
     with mail_server(user="bot", password="pw-123") as smtp:
         email = Email(
@@ -97,6 +99,7 @@ async def test_an_email_goes_through_a_local_smtp_server_with_a_login():
 
 
 @pytest.mark.realtime
+@pytest.mark.filterwarnings(LOCAL_AUTH)
 async def test_a_wrong_smtp_password_is_a_failure_that_never_prints_it(caplog):
     with mail_server(user="bot", password="right-pw") as smtp:
         email = Email(
