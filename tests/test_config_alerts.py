@@ -125,7 +125,8 @@ def test_secrets_never_reach_an_error(tmp_path):
         "alerts:\n"
         '  wecom: {webhook: "ftp://qyapi.weixin.qq.com/send?key=${WECOM_KEY}"}\n'
         "  webhook: {url: https://x.cn, headers: {Authorization: \"Bearer ${HOOK_TOKEN}\"}}\n"
-        "  email: {host: smtp.example.com, password: \"${SMTP_PASSWORD}\", from: a@b.cn, to: [c@d.cn], port: 0}\n",
+        "  email: {host: smtp.example.com, password: \"${SMTP_PASSWORD}\",\n"
+        "          from: a@b.cn, to: [c@d.cn], port: 0}\n",
     )
     text = "\n".join(found)
     assert "is not a web address" in text and "key=***" in text

@@ -363,3 +363,35 @@ async def test_settings_reach_the_channels_after_a_live_edit(harness):
     await h.bot.engine.on_event(LoggedOut(h.clock.now(), "x"))
     await asyncio.sleep(60)
     assert first.alerts == [] and second.states() == [("logged_out", "open")]
+
+
+async def test_an_invalid_live_edit_is_one_alert_and_a_valid_one_resolves_it(harness, tmp_path):
+    from tests.test_live_edit import CONFIG, edit, live
+
+    h, reloader = await live(harness, tmp_path)
+    recorder = Recorder()
+    h.bot.alerting.configure(AlertSettings(channels=(recorder,), language="en", label="[cohortbot c1]"))
+    edit(tmp_path, 'at: "15:00"', 'at: "25:00"')
+    assert await reloader.reload() is None
+    edit(tmp_path, 'at: "20:00"', 'at: "26:00"')  # another mistake, same incident
+    assert await reloader.reload() is None
+    await asyncio.sleep(600)
+    assert recorder.states() == [("invalid_edit", "open")]
+    assert (
+        f"{tmp_path / 'playbook.yaml'}:8: schedule[1].at: '25:00' is not a time of day"
+        in recorder.alerts[0].text
+    )
+    edit(tmp_path, 'at: "25:00"', 'at: "16:00"')
+    edit(tmp_path, 'at: "26:00"', 'at: "20:00"')
+    assert await reloader.reload() is not None
+    await asyncio.sleep(120)
+    assert recorder.states() == [("invalid_edit", "open"), ("invalid_edit", "resolved")]
+    # `alerts:` itself applies live: a webhook added to the config is used from then on.
+    assert CONFIG.endswith("start: 2026-12-01}\n")
+    (tmp_path / "config.yaml").write_text(
+        CONFIG + "alerts: {webhook: {url: 'https://ops.example.com/hook'}}\n", encoding="utf-8"
+    )
+    done = await reloader.reload()
+    assert done is not None and "alerts" in done.settings
+    [webhook] = h.bot.alerting.notifier.channels
+    assert isinstance(webhook, JsonWebhook) and webhook.url == "https://ops.example.com/hook"
