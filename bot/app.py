@@ -51,6 +51,7 @@ class Bot:
     async def start(self) -> None:
         self.outbox.recover(self.settings.grace)
         await self.transport.start(self.engine.on_event)
+        self.alerting.connected()  # a QR code scanned while starting: the login resolves it
         for run in self.runs:
             await self.engine.add_cohort(run)
         self._sender = asyncio.create_task(self.outbox.run(), name="outbox")

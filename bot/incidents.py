@@ -177,8 +177,12 @@ class Incidents:
             url = QR_PAGE + quote(event.qrcode, safe="") if event.qrcode else ""
             self.problem("logged_out", self.settings.logged_out, url=url, reason=event.status)
         elif isinstance(event, Reconnected):
-            self.cleared("gateway_down")
-            self.cleared("logged_out")
+            self.connected()
+
+    def connected(self) -> None:
+        """The transport has started: connected, the account logged in."""
+        self.cleared("gateway_down")
+        self.cleared("logged_out")
 
     def sends_failed(self, rows: list[OutRow], error: str) -> None:
         """Messages that failed for good (bot/alerts.py hears of them from the outbox)."""
@@ -347,7 +351,9 @@ class Incidents:
         text = i18n.gettext_in(self.settings.language, template).format(label=self.settings.label, **values)
         alert = Alert(inc.kind, state, text, self.clock.now(), self._cohorts(), inc.name)
         self.sent.append(alert)
-        (log.warning if state == "open" else log.info)("alert: %s", text)
+        # The QR code lets whoever scans it into the account: the log does not keep it.
+        shown = text.replace(values["url"], "<QR code>") if values.get("url") else text
+        (log.warning if state == "open" else log.info)("alert: %s", shown)
         self.notifier.send(alert)
         return alert
 

@@ -137,6 +137,15 @@ def _post_json(url: str, body: dict[str, Any], headers: dict[str, str], timeout:
         return exc.code, b""
 
 
+async def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST in a daemon thread; an error's text never holds the URL's key or password. The
+    socket's own timeout is a little longer than the caller's, which is the one that counts."""
+    try:
+        return await in_thread(lambda: _post_json(url, body, headers, timeout + 1), "alert-post")
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(_hide(str(exc) or type(exc).__name__, url_secrets(url))) from None
+
+
 def _host(url: str) -> str:
     """The server of a URL, as the log names a channel (no password, no key)."""
     parts = urlsplit(url)
@@ -154,7 +163,7 @@ class WeComRobot:
     async def deliver(self, alert: Alert, timeout: float) -> None:
         content = alert.text.encode()[:WECOM_MAX].decode(errors="ignore")
         body = {"msgtype": "text", "text": {"content": content}}
-        status, answer = await in_thread(lambda: _post_json(self.url, body, {}, timeout), "alert-wecom")
+        status, answer = await _post(self.url, body, {}, timeout)
         if not 200 <= status < 300:
             raise DeliveryError(f"HTTP {status}")
         try:
@@ -180,9 +189,7 @@ class JsonWebhook:
         self.name = self.name or f"webhook {_host(self.url)}"
 
     async def deliver(self, alert: Alert, timeout: float) -> None:
-        status, _ = await in_thread(
-            lambda: _post_json(self.url, alert.payload(), self.headers, timeout), "alert-webhook"
-        )
+        status, _ = await _post(self.url, alert.payload(), self.headers, timeout)
         if not 200 <= status < 300:
             raise DeliveryError(f"HTTP {status}")
 
@@ -235,7 +242,7 @@ class Email:
     async def deliver(self, alert: Alert, timeout: float) -> None:
         msg = self.message(alert)
         try:
-            await in_thread(lambda: self._send(msg, timeout), "alert-email")
+            await in_thread(lambda: self._send(msg, timeout + 1), "alert-email")
         except smtplib.SMTPException as exc:
             raise DeliveryError(_hide(f"{type(exc).__name__}: {exc}", [self.password or ""])[:300]) from None
 

@@ -117,3 +117,19 @@ async def test_a_gateway_that_dies_is_told_after_the_minutes_set_and_its_return_
             assert bodies(hook) == [("gateway_down", "open"), ("gateway_down", "resolved")]
         finally:
             await bot.stop()
+
+
+async def test_a_qr_code_to_scan_while_starting_is_told_and_the_login_resolves_it(tmp_path):
+    with Gateway({**WORLD, "loggedOut": True}) as gw, hook_server() as hook:
+        starting = asyncio.create_task(start(gw, tmp_path, hook.url(), logged_out=0.2))
+        await gw.ascan("https://login.weixin.qq.com/l/Start1==")
+        opened = await posted(hook, "logged_out", "open")
+        assert "login.weixin.qq.com%2Fl%2FStart1" in opened["text"]
+        assert not starting.done()  # the bot waits for the login
+        await gw.alogin()
+        bot = await starting
+        try:
+            await posted(hook, "logged_out", "resolved")
+            assert bodies(hook) == [("logged_out", "open"), ("logged_out", "resolved")]
+        finally:
+            await bot.stop()

@@ -22,6 +22,10 @@ What this adds around it:
   whose outcome is unknown (the gateway froze or the line broke during it) raises
   ``SendError(maybe_sent=True)`` and is remembered for a while: if its gRPC call completes
   after all, or the gateway echoes the bot's own message back, a ``Delivered`` event says so;
+- news about the connection and the account is handed to the event sink at once, not
+  queued behind messages waiting for the connection: ``Disconnected`` when a logged-in
+  session is lost, ``LoggedOut`` when the account logs out, ``LoginNeeded`` when the
+  gateway shows a QR code (the alerts outside WeChat listen to them, bot/incidents.py);
 - names and group aliases are cached, member lists read fresh from the room;
 - private messages to members who are not the account's friends (a personal account may
   message only its friends; see "Members who are not friends" below).

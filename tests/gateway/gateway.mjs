@@ -16,6 +16,7 @@
 //   * `alias` is the member's group alias (roomAlias), the same in every room; a room may
 //     override it with "aliases": {"<id>": "<alias>"}; `remark` sets the contact alias;
 //   * the bot is added to every room's member list if not listed; optional room "owner".
+//   * top level "loggedOut": true: the account starts logged out (waiting for "login").
 //   * "notFriend": the contact is not the account's friend, so a private message to it fails
 //     as WeChat fails it: "refuse" (the send is answered with an error, nothing recorded as
 //     sent) or "notice" (the send is accepted and recorded with delivered: false, echoed, and
@@ -307,7 +308,7 @@ buildWorld(renumberWorld(world, args['id-suffix'] || ''))
 
 // Mocker "environments" run on every puppet start(). python-wechaty's start() calls the
 // gRPC stop() and then start(); stop() logs the bot out, so log it in again on each start.
-let stayLoggedOut = false // after a "logout" command, until "login"
+let stayLoggedOut = Boolean(world.loggedOut) // after a "logout" command, until "login"
 mocker.use(function loginBot (m) {
   if (!m.puppet.isLoggedIn && !stayLoggedOut) m.login(bot)
   return () => {}
