@@ -359,10 +359,11 @@ class Loaded:
         """The `alerts:` section, ready for bot/incidents.py (no channels without it)."""
         cfg = self.config
         a = cfg.alerts
-        label = label_for([c.id for c in cfg.cohorts])
+        ids = [c.id for c in cfg.cohorts]
+        label, cohorts = label_for(ids), ",".join(ids)
         language = (a.language if a else None) or cfg.language or "zh"
         if a is None:
-            return AlertSettings(language=language, label=label, timezone=cfg.timezone)
+            return AlertSettings(language=language, label=label, cohorts=cohorts, timezone=cfg.timezone)
         channels: list[notify.Channel] = []
         if a.wecom is not None:
             channels.append(notify.WeComRobot(a.wecom.webhook))
@@ -379,6 +380,7 @@ class Loaded:
             failing_sends=a.failing_sends,
             language=language,
             label=label,
+            cohorts=cohorts,
             timezone=cfg.timezone,
         )
 

@@ -112,6 +112,7 @@ class AlertSettings:
     failing_sends: int = 3
     language: str = "zh"
     label: str = "[cohortbot]"  # names the bot in every alert (its cohorts)
+    cohorts: str = ""  # the webhook's "cohort": the ids of the bot's cohorts, comma-separated
     timezone: str = "Asia/Shanghai"  # times in the texts
     settle: dict[str, timedelta] = field(default_factory=lambda: dict(SETTLE))
 
@@ -357,8 +358,8 @@ class Incidents:
         self.notifier.send(alert)
         return alert
 
-    def _cohorts(self) -> str:
-        return self.settings.label.removeprefix("[cohortbot").removesuffix("]").strip()
+    def _cohorts(self) -> str | None:
+        return self.settings.cohorts or None
 
     def _local(self, at: datetime) -> str:
         return f"{at.astimezone(ZoneInfo(self.settings.timezone)):%m-%d %H:%M}"

@@ -70,6 +70,7 @@ def test_every_channel_is_built_from_the_section(tmp_path):
     assert email.to == ("ops@example.com", "lead@example.com")
     assert settings.gateway_down == timedelta(minutes=3)
     assert (settings.failing_sends, settings.language, settings.label) == (5, "en", "[cohortbot c1]")
+    assert settings.cohorts == "c1"
     # Never in a repr (a log line or a traceback of the settings).
     assert not any(secret in repr(settings) for secret in ENV.values())
 

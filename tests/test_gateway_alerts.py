@@ -44,6 +44,7 @@ async def start(gw: Gateway, tmp_path, *hooks: str, logged_out: float = 1.0) -> 
         logged_out=timedelta(seconds=logged_out),
         language="en",
         label="[cohortbot gw]",
+        cohorts="gw",
         settle=QUICK,
     )
     transport = WechatyTransport(
