@@ -99,8 +99,13 @@ class OperatorAlerts:
         self.operators = operators
         self.wake = wake
         self._open: dict[str, _Incident] = {}  # by cohort id, while its alert is not sent
+        # Told about every message that failed for good (alerts included: they fail when
+        # WeChat does): the alerts outside WeChat count them (bot/incidents.py).
+        self.on_failed: Callable[[list[OutRow], str], None] | None = None
 
     def failed(self, rows: list[OutRow], error: str, maybe_sent: bool) -> None:
+        if self.on_failed is not None and not maybe_sent:
+            self.on_failed(rows, error)
         rows = [r for r in rows if r.kind != "alert"]  # an alert that fails is only logged: no loops
         if not rows or not self.operators:
             return

@@ -14,6 +14,7 @@ from sqlalchemy import Engine as Database
 from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.engine import Engine, Settings
+from bot.incidents import AlertSettings, Incidents
 from bot.outbox import Outbox
 from bot.scheduler import CohortScheduler
 from bot.transports.base import Transport
@@ -29,11 +30,17 @@ class Bot:
     settings: Settings
     runs: list[CohortRun]
     reconcile_minutes: float = 5
+    # Alerts outside WeChat (config `alerts:`); without it, incidents are only logged.
+    incidents: Incidents | None = None
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.transport, self.clock, self.settings.pacing)
         self.engine = Engine(self.db, self.clock, self.transport, self.outbox, self.settings)
         self.outbox.on_failed = self.engine.alerts.failed
+        if self.incidents is None:
+            self.incidents = Incidents(self.db, self.clock, AlertSettings(language=self.settings.language))
+        self.engine.watch = self.incidents.on_event
+        self.engine.alerts.on_failed = self.incidents.sends_failed
         self.outbox.on_not_friend = self.engine.friends.refused
         if hasattr(self.transport, "on_not_friend"):
             # The Wechaty adapter hears WeChat's "not a friend" notice after an accepted send.
@@ -44,6 +51,7 @@ class Bot:
     async def start(self) -> None:
         self.outbox.recover(self.settings.grace)
         await self.transport.start(self.engine.on_event)
+        self.alerting.connected()  # a QR code scanned while starting: the login resolves it
         for run in self.runs:
             await self.engine.add_cohort(run)
         self._sender = asyncio.create_task(self.outbox.run(), name="outbox")
@@ -55,6 +63,7 @@ class Bot:
         transport left as it is. For crash tests and harnesses."""
         self.scheduler.stop()
         self.engine.rollcalls.cancel()
+        self.alerting.kill()
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None
@@ -82,3 +91,10 @@ class Bot:
             if not done:
                 log.error("the sender did not stop within 10 s; leaving it")
         await self.transport.stop()
+        # Alerts under way get a moment (each is time-limited anyway).
+        await self.alerting.stop(drain_seconds=max(drain_seconds, 1))
+
+    @property
+    def alerting(self) -> Incidents:
+        assert self.incidents is not None  # set in __post_init__
+        return self.incidents

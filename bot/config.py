@@ -10,14 +10,18 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from bot import notify
 from bot import playbook as playbooks
 from bot.engine import Settings
 from bot.i18n import N_, _
+from bot.incidents import AlertSettings, label_for
 from bot.outbox import Pacing
 from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
@@ -197,6 +201,92 @@ class PacingConfig(_Strict):
     )
 
 
+def _check_http_url(value: Any) -> Any:
+    """An http(s) URL with a host: a webhook the bot can POST to."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            _("{value!r} is not a web address; write the whole URL, starting with https://").format(
+                value=_shown_url(text)
+            )
+        )
+    return text
+
+
+def _shown_url(url: str) -> str:
+    """A URL as an error may show it: no password, no query values (the WeCom key)."""
+    for secret in notify.url_secrets(url):
+        url = url.replace(secret, "***")
+    return url
+
+
+def _check_address(value: Any) -> Any:
+    """An e-mail address, bare or as ``Name <address>``."""
+    if not isinstance(value, str):
+        return value
+    _name, address = parseaddr(value)
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
+        raise ValueError(
+            _("{value!r} is not an e-mail address; write it like ops@example.com").format(value=value)
+        )
+    return value.strip()
+
+
+WebURL = Annotated[str, AfterValidator(_check_http_url)]
+Address = Annotated[str, AfterValidator(_check_address)]
+
+
+class WeComAlerts(_Strict):
+    webhook: WebURL = Field(repr=False, description="the group robot's webhook URL (its key is a secret)")
+
+
+class WebhookAlerts(_Strict):
+    url: WebURL = Field(repr=False, description="POSTed {event, state, cohort, text, at} as JSON")
+    headers: dict[str, str] = Field(default_factory=dict, repr=False, description="e.g. Authorization")
+
+
+class EmailAlerts(_Strict):
+    host: Annotated[str, AfterValidator(lambda v: _check_host(v))] = Field(description="the SMTP server")
+    port: Annotated[int, _in_range(1, 65535, N_("port number"), 587, whole=True)] | None = Field(
+        None, description="default: 587 with starttls, 465 with ssl, 25 with none"
+    )
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    user: str | None = None
+    password: str | None = Field(None, repr=False)
+    from_: Address = Field(alias="from", description="the sender's address")
+    to: list[Address] = Field(min_length=1, description="who gets the alerts")
+
+
+def _check_host(value: str) -> str:
+    text = value.strip()
+    if not _HOSTNAME.match(text):
+        raise ValueError(
+            _("{value!r} is not a host name; write the SMTP server, e.g. smtp.example.com").format(
+                value=value
+            )
+        )
+    return text
+
+
+class AlertsConfig(_Strict):
+    wecom: WeComAlerts | None = None
+    webhook: WebhookAlerts | None = None
+    email: EmailAlerts | None = None
+    gateway_down_minutes: Annotated[float, _in_range(1, 24 * 60, N_("minutes"), 5)] = Field(
+        5, description="the gateway unreachable this long is an incident"
+    )
+    failing_sends: Annotated[int, _in_range(1, 1000, N_("messages"), 3, whole=True)] = Field(
+        3, description="this many messages failed for good, with none going out since, is an incident"
+    )
+    timeout_seconds: Annotated[float, _in_range(1, 120, N_("seconds"), 10)] = Field(
+        10, description="each attempt to deliver an alert"
+    )
+    language: Literal["zh", "en"] | None = Field(None, description="default: the config's language, else zh")
+
+
 class CohortConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN, description="[a-z0-9_-]+, unique")
     playbook: str = Field(min_length=1, description="playbook file, relative to the config file")
@@ -227,6 +317,9 @@ class Config(_Strict):
     cohorts: list[CohortConfig] = Field(min_length=1)
     language: Literal["zh", "en"] | None = Field(
         None, description="the operator's language for `run`'s log and alerts; default: the locale"
+    )
+    alerts: AlertsConfig | None = Field(
+        None, description="(1.1) alerts outside WeChat: WeCom robot, webhook, e-mail"
     )
 
 
@@ -260,6 +353,35 @@ class Loaded:
             grace=timedelta(minutes=self.config.grace_minutes),
             quiet_hours=self.config.quiet_hours,
             language=self.config.language or "zh",
+        )
+
+    def alert_settings(self) -> AlertSettings:
+        """The `alerts:` section, ready for bot/incidents.py (no channels without it)."""
+        cfg = self.config
+        a = cfg.alerts
+        ids = [c.id for c in cfg.cohorts]
+        label, cohorts = label_for(ids), ",".join(ids)
+        language = (a.language if a else None) or cfg.language or "zh"
+        if a is None:
+            return AlertSettings(language=language, label=label, cohorts=cohorts, timezone=cfg.timezone)
+        channels: list[notify.Channel] = []
+        if a.wecom is not None:
+            channels.append(notify.WeComRobot(a.wecom.webhook))
+        if a.webhook is not None:
+            channels.append(notify.JsonWebhook(a.webhook.url, dict(a.webhook.headers)))
+        if a.email is not None:
+            e = a.email
+            port = e.port or {"starttls": 587, "ssl": 465, "none": 25}[e.security]
+            channels.append(notify.Email(e.host, port, e.security, e.from_, tuple(e.to), e.user, e.password))
+        return AlertSettings(
+            channels=tuple(channels),
+            delivery=notify.Delivery(timeout=a.timeout_seconds),
+            gateway_down=timedelta(minutes=a.gateway_down_minutes),
+            failing_sends=a.failing_sends,
+            language=language,
+            label=label,
+            cohorts=cohorts,
+            timezone=cfg.timezone,
         )
 
 
@@ -317,7 +439,7 @@ def _secrets(data: Any, env: dict[str, str]) -> list[str]:
     if not isinstance(data, dict):
         return []
     found: list[str] = []
-    values = [data.get("database"), (data.get("transport") or {}).get("token")]
+    values = [data.get("database"), _get(data, "transport", "token")]
     for i, value in enumerate(values):
         if not isinstance(value, str):
             continue
@@ -325,6 +447,32 @@ def _secrets(data: Any, env: dict[str, str]) -> list[str]:
         secret = url_password(value) if i == 0 else value
         if secret and len(secret) >= 3:  # a 1-2 character "secret" would blot out the message
             found.append(secret)
+    return found + _alert_secrets(data, env)
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _alert_secrets(data: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """The webhooks' keys and passwords, the headers' values, the e-mail password."""
+    urls = [_get(data, "alerts", "wecom", "webhook"), _get(data, "alerts", "webhook", "url")]
+    headers = _get(data, "alerts", "webhook", "headers")
+    values = [_get(data, "alerts", "email", "password")]
+    if isinstance(headers, dict):
+        values += [v for v in headers.values() if isinstance(v, str)]
+        values += [v.split(None, 1)[1] for v in headers.values() if isinstance(v, str) and " " in v.strip()]
+    found: list[str] = []
+    for url in urls:
+        if isinstance(url, str):
+            found += notify.url_secrets(_ENV.sub(lambda m: env.get(m[1], ""), url))
+    for value in values:
+        if isinstance(value, str):
+            value = _ENV.sub(lambda m: env.get(m[1], ""), value).strip()
+            if len(value) >= 3:
+                found.append(value)
     return found
 
 
@@ -369,6 +517,21 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
         check_url(database_url)
     except BadDatabaseURL as exc:
         problems.append(src.problem(("database",), str(exc)))
+    a = cfg.alerts
+    if a is not None and a.wecom is None and a.webhook is None and a.email is None:
+        problems.append(
+            src.problem(
+                ("alerts",),
+                _("no channel to send alerts to; add wecom, webhook or email (or remove `alerts:`)"),
+            )
+        )
+    if a is not None and a.email is not None and a.email.user and not a.email.password:
+        problems.append(
+            src.problem(
+                ("alerts", "email"),
+                _("`user` is set but `password` is missing; add it, e.g. password: ${SMTP_PASSWORD}"),
+            )
+        )
     if cfg.transport.kind == "wechaty" and not cfg.transport.token:
         problems.append(src.problem(("transport",), _("`token` is missing; add the gateway's token")))
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -26,7 +26,18 @@ from bot.plan import PlannedItem
 from bot.rollcall import QuietHours, RollCalls, RollCallSettings
 from bot.roster import RECONCILE_TIMEOUT, Roster
 from bot.router import Router
-from bot.transports.base import Delivered, Event, Incoming, Joined, Left, Reconnected, Transport
+from bot.transports.base import (
+    Delivered,
+    Disconnected,
+    Event,
+    Incoming,
+    Joined,
+    Left,
+    LoggedOut,
+    LoginNeeded,
+    Reconnected,
+    Transport,
+)
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -105,6 +116,9 @@ class Engine:
         # Items fire one at a time, and a live edit (bot/reload.py) is swapped in between two
         # of them, never while one is being claimed.
         self.items_lock = asyncio.Lock()
+        # Told about the connection and the account (lost, logged out, QR code, back): the
+        # alerts outside WeChat (bot/incidents.py) listen here.
+        self.watch: Callable[[Event], None] | None = None
 
     def apply_settings(self, settings: Settings) -> None:
         """A live config edit: pacing, quiet hours, operators and the grace window take effect
@@ -186,12 +200,23 @@ class Engine:
             elif isinstance(event, Left):
                 self._on_left(event)
             elif isinstance(event, Reconnected):
+                self._tell_watch(event)
                 await self._on_reconnected(event)
             elif isinstance(event, Delivered):
                 self.alerts.delivered(event.room_id, event.member_id, event.text)
+            elif isinstance(event, Disconnected | LoggedOut | LoginNeeded):
+                self._tell_watch(event)
         except Exception:
             # One bad event must not take the bot down; the database transaction rolled back.
             log.exception("could not handle %r", event)
+
+    def _tell_watch(self, event: Event) -> None:
+        if self.watch is None:
+            return
+        try:
+            self.watch(event)
+        except Exception:  # an alert's trouble must never stop the bot handling the event
+            log.exception("could not pass on %r", event)
 
     def _on_joined(self, event: Joined) -> None:
         run = self.runs.get(event.room_id)

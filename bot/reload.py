@@ -41,7 +41,7 @@ from storage import repo
 log = logging.getLogger(__name__)
 
 # Config settings applied while the bot runs, and those read at start only.
-LIVE = ("operators", "pacing", "quiet_hours", "grace_minutes")
+LIVE = ("operators", "pacing", "quiet_hours", "grace_minutes", "alerts")
 AT_START = ("database", "transport", "timezone", "bot_name", "reconcile_minutes")
 PLAYBOOK_FIELDS_SHOWN = {
     "name": "name",
@@ -381,6 +381,7 @@ class Reloader:
         for p in new:
             log.error("the edit was not applied, the last good version keeps running: %s", p)
         self._told.update(new)
+        self.bot.alerting.edit_invalid(new)  # and outside WeChat, once per incident
         self._tell(self._say(NOT_APPLIED) + "\n" + "\n".join(f"· {p}" for p in new))
 
     def _language(self) -> str:
@@ -405,6 +406,7 @@ class Reloader:
 
     async def _apply(self, new: Loaded) -> Reloaded:
         engine, scheduler = self.bot.engine, self.bot.scheduler
+        self.bot.alerting.edit_applied()
         done = Reloaded()
         old_cfg, new_cfg = self.current.config, new.config
         done.settings = [k for k in LIVE if getattr(old_cfg, k) != getattr(new_cfg, k)]
@@ -440,6 +442,8 @@ class Reloader:
             if done.settings:
                 engine.apply_settings(settings)
                 self.bot.settings = settings
+            if "alerts" in done.settings:
+                self.bot.alerting.configure(new.alert_settings())
             late: list[tuple[CohortRun, PlannedItem]] = []
             for run, fresh, change in pending:
                 with self.bot.db.begin() as conn:

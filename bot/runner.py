@@ -19,6 +19,7 @@ from bot.app import Bot
 from bot.clock import SystemClock
 from bot.cohort import CohortRun
 from bot.config import Loaded
+from bot.incidents import Incidents, PreviousRun, RunMarker
 from bot.plan import calendar
 from bot.reload import Reloader, pid_file
 from bot.transports.base import Transport
@@ -80,7 +81,33 @@ def _remove_pid(path: Path) -> None:
 
 
 async def _run(loaded: Loaded, db: Database, console: Console) -> int:
+    """The bot, and the alerts outside WeChat about its own life: a crash or a failed start
+    is told before exiting, a run that was killed is told at the next start."""
     clock = SystemClock()
+    incidents = Incidents(db, clock, loaded.alert_settings())
+    marker = RunMarker(pid_file(loaded).with_suffix(".state"), clock)
+    previous = marker.begin()
+    try:
+        code = await _serve(loaded, db, console, clock, incidents, previous, marker)
+    except Exception as exc:
+        starting = isinstance(exc, GatewayError | LookupError)
+        error = str(exc) if starting else f"{type(exc).__name__}: {exc}"
+        told = await incidents.stopped(error, starting=starting, told_before=previous.stopped_at is not None)
+        marker.stopped(error, told or previous.stopped_at)
+        raise
+    marker.ended()
+    return code
+
+
+async def _serve(
+    loaded: Loaded,
+    db: Database,
+    console: Console,
+    clock: SystemClock,
+    incidents: Incidents,
+    previous: PreviousRun,
+    marker: RunMarker,
+) -> int:
     runs = build_runs(loaded)
     cfg = loaded.config.transport
     stop = asyncio.Event()
@@ -106,7 +133,13 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
         )
         transport = group
     bot = Bot(
-        db, transport, clock, loaded.settings(), runs, reconcile_minutes=loaded.config.reconcile_minutes
+        db,
+        transport,
+        clock,
+        loaded.settings(),
+        runs,
+        reconcile_minutes=loaded.config.reconcile_minutes,
+        incidents=incidents,
     )
     log.info("starting %d cohort(s) over %s; database %s", len(runs), cfg.kind, loaded.safe_database_url)
     loop = asyncio.get_running_loop()
@@ -133,6 +166,9 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
         stopping.cancel()
     for run in runs:
         log.info("%s: room %r, day 1 = %s, %d items", run.id, run.room, run.cal.start, len(run.plan))
+    incidents.restarted(previous)  # if the last run ended badly
+    marker.resolved()
+    beat = asyncio.create_task(marker.beat(), name="marker")
     if cfg.kind != "wechaty":
         reader = asyncio.create_task(group.read_stdin(sys.stdin, stop))
     # Live edits: a saved config or playbook, SIGHUP, `cohortbot reload`.
@@ -152,6 +188,7 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
         log.info("stopping: letting queued messages go out (10 s at most)")
     finally:
         watcher.cancel()
+        beat.cancel()
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
         if reader is not None:

@@ -109,7 +109,38 @@ class Delivered:
     at: datetime
 
 
-Event = Incoming | Joined | Left | Reconnected | Delivered
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection to the gateway, with the account logged in on it, was lost (the stream
+    ended or broke, or the gateway stopped answering). The adapter keeps reconnecting;
+    ``Reconnected`` says it is back. Sends wait meanwhile."""
+
+    at: datetime
+    reason: str
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class LoggedOut:
+    """The gateway answers, but the bot's account logged out (``reason``, as the gateway
+    gave it): nothing can be sent until it logs in again (``Reconnected``)."""
+
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LoginNeeded:
+    """The gateway shows a QR code to scan with the bot's WeChat (``qrcode``: the code's
+    content, not a picture; ``status``: the gateway's scan status, e.g. "waiting",
+    "timeout"). ``Reconnected`` follows the login."""
+
+    at: datetime
+    qrcode: str = ""
+    status: str = ""
+
+
+Event = Incoming | Joined | Left | Reconnected | Delivered | Disconnected | LoggedOut | LoginNeeded
 EventSink = Callable[[Event], Awaitable[None]]
 
 

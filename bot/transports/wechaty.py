@@ -22,6 +22,10 @@ What this adds around it:
   whose outcome is unknown (the gateway froze or the line broke during it) raises
   ``SendError(maybe_sent=True)`` and is remembered for a while: if its gRPC call completes
   after all, or the gateway echoes the bot's own message back, a ``Delivered`` event says so;
+- news about the connection and the account is handed to the event sink at once, not
+  queued behind messages waiting for the connection: ``Disconnected`` when a logged-in
+  session is lost, ``LoggedOut`` when the account logs out, ``LoginNeeded`` when the
+  gateway shows a QR code (the alerts outside WeChat listen to them, bot/incidents.py);
 - names and group aliases are cached, member lists read fresh from the room;
 - private messages to members who are not the account's friends (a personal account may
   message only its friends; see "Members who are not friends" below).
@@ -72,10 +76,14 @@ from bot.clock import Clock, within
 from bot.transports import wechaty_compat as wx
 from bot.transports.base import (
     Delivered,
+    Disconnected,
+    Event,
     EventSink,
     Incoming,
     Joined,
     Left,
+    LoggedOut,
+    LoginNeeded,
     Member,
     Reconnected,
     SendError,
@@ -146,9 +154,6 @@ def is_not_friend_error(exc: BaseException) -> bool:
     parts = [getattr(exc, "message", None), getattr(exc, "details", None)]
     folded = _fold(" ".join(part for part in parts if isinstance(part, str)) or str(exc))
     return any(marker in folded for marker in NOT_FRIEND_ERRORS)
-
-
-Event = Incoming | Joined | Left | Reconnected | Delivered
 
 
 NotFriendCallback = Callable[[str], Awaitable[None] | None]
@@ -242,6 +247,7 @@ class WechatyTransport:
         self._queue: asyncio.Queue[tuple[str, Any, int]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._lingering: set[asyncio.Task[None]] = set()
+        self._telling: set[asyncio.Task[None]] = set()  # news about the connection, under way
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids
         self._names: dict[str, str] = {}  # contact id -> name (cleaned)
         self._aliases: dict[tuple[str, str], str | None] = {}  # (room, contact) -> group alias
@@ -282,7 +288,7 @@ class WechatyTransport:
                 await within(self._ready.wait(), 0.5)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._lingering]
+        tasks = [*self._tasks, *self._lingering, *self._telling]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -514,6 +520,8 @@ class WechatyTransport:
             reason = await self._connect_once()
             link = self._link
             was_up = link is not None and link.up
+            if self._online.is_set():  # a logged-in session was lost (not a wait for a login)
+                self._tell(Disconnected(self.clock.now(), reason, self.endpoint))
             self._online.clear()
             self._ready.clear()
             self._close()
@@ -533,6 +541,7 @@ class WechatyTransport:
         link = _Link(puppet)
         puppet.on("login", lambda payload: self._on_login(link, payload))
         puppet.on("logout", self._on_logout)
+        puppet.on("scan", self._on_scan)
         puppet.on("dong", lambda _payload: self._dong.set())
         for name in ("message", "room-join", "room-leave"):
             puppet.on(
@@ -661,6 +670,34 @@ class WechatyTransport:
         log.warning("gateway %s: the account %s logged out", self.endpoint, payload.contact_id)
         self._online.clear()
         self._ready.clear()
+        self._tell(LoggedOut(self.clock.now(), clean_text(getattr(payload, "data", "") or "", 200)))
+
+    def _on_scan(self, payload: Any) -> None:
+        """The gateway shows a QR code to log the account in (never logged: the code lets
+        whoever scans it in)."""
+        status = str(getattr(payload.status, "name", payload.status)).lower()
+        if status in ("scanned", "confirmed"):
+            log.info("gateway %s: the QR code was scanned (%s); waiting for the login", self.endpoint, status)
+            return
+        log.warning("gateway %s: the account must log in: scan the QR code (%s)", self.endpoint, status)
+        self._tell(LoginNeeded(self.clock.now(), clean_text(payload.qrcode or "", 2000).strip(), status))
+
+    def _tell(self, event: Event) -> None:
+        """News about the connection or the account, handed over at once rather than queued
+        behind messages that wait for the connection to come back."""
+        sink = self._events
+        if sink is None:
+            return
+
+        async def tell() -> None:
+            try:
+                await sink(event)
+            except Exception:
+                log.exception("could not handle %r", event)
+
+        task = asyncio.create_task(tell(), name="wechaty-news")
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
 
     # --- events -------------------------------------------------------------------------
 

@@ -336,6 +336,20 @@ class Gateway:
         ``[{id, conversationId, text, error, ts}, ...]``."""
         return self.call("refused")["refused"]
 
+    def logout(self, reason: str | None = None) -> None:
+        """The account logs out (a logout event on the stream) and stays out, new connections
+        included, until login()."""
+        self.call("logout", reason=reason)
+
+    def scan(self, qrcode: str | None = None, status: int | None = None) -> None:
+        """The gateway shows a QR code to scan (a scan event; status 2 waiting by default,
+        3 scanned, 4 confirmed, 5 timeout)."""
+        self.call("scan", qrcode=qrcode, status=status)
+
+    def login(self) -> None:
+        """The account logs in again (after logout())."""
+        self.call("login")
+
     def relogin_with_new_ids(self, suffix: str = "-2", restart: bool = False) -> dict[str, str]:
         """The account logs in afresh and every id changes (the account's, the rooms', the
         members'), names, aliases and topics kept, as some puppets do after a re-login.
@@ -380,6 +394,15 @@ class Gateway:
 
     async def akill(self) -> None:
         await asyncio.to_thread(self.kill)
+
+    async def alogout(self, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.logout, reason)
+
+    async def ascan(self, qrcode: str | None = None, status: int | None = None) -> None:
+        await asyncio.to_thread(self.scan, qrcode, status)
+
+    async def alogin(self) -> None:
+        await asyncio.to_thread(self.login)
 
     async def arelogin_with_new_ids(self, suffix: str = "-2", restart: bool = False) -> dict[str, str]:
         return await asyncio.to_thread(self.relogin_with_new_ids, suffix, restart)

@@ -16,6 +16,7 @@
 //   * `alias` is the member's group alias (roomAlias), the same in every room; a room may
 //     override it with "aliases": {"<id>": "<alias>"}; `remark` sets the contact alias;
 //   * the bot is added to every room's member list if not listed; optional room "owner".
+//   * top level "loggedOut": true: the account starts logged out (waiting for "login").
 //   * "notFriend": the contact is not the account's friend, so a private message to it fails
 //     as WeChat fails it: "refuse" (the send is answered with an error, nothing recorded as
 //     sent) or "notice" (the send is accepted and recorded with delivered: false, echoed, and
@@ -43,6 +44,11 @@
 //   {"cmd":"notice","member":"u3","text":"...","type":"system"|"text"}   WeChat's not-a-friend
 //                    notice in that private chat now, whatever the bot sent
 //   {"cmd":"refused"} -> {"refused": [{id, conversationId, text, error, ts}, ...]} sends refused
+//   {"cmd":"logout","reason":"..."}   the account logs out and stays out (no automatic login on a
+//                    new connection) until "login"
+//   {"cmd":"scan","qrcode":"...","status":2}   the gateway shows a QR code to scan (scan event;
+//                    status: 0 unknown, 1 cancel, 2 waiting (default), 3 scanned, 4 confirmed, 5 timeout)
+//   {"cmd":"login"}  the account logs in again (after "logout")
 //   {"cmd":"relogin","suffix":"-2"}   the account logs out and back in with every id renumbered
 //                    (account, contacts, rooms; same names, aliases, topics and members), as
 //                    some puppets do after a re-login; old ids are gone. -> {"ids": {old: new}}
@@ -302,8 +308,9 @@ buildWorld(renumberWorld(world, args['id-suffix'] || ''))
 
 // Mocker "environments" run on every puppet start(). python-wechaty's start() calls the
 // gRPC stop() and then start(); stop() logs the bot out, so log it in again on each start.
+let stayLoggedOut = Boolean(world.loggedOut) // after a "logout" command, until "login"
 mocker.use(function loginBot (m) {
-  if (!m.puppet.isLoggedIn) m.login(bot)
+  if (!m.puppet.isLoggedIn && !stayLoggedOut) m.login(bot)
   return () => {}
 })
 
@@ -414,6 +421,24 @@ async function handle (c) {
     }
     case 'refused':
       return { ok: true, refused }
+    case 'logout': {
+      if (!puppet.isLoggedIn) throw new Error('not logged in')
+      stayLoggedOut = true
+      await puppet.logout(typeof c.reason === 'string' ? c.reason : 'logged out on the phone')
+      return { ok: true }
+    }
+    case 'scan': {
+      const status = c.status === undefined ? PUPPET.types.ScanStatus.Waiting : Number(c.status)
+      if (!Number.isInteger(status) || status < 0 || status > 5) throw new Error('status: 0..5')
+      puppet.emit('scan', { qrcode: typeof c.qrcode === 'string' ? c.qrcode : 'https://login.weixin.qq.com/l/mock', status })
+      return { ok: true }
+    }
+    case 'login': {
+      stayLoggedOut = false
+      if (puppet.isLoggedIn) throw new Error('already logged in')
+      mocker.login(bot)
+      return { ok: true }
+    }
     case 'relogin':
       return { ok: true, ids: await relogin(c.suffix), bot: bot.id, rooms: [...rooms.keys()] }
     case 'state':
