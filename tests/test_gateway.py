@@ -1027,3 +1027,17 @@ async def test_operator_commands_over_the_gateway(gateway, tmp_path):
         assert len(room_sends(gateway, "【开课】")) == 1
     finally:
         await bot.stop()
+
+
+async def test_a_picture_goes_as_a_file_message(gateway, tmp_path):
+    """The transport port's image sending: the report's PNG reaches a private chat whole."""
+    run = cohort({})
+    bot = await start_bot(gateway, f"sqlite:///{tmp_path / 'bot.db'}", run)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    try:
+        await bot.transport.send_image("op1", png, "report.png")
+        [sent] = await gateway.await_sent(lambda s: s.get("file") is not None)
+        assert sent["kind"] == "dm" and sent["conversationId"] == "op1"
+        assert sent["file"] == {"name": "report.png", "size": len(png), "head": png[:8].hex()}
+    finally:
+        await bot.stop()

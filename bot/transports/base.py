@@ -175,6 +175,9 @@ class Transport(Protocol):
 
     async def send_direct(self, member_id: str, text: str) -> None: ...
 
+    async def send_image(self, chat_id: str, data: bytes, name: str) -> None:
+        """A picture to a room (its id) or a member (their id), e.g. the report's PNG."""
+
     async def members(self, room_id: str) -> list[Member]: ...
 
     def bot_id(self) -> str:

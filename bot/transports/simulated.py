@@ -46,6 +46,7 @@ class SimulatedGroup:
         self.sent: list[Sent] = []
         self.on_send = on_send
         self.fail_next: list[SendError] = []  # tests inject send failures here
+        self.images: list[tuple[str, str, bytes]] = []  # (chat id, name, data) of pictures sent
         # Members who are not the account's friends: WeChat refuses private messages to them
         # (until they add it: `befriend`).
         self.strangers: set[str] = set()
@@ -79,6 +80,15 @@ class SimulatedGroup:
         if member_id in self.strangers:
             raise SendError("开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求", not_friend=True)
         self._record(f"dm:{member_id}", text, (), None)
+
+    async def send_image(self, chat_id: str, data: bytes, name: str) -> None:
+        if chat_id in self.rooms:
+            self._record("room" if len(self.rooms) == 1 else f"room:{chat_id}", f"[{name}]", (), chat_id)
+        else:
+            if chat_id in self.strangers:
+                raise SendError("开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求", not_friend=True)
+            self._record(f"dm:{chat_id}", f"[{name}]", (), None)
+        self.images.append((chat_id, name, data))
 
     def befriend(self, member_id: str) -> None:
         self.strangers.discard(member_id)

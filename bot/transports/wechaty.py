@@ -62,6 +62,7 @@ added the account, in one of two ways depending on the puppet:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import logging
@@ -348,6 +349,20 @@ class WechatyTransport:
         self._note_messaged(member_id)  # before the send: the notice can beat its answer
         await self._send(member_id, text, [], said=text, member_id=member_id)
 
+    async def send_image(self, chat_id: str, data: bytes, name: str) -> None:
+        """A picture (PNG) to a room or a member, as WeChat's file message."""
+        room = chat_id if "@" in chat_id else None
+        said = f"[{name}]"
+        await self._send(
+            chat_id,
+            said,
+            [],
+            said=said,
+            room_id=room,
+            member_id=None if room else chat_id,
+            image=(data, name),
+        )
+
     async def members(self, room_id: str) -> list[Member]:
         await self._online.wait()
         puppet = self._live()
@@ -380,15 +395,20 @@ class WechatyTransport:
         said: str,
         room_id: str | None = None,
         member_id: str | None = None,
+        image: tuple[bytes, str] | None = None,
     ) -> None:
         link = self._link
         if link is None or not self._ready.is_set():
             raise SendError("not connected to the gateway", retry=True)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        call = asyncio.ensure_future(
-            link.puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None)
-        )
+        if image is not None:
+            data, name = image
+            box = wx.FileBox.from_base64(base64.b64encode(data), name=name)
+            sending = link.puppet.message_send_file(conversation_id, box)
+        else:
+            sending = link.puppet.message_send_text(conversation_id, text, mention_ids=mention_ids or None)
+        call = asyncio.ensure_future(sending)
         link.calls.add(call)
         call.add_done_callback(link.calls.discard)
         dropped = asyncio.ensure_future(link.dropped.wait())

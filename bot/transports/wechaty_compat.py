@@ -50,7 +50,7 @@ from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from wechaty_grpc.wechaty import PuppetStub
 from wechaty_grpc.wechaty.puppet import MessageType
-from wechaty_puppet import PuppetOptions
+from wechaty_puppet import FileBox, PuppetOptions
 from wechaty_puppet_service import PuppetService
 
 TEXT = MessageType.MESSAGE_TYPE_TEXT
@@ -62,6 +62,7 @@ WECHATY_VERSION = getattr(wechaty, "__version__", "?")
 __all__ = [
     "TEXT",
     "Channel",
+    "FileBox",
     "GRPCError",
     "PuppetOptions",
     "PuppetService",

@@ -161,6 +161,18 @@ class TestPuppetMock extends PuppetMock {
     return id
   }
 
+  // A file (the report's picture): recorded with its name and size, not echoed.
+  async messageSendFile (conversationId, file) {
+    if (!this.isLoggedIn) throw new Error('not logged in')
+    const isRoom = /@/.test(conversationId)
+    const id = newMessageId()
+    const buffer = await file.toBuffer()
+    const rec = { id, kind: isRoom ? 'room' : 'dm', conversationId, text: '', file: { name: file.name, size: buffer.length, head: buffer.subarray(0, 8).toString('hex') }, mentionIdList: [], ts: Date.now() }
+    sent.push(rec)
+    out({ event: 'bot-sent', ...rec })
+    return id
+  }
+
   // WeChat's notice in a contact's private chat, from the contact, as wechat4u and padlocal
   // deliver it (a system message: type Unknown), or as a text.
   postNotice (contactId, { text, type } = {}) {
