@@ -55,6 +55,7 @@ class Bot:
         transport left as it is. For crash tests and harnesses."""
         self.scheduler.stop()
         self.engine.rollcalls.cancel()
+        self.engine.replies.cancel()
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None
