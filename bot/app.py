@@ -64,6 +64,7 @@ class Bot:
         self.scheduler.stop()
         self.engine.rollcalls.cancel()
         self.alerting.kill()
+        self.engine.replies.cancel()
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None

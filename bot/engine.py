@@ -1,8 +1,9 @@
 """What happens when an event arrives or a schedule item is due, assembled from the parts
 that do it: the member roster (bot/roster.py), message routing (bot/router.py: commands and
-check-ins), items firing (bot/firing.py), roll calls (bot/rollcall.py) and the operators'
-alerts (bot/alerts.py). Knows no network: it reads events from the Transport port, writes
-the database, and leaves sending to the outbox."""
+check-ins), keyword replies and questions for the operators (bot/replies.py), items firing
+(bot/firing.py), roll calls (bot/rollcall.py) and the operators' alerts (bot/alerts.py). Knows
+no network: it reads events from the Transport port, writes the database, and leaves sending
+to the outbox."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.friends import Friends
 from bot.i18n import N_
 from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
+from bot.replies import Replies
 from bot.rollcall import QuietHours, RollCalls, RollCallSettings
 from bot.roster import RECONCILE_TIMEOUT, Roster
 from bot.router import Router
@@ -110,6 +112,19 @@ class Engine:
         desk.queue_counts = lambda conn: repo.queue_counts(conn, [r.id for r in self.runs.values()])
         desk.connection = self._connection
         self.last_event_at: datetime | None = None
+        self.replies = Replies(
+            db,
+            clock,
+            self.roster,
+            transport.bot_id,
+            self.router.limiter.allow,
+            self.rollcalls.outside_quiet,
+            outbox.wake,
+            settings.operators,
+            settings.language,
+            p.max_mentions,
+        )
+        self.router.replies = self.replies
         self.firing = Firing(
             db, clock, self.roster, settings.grace, p.max_mentions, outbox.wake, self.rollcalls.ride_along
         )
@@ -128,6 +143,8 @@ class Engine:
         self.roster.operators = settings.operators
         self.alerts.operators = settings.operators
         self.friends.operators = settings.operators
+        self.replies.operators = settings.operators
+        self.replies.max_mentions = settings.pacing.max_mentions
         self.rollcalls.settings = _rollcall_settings(settings)
         self.router.ack_window = settings.pacing.ack_window_seconds
         self.firing.grace = settings.grace
@@ -168,6 +185,7 @@ class Engine:
             waiting = run.id in repo.cohorts_waiting_for_rollcall(conn)
         if waiting:
             self.rollcalls.request(run)  # named by nobody before a restart
+        self.replies.resume(run)  # questions that waited through a restart
 
     async def reconcile(self, run: CohortRun) -> None:
         await self.roster.reconcile(run)
@@ -178,6 +196,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.rollcalls.stop()
+        await self.replies.stop()
 
     # --- incoming events ----------------------------------------------------------------
 

@@ -29,6 +29,7 @@ ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
 ROLL_CALL_FIELDS = ("track", "count", "done", "total", "names", "day", "playbook")
 REWARD_FIELDS = ("name", "reward", "track", "playbook", "day")
 WELCOME_FIELDS = ("name", "playbook", "day")
+ANSWER_FIELDS = ("name", "playbook", "day")
 
 
 def _parse_hhmm(value: Any) -> Any:
@@ -215,6 +216,23 @@ class Commands(_Strict):
     )
 
 
+class Reply(_Strict):
+    """(extension) A keyword reply: members' frequent questions answered by the bot."""
+
+    keywords: Words = Field(description='what members ask, e.g. ["作业在哪", "怎么交作业"]')
+    match: Literal["whole", "contains"] = Field(
+        "whole",
+        description="whole: the message, trimmed and without ending punctuation (？！。~), equals a "
+        "keyword; contains: a keyword appears anywhere in the message",
+    )
+    answer: Text = Field(description="the answer; may use " + ", ".join(f"{{{f}}}" for f in ANSWER_FIELDS))
+    where: Literal["private", "group"] = Field(
+        "private",
+        description="private: answered privately (in the group with an @ if the account cannot "
+        "message the member); group: in the group with an @, askers close together in one message",
+    )
+
+
 class Remind(_Strict):
     track: str = Field(description="track id")
     text: Text = Field(description="posted with @-mentions of members not checked in today")
@@ -295,6 +313,16 @@ class Playbook(_Strict):
     )
     roll_call_mentions: bool = Field(
         False, description="(1.1) roll calls @-mention the members they name (small groups only)"
+    )
+    replies: EmptyList[Reply] = Field(
+        default_factory=list, description="(extension) keyword replies to members' frequent questions"
+    )
+    question_digest_minutes: Int = Field(
+        30,
+        ge=0,
+        le=1440,
+        description="(extension) a member's question no assistant answered in the group within this "
+        "many minutes reaches the operators in one private digest; 0: never",
     )
 
     def tr(self, message: str) -> str:
@@ -472,6 +500,9 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             used.setdefault(w, name)
 
     need_template(("welcome",), pb.welcome, WELCOME_FIELDS)
+    for i, reply in enumerate(pb.replies):
+        need_template(("replies", i, "answer"), reply.answer, ANSWER_FIELDS)
+    problems += _reply_keywords(pb, src)
     for key, fields in MESSAGE_FIELDS.items():
         need_template(("messages", key), getattr(pb.messages, key), fields)
 
@@ -512,6 +543,40 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
     return problems
 
 
+def _reply_keywords(pb: Playbook, src: Source) -> list[Problem]:
+    """Reply keywords that match nothing, or that two replies (or one, twice) claim."""
+    from bot.replies import key  # as messages are matched (replies builds on this module)
+
+    problems: list[Problem] = []
+    owner: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(pb.replies):
+        for j, kw in enumerate(r.keywords):
+            loc = ("replies", i, "keywords", j)
+            k = key(kw)
+            if not k:
+                problems.append(
+                    src.problem(
+                        loc,
+                        _(
+                            '"{keyword}" is only punctuation or spaces, which are ignored when messages are '
+                            "matched, so it matches nothing; write the words members ask"
+                        ).format(keyword=kw),
+                    )
+                )
+                continue
+            first = owner.setdefault((r.match, k), i)
+            if first != i:
+                message = _(
+                    '"{keyword}" is already a keyword of replies[{index}]; a keyword must name one reply'
+                )
+                problems.append(src.problem(loc, message.format(keyword=kw, index=first)))
+            elif [key(w) for w in r.keywords].index(k) != j:
+                problems.append(
+                    src.problem(loc, _('"{keyword}" is listed twice; list it once').format(keyword=kw))
+                )
+    return problems
+
+
 def _rules_despite(shape: InputError, src: Source) -> list[Problem]:
     """The rule problems of the well-formed parts of a file that also has shape problems, so
     an operator fixes everything in one round. Each broken part is set aside (a broken list
@@ -529,7 +594,7 @@ def _rules_despite(shape: InputError, src: Source) -> list[Problem]:
             aside_tracks.add(str(loc[1]))
         elif len(loc) >= 2 and loc[0] == "rewards" and isinstance(loc[1], int):
             data["rewards"][loc[1]] = None  # filled in below, once a valid track is known
-        elif loc and loc[0] in ("timezone", "commands", "welcome"):
+        elif loc and loc[0] in ("timezone", "commands", "welcome", "replies", "question_digest_minutes"):
             data.pop(loc[0], None)
         else:
             return []  # name, days, tracks or a whole list is broken: nothing to check against
@@ -575,7 +640,7 @@ def parse(src: Source) -> Playbook:
 
 
 def _warnings(pb: Playbook, src: Source) -> list[Problem]:
-    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src)
+    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src) + _replies_shadowed(pb, src)
     for tid, track in pb.tracks.items():
         if track.ack and track.acknowledge == "roll_call":
             out.append(
@@ -626,8 +691,8 @@ def _short(text: str) -> str:
 
 
 def _is_keyword(loc: tuple[str | int, ...]) -> bool:
-    """A check-in keyword or a command word."""
-    return (len(loc) == 4 and loc[0] == "tracks" and loc[2] == "keywords") or (
+    """A check-in keyword, a command word or a reply keyword."""
+    return (len(loc) == 4 and loc[0] in ("tracks", "replies") and loc[2] == "keywords") or (
         len(loc) == 3 and loc[0] == "commands"
     )
 
@@ -752,6 +817,60 @@ def _shadowed(pb: Playbook, src: Source) -> list[Problem]:
                     ).format(word=word, command=name, keyword=kw, track=tid),
                 )
             )
+    return out
+
+
+def _replies_shadowed(pb: Playbook, src: Source) -> list[Problem]:
+    """Reply keywords that a command or a check-in takes first: a message is a command (the
+    whole message) or a check-in (its start) before it is a reply (bot/router.py)."""
+    from bot.checkins import normalize  # as messages are matched (checkins builds on this module)
+
+    words = {normalize(w): name for name, ws in pb.commands for w in ws or ()}
+    keywords = sorted(
+        ((normalize(kw), kw, tid) for tid, t in pb.tracks.items() for kw in t.keywords),
+        key=lambda k: -len(k[0]),
+    )
+    out = []
+    for i, r in enumerate(pb.replies):
+        for j, kw in enumerate(r.keywords):
+            loc = ("replies", i, "keywords", j)
+            said = normalize(kw).strip()
+            hit = next((k for k in keywords if said.startswith(k[0])), None)
+            if said in words:
+                out.append(
+                    src.problem(
+                        loc,
+                        _(
+                            '"{keyword}" is also a word of the `{command}` command: a message that is just '
+                            '"{keyword}" is answered as that command, not by this reply; choose other words'
+                        ).format(keyword=kw, command=words[said]),
+                    )
+                )
+            elif hit is not None:
+                message = (
+                    _(
+                        '"{keyword}" starts with "{checkin}", a check-in keyword of track `{track}`: a '
+                        "message that starts with it counts as a check-in, so this reply never answers; "
+                        "choose words that do not start with a check-in keyword"
+                    )
+                    if r.match == "whole"
+                    else _(
+                        '"{keyword}" starts with "{checkin}", a check-in keyword of track `{track}`: a '
+                        "message that starts with it counts as a check-in and is not answered; choose "
+                        "words that do not start with a check-in keyword"
+                    )
+                )
+                out.append(src.problem(loc, message.format(keyword=kw, checkin=hit[1], track=hit[2])))
+            elif r.match == "contains" and len(said) == 1:
+                out.append(
+                    src.problem(
+                        loc,
+                        _(
+                            '"{keyword}" is one character: with `match: contains` every message that has it '
+                            "anywhere is answered; write the words of the question"
+                        ).format(keyword=kw),
+                    )
+                )
     return out
 
 

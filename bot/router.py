@@ -1,6 +1,7 @@
 """Message routing: what a message to the bot is (a command, a check-in, or nothing for us)
 and where it goes. Commands are answered through the registry in bot/commands.py; check-ins
-are counted in bot/checkins.py; roll calls name them later (bot/rollcall.py)."""
+are counted in bot/checkins.py; roll calls name them later (bot/rollcall.py); anything else
+may be a keyword reply's question or one for the operators (bot/replies.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.friends import Friends
 from bot.i18n import N_
+from bot.replies import Replies
 from bot.rollcall import RollCalls
 from bot.roster import Roster
 from bot.transports.base import Incoming, Member
@@ -81,6 +83,7 @@ class Router:
         self.limiter = ReplyLimiter()
         self.friends: Friends | None = None  # set by the engine
         self.desk = commands.Desk(runs=runs)  # the engine fills in the rest
+        self.replies: Replies | None = None  # set by the engine: keyword replies, questions
 
     async def on_message(self, msg: Incoming, bot_id: str) -> None:
         if msg.sender.id == bot_id:
@@ -101,6 +104,8 @@ class Router:
         command, args = self._command(run, text)
         match = None if command else checkins.match_track(run, text)
         if command is None and match is None:
+            if self.replies is not None:
+                self.replies.heard(run, msg, text, now)
             return
         outcome = None
         with self.db.begin() as conn:
@@ -198,6 +203,8 @@ class Router:
         command, args = self._command(run, text)
         match = None if command is not None else checkins.match_track(run, text)
         if command is None and match is None:
+            if self.replies is not None:
+                self.replies.heard_privately(run, msg, text, now)
             return
         role = self.roster.role(msg.sender.id)
         if command is not None and not commands.allowed(command, role):

@@ -163,3 +163,20 @@ class Outgoing(SQLModel, table=True):
     batch: int | None = None  # the first row's id when several rows went out as one message
     attempts: int = 0
     error: str | None = None
+
+
+class Question(SQLModel, table=True):
+    """A member's question (in the group, or privately to the bot) that no keyword reply
+    answered: it waits for an operator. Settled when an operator speaks in the group after
+    it (or @-mentions the member); still waiting after the playbook's
+    `question_digest_minutes`, it goes into the operators' digest."""
+
+    __table_args__ = (Index("ix_question_waiting", "cohort_id", "answered_at", "digest_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: str = Field(foreign_key="cohort.id")
+    member_id: str
+    text: str
+    private: bool = False  # asked in a private message to the bot
+    asked_at: datetime = Field(sa_column=_utc())
+    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    digest_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # told the operators

@@ -25,6 +25,7 @@ from storage.models import (
     Notice,
     OperatorAction,
     Outgoing,
+    Question,
     RewardGrant,
     UTCDateTime,
 )
@@ -38,6 +39,7 @@ out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
 notice_t: Table = Notice.__table__  # type: ignore[attr-defined]
 leave_t: Table = Leave.__table__  # type: ignore[attr-defined]
 action_t: Table = OperatorAction.__table__  # type: ignore[attr-defined]
+question_t: Table = Question.__table__  # type: ignore[attr-defined]
 
 
 @cache
@@ -1015,3 +1017,97 @@ def sent_log(conn: Connection, cohort_id: str) -> list[tuple[str, datetime, int,
         .order_by(out_t.c.id)
     )
     return [(k, a, len(json.loads(m)) if m else 0, b) for k, a, m, b in conn.execute(q)]
+
+
+def update_pending_message(conn: Connection, row_id: int, text: str, mentions: Sequence[str]) -> bool:
+    """Rewrite a message not sent yet, text and @s (more askers joined a folded answer);
+    False if it is already on its way."""
+    res = conn.execute(
+        update(out_t)
+        .where(out_t.c.id == row_id, out_t.c.status == "pending")
+        .values(text=text, mentions=json.dumps(list(mentions), ensure_ascii=False) if mentions else "")
+    )
+    return res.rowcount == 1
+
+
+# --- questions ------------------------------------------------------------------------------
+
+_question_waits = and_(question_t.c.answered_at.is_(None), question_t.c.digest_at.is_(None))
+
+
+@dataclass(frozen=True)
+class WaitingQuestion:
+    id: int
+    member_id: str
+    name: str
+    text: str
+    private: bool
+    asked_at: datetime
+
+
+def add_question(
+    conn: Connection, cohort_id: str, member_id: str, text: str, at: datetime, private: bool
+) -> bool:
+    """Record a question; False if the member's same question already waits."""
+    same = select(question_t.c.id).where(
+        question_t.c.cohort_id == cohort_id,
+        question_t.c.member_id == member_id,
+        question_t.c.text == text,
+        _question_waits,
+    )
+    if conn.execute(same.limit(1)).first() is not None:
+        return False
+    conn.execute(
+        question_t.insert().values(
+            cohort_id=cohort_id, member_id=member_id, text=text, private=private, asked_at=at
+        )
+    )
+    return True
+
+
+def answer_questions(
+    conn: Connection, cohort_id: str, at: datetime, member_ids: Collection[str] | None = None
+) -> int:
+    """An operator answered: the waiting questions asked before ``at`` of these members (group
+    and private), or, without members, every waiting question asked in the group."""
+    q = update(question_t).where(
+        question_t.c.cohort_id == cohort_id, _question_waits, question_t.c.asked_at <= at
+    )
+    if member_ids is None:
+        q = q.where(question_t.c.private.is_(False))
+    else:
+        q = q.where(question_t.c.member_id.in_(list(member_ids)))
+    return conn.execute(q.values(answered_at=at)).rowcount
+
+
+def oldest_question(conn: Connection, cohort_id: str) -> datetime | None:
+    """When the oldest question still waiting for an answer was asked."""
+    q = select(func.min(question_t.c.asked_at)).where(question_t.c.cohort_id == cohort_id, _question_waits)
+    return _aware(conn.execute(q).scalar())
+
+
+def last_digest(conn: Connection, cohort_id: str) -> datetime | None:
+    q = select(func.max(question_t.c.digest_at)).where(question_t.c.cohort_id == cohort_id)
+    return _aware(conn.execute(q).scalar())
+
+
+def waiting_questions(conn: Connection, cohort_id: str, asked_by: datetime) -> list[WaitingQuestion]:
+    """The questions asked by ``asked_by`` that still wait, oldest first, with who asked."""
+    q = (
+        select(
+            question_t.c.id,
+            question_t.c.member_id,
+            _shown(question_t),
+            question_t.c.text,
+            question_t.c.private,
+            question_t.c.asked_at,
+        )
+        .select_from(_with_member(question_t))
+        .where(question_t.c.cohort_id == cohort_id, _question_waits, question_t.c.asked_at <= asked_by)
+        .order_by(question_t.c.asked_at, question_t.c.id)
+    )
+    return [WaitingQuestion(i, m, n, t, bool(p), _aware(a)) for i, m, n, t, p, a in conn.execute(q)]
+
+
+def mark_digested(conn: Connection, ids: Sequence[int], at: datetime) -> None:
+    conn.execute(update(question_t).where(question_t.c.id.in_(list(ids))).values(digest_at=at))
