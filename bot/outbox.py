@@ -192,7 +192,11 @@ class Outbox:
         mentions = list(dict.fromkeys(m for r in batch for m in r.mentions))
         now = self.clock.now()
         try:
-            if head.room_id is not None:
+            if head.kind == "image":
+                with self.db.connect() as conn:
+                    data = repo.image_of(conn, head.id) or b""
+                await self.transport.send_image(head.room_id or head.member_id or "", data, head.text)
+            elif head.room_id is not None:
                 await self.transport.send_room(head.room_id, text, mentions)
             else:
                 assert head.member_id is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Index, TypeDecorator, UniqueConstraint, false, true
+from sqlalchemy import Column, DateTime, Index, LargeBinary, TypeDecorator, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 
@@ -163,6 +163,8 @@ class Outgoing(SQLModel, table=True):
     batch: int | None = None  # the first row's id when several rows went out as one message
     attempts: int = 0
     error: str | None = None
+    # A picture (kind "image", e.g. the report's PNG); `text` is then its file name.
+    image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class Question(SQLModel, table=True):

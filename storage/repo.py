@@ -804,8 +804,9 @@ def enqueue(
     mentions: Sequence[str] = (),
     priority: int = 0,
     not_before: datetime | None = None,
+    image: bytes | None = None,
 ) -> int:
-    """Queue a message; returns its row id."""
+    """Queue a message (or, with ``image``, a picture named ``text``); returns its row id."""
     if (room_id is None) == (member_id is None):
         raise ValueError("a message goes to a room or to a member")
     res = conn.execute(
@@ -821,6 +822,7 @@ def enqueue(
             created_at=now,
             not_before=not_before or now,
             status="pending",
+            image=image,
         ),
     )
     key = res.inserted_primary_key
@@ -829,6 +831,11 @@ def enqueue(
 
 
 _ENQUEUE = out_t.insert()
+
+
+def image_of(conn: Connection, row_id: int) -> bytes | None:
+    """The picture of a queued image row (kept out of OutRow: the queue is read often)."""
+    return conn.execute(select(out_t.c.image).where(out_t.c.id == row_id)).scalar_one_or_none()
 
 
 def still_pending(conn: Connection, ids: Sequence[int]) -> int:

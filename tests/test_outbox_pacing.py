@@ -211,3 +211,19 @@ async def test_a_tighter_pacing_is_obeyed():
     assert [len(s.mentions) for s in reminds] == [7, 7, 7, 7, 2]
     assert len([s for s in h.dms() if s.kinds == ("nudge",)]) == 30
     await h.stop()
+
+
+async def test_a_queued_picture_goes_out_whole_and_alone(harness):
+    """An image row is sent as a picture, never folded into a text message."""
+    from storage import repo
+    from tests.harness import members
+
+    h = await harness(people=members("op1:王助教", "u01:小明"), operators=("op1",), now="day 2 08:00")
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 5000
+    with h.bot.db.begin() as conn:
+        now = h.clock.now()
+        repo.enqueue(conn, "c1", member_id="op1", text="第一条", kind="reply", now=now)
+        repo.enqueue(conn, "c1", member_id="op1", text="report.png", kind="image", now=now, image=png)
+    await h.settle()
+    assert [s.text for s in h.dms("op1")] == ["第一条", "[report.png]"]
+    assert h.group.images == [("op1", "report.png", png)]
