@@ -77,10 +77,9 @@ def test_unreachable_gateway_is_refused_cleanly(tmp_path):
 
 
 def test_terminal_op_types_as_the_operator(tmp_path):
-    result = run(tmp_path, "join u01 小明\nop: 未打卡\nop: 暂停\nop: 状态\nquit\n")
+    result = run(tmp_path, "join u01 小明\nop: 未打卡\nop: 暂停\nquit\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert re.search(r"CohortBot → 私聊 op1: +【py-test】第 2 天，正课：1 人里还有 1 人没打卡", out), out
     assert "⏸ 【py-test】已暂停" in out
-    assert "⏸ op1 在" in out or "暂停了" in out
     assert "Traceback" not in result.stderr
