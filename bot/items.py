@@ -41,6 +41,7 @@ SUMMARY_TRACK = N_("{track}: {checked_in}/{total} checked in today ({completion}
 SUMMARY_STREAKS = N_("🔥 {track} streaks: {names}")
 SUMMARY_REWARD = N_("🎁 {reward} earned today: {names}")
 SUMMARY_DESCRIBED = N_("Today's summary")
+SUMMARY_PREVIEW = N_("Today's summary ({tracks})")
 REMIND_PREVIEW = N_(" (@ those who have not checked in on day {day})")
 NUDGE_PREVIEW = N_("private reminder to those who have not done {track} on day {day}")
 
@@ -414,10 +415,11 @@ class Summary:
 
     @classmethod
     def preview(cls, run: CohortRun, it: ScheduleItem) -> str:
-        names = run.playbook.tr(rollcall.NAMES_SEPARATOR).join(
+        tr = run.playbook.tr
+        names = tr(rollcall.NAMES_SEPARATOR).join(
             run.playbook.tracks[t].name for t in cls.tracks(run.playbook, it)
         )
-        return f"{cls.describe(run, it)} ({names})"
+        return tr(SUMMARY_PREVIEW).format(tracks=names)
 
 
 KINDS = {k.name: k for k in (Post, Remind, Nudge, Leaderboard, Summary)}
