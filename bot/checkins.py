@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from bot import templates
+from bot import figures, streaks, templates
 from bot.cohort import CohortRun
 from bot.friends import ask_to_add
 from bot.i18n import N_
@@ -140,7 +140,11 @@ def count_checkin(
     if not repo.record_checkin(conn, run.id, member.id, track_id, day, at, named_at=now if each else None):
         return Outcome.REPEAT
     if each:
-        values["done"], values["total"] = repo.day_counts(conn, run.id, track_id, day)
+        done, total = repo.day_counts(conn, run.id, track_id, day)
+        values |= {"done": done, "total": total, "completion": figures.percent(done, total)}
+        values["streak"] = streaks.current(
+            repo.member_days(conn, run.id, member.id, track_id), track.days, day
+        )
         repo.enqueue(
             conn,
             run.id,
@@ -182,16 +186,18 @@ def _grant_rewards(
     rewards = [r for r in run.playbook.rewards if r.track == track_id]
     if not rewards:
         return
-    days = len(repo.member_days(conn, run.id, member.id, track_id))
+    days = repo.member_days(conn, run.id, member.id, track_id)
+    track = run.playbook.tracks[track_id]
     for r in rewards:
-        if days < r.count or not repo.grant_reward(conn, run.id, member.id, r.id, now):
+        if len(days) < r.count or not repo.grant_reward(conn, run.id, member.id, r.id, now):
             continue
         values = {
             "name": member.shown,
             "reward": r.name,
             "playbook": run.playbook.name,
-            "track": run.playbook.tracks[track_id].name,
+            "track": track.name,
             "day": run.day(now),
+            "streak": streaks.current(days, track.days, figures.streak_day(run, track, now)),
         }
         # After the acknowledgement, which waits a moment to travel with others.
         row = repo.enqueue(

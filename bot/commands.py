@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from bot import checkins
+from bot import checkins, figures, streaks
 from bot.checkins import LIST_SEPARATOR
 from bot.cohort import CohortRun
 from bot.i18n import N_
@@ -96,6 +96,7 @@ MEDALS = ["🥇", "🥈", "🥉"]
 PROGRESS_TITLE = N_("📋 {name}'s progress ({playbook})")
 PROGRESS_TRACK = N_("· {track}: {done}/{days} days")
 PROGRESS_DAYS = N_(" ({days})")
+PROGRESS_STREAK = N_(", {n}-day streak 🔥")
 PROGRESS_TODAY_DONE = N_(", today: checked in ✅")
 PROGRESS_TODAY_NOT_YET = N_(", today: not yet")
 PROGRESS_REWARD = N_("· {reward}: {state}")
@@ -128,6 +129,9 @@ def progress(conn: Connection, run: CohortRun, member_id: str, name: str, now: d
         line = tr(PROGRESS_TRACK).format(track=track.name, done=len(days), days=len(track.days))
         if days:
             line += tr(PROGRESS_DAYS).format(days=checkins.day_list(run, days))
+        streak = streaks.current(days, track.days, figures.streak_day(run, track, now))
+        if streak >= figures.NAMED_STREAK:
+            line += tr(PROGRESS_STREAK).format(n=streak)
         if today in track.days:
             line += tr(PROGRESS_TODAY_DONE if today in days else PROGRESS_TODAY_NOT_YET)
         lines.append(line)

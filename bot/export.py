@@ -59,6 +59,7 @@ KINDS = {
     "remind": N_("reminder"),
     "nudge": N_("nudge"),
     "leaderboard": N_("leaderboard"),
+    "summary": N_("day summary"),
     "welcome": N_("welcome"),
     "reward": N_("reward"),
     "announce": N_("reward announcement"),

@@ -6,19 +6,24 @@ the `today` command describe it. A new kind is one more class here and its field
 post         a group post
 remind       @-mentions, in the group, the members not checked in that day
 nudge        a private message to each member not checked in on a day
-leaderboard  the ranking of a track
+leaderboard  the ranking of a track, by days or by current streak
+summary      the day's figures in one post: completion per track, the longest streaks,
+             who earned a reward
+
+The figures texts may quote ({completion}, {checked_in}, {rewarded}, {streak}) are worked out
+in bot/figures.py; each kind says here which it fills and checks where it cannot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Connection
 
-from bot import commands, rollcall, templates
+from bot import commands, figures, rollcall, streaks, templates
 from bot.cohort import CohortRun
 from bot.i18n import N_, _
 from bot.plan import PlannedItem
@@ -27,13 +32,29 @@ from storage import repo
 
 # For members, in the playbook's language (Playbook.tr).
 DEFAULT_LEADERBOARD_TITLE = N_("🏆 {track} leaderboard (as of day {day})")
+DEFAULT_STREAK_TITLE = N_("🔥 {track} streak leaderboard (as of day {day})")
 REMIND_DESCRIBED = N_("{track} check-in reminder")
 LEADERBOARD_DESCRIBED = N_("{track} leaderboard")
+STREAK_DESCRIBED = N_("{track} streak leaderboard")
+DEFAULT_SUMMARY_TITLE = N_("🌙 Day {day} summary")
+SUMMARY_TRACK = N_("{track}: {checked_in}/{total} checked in today ({completion})")
+SUMMARY_STREAKS = N_("🔥 {track} streaks: {names}")
+SUMMARY_REWARD = N_("🎁 {reward} earned today: {names}")
+SUMMARY_DESCRIBED = N_("Today's summary")
+SUMMARY_PREVIEW = N_("Today's summary ({tracks})")
 REMIND_PREVIEW = N_(" (@ those who have not checked in on day {day})")
 NUDGE_PREVIEW = N_("private reminder to those who have not done {track} on day {day}")
 
 Loc = tuple[str | int, ...]
 RideAlong = Callable[[Connection, CohortRun, datetime], str | None]
+
+
+class NeedTemplate(Protocol):
+    """A text may use ``allowed``, less the figures ``why`` says it cannot fill."""
+
+    def __call__(
+        self, loc: Loc, text: str | None, allowed: tuple[str, ...], why: Mapping[str, str] | None = None
+    ) -> None: ...
 
 
 @dataclass
@@ -42,7 +63,7 @@ class Checks:
 
     pb: Playbook
     problem: Callable[[Loc, str], None]
-    need_template: Callable[[Loc, str | None, tuple[str, ...]], None]
+    need_template: NeedTemplate
     need_track: Callable[[Loc, str], None]
     need_day: Callable[[Loc, int], None]
 
@@ -59,17 +80,20 @@ class Due:
     ride_along: RideAlong | None
 
     def values(self) -> dict[str, object]:
-        """What its templates may use ({day} is the day it looks at)."""
+        """What its templates may use ({day} is the day it looks at; an item with a track has
+        that day's figures on it, bot/figures.py)."""
+        total = repo.present_count(self.conn, self.run.id)
         values: dict[str, object] = {
             "playbook": self.run.playbook.name,
             "day": self.item.checked_day,
-            "total": repo.present_count(self.conn, self.run.id),
+            "total": total,
+            "rewarded": figures.rewarded(self.conn, self.run),
         }
         if self.item.track is not None:
             values["track"] = self.run.playbook.tracks[self.item.track].name
-            values["done"] = repo.day_counts(self.conn, self.run.id, self.item.track, self.item.checked_day)[
-                0
-            ]
+            done = repo.day_counts(self.conn, self.run.id, self.item.track, self.item.checked_day)[0]
+            values["done"] = done
+            values |= figures.on_day(done, total)
         return values
 
     def to_group(self, kind: str, text: str, mentions: list[str] | None = None) -> None:
@@ -100,16 +124,19 @@ def chunks(ids: list[str], size: int) -> list[list[str]]:
 
 class Post:
     name = "post"
-    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "total")
+    # Figures of the cohort so far, every track together.
+    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "total", *figures.GROUP)
 
     @classmethod
     def check(cls, it: ScheduleItem, loc: Loc, c: Checks) -> None:
-        c.need_template((*loc, "post"), it.post, cls.FIELDS)
+        why = figures.unfillable(c.pb, it, cls.FIELDS, so_far_tracks=list(c.pb.tracks))
+        c.need_template((*loc, "post"), it.post, cls.FIELDS, why)
 
     @staticmethod
     def queue(d: Due) -> int:
         assert d.item.post is not None
-        d.to_group("post", templates.render(d.item.post, d.values()))
+        so_far = figures.so_far(d.conn, d.run, list(d.run.playbook.tracks), d.now)
+        d.to_group("post", templates.render(d.item.post, d.values() | so_far))
         return 1
 
     @staticmethod
@@ -156,13 +183,15 @@ class _AboutMembers:
 
 class Remind(_AboutMembers):
     name = "remind"
-    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "track", "done", "total")
+    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "track", "done", "total", *figures.GROUP)
 
     @classmethod
     def check(cls, it: ScheduleItem, loc: Loc, c: Checks) -> None:
         assert it.remind is not None
         cls.check_day(it, loc, it.remind, c)
-        c.need_template((*loc, "remind", "text"), it.remind.text, cls.FIELDS)
+        c.need_template(
+            (*loc, "remind", "text"), it.remind.text, cls.FIELDS, figures.unfillable(c.pb, it, cls.FIELDS)
+        )
 
     @staticmethod
     def queue(d: Due) -> int:
@@ -197,7 +226,16 @@ class Remind(_AboutMembers):
 
 class Nudge(_AboutMembers):
     name = "nudge"
-    FIELDS: ClassVar[tuple[str, ...]] = ("name", "day", "track", "playbook", "done", "total")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "name",
+        "day",
+        "track",
+        "playbook",
+        "done",
+        "total",
+        *figures.GROUP,
+        "streak",
+    )
 
     @classmethod
     def check(cls, it: ScheduleItem, loc: Loc, c: Checks) -> None:
@@ -212,7 +250,9 @@ class Nudge(_AboutMembers):
                         "day {day} has not happened yet on day {today}; nudge about day {today} or earlier"
                     ).format(day=it.nudge.day, today=it.day),
                 )
-        c.need_template((*loc, "nudge", "dm"), it.nudge.dm, cls.FIELDS)
+        c.need_template(
+            (*loc, "nudge", "dm"), it.nudge.dm, cls.FIELDS, figures.unfillable(c.pb, it, cls.FIELDS)
+        )
 
     @staticmethod
     def queue(d: Due) -> int:
@@ -222,8 +262,11 @@ class Nudge(_AboutMembers):
         # group's reminder.
         missing = [m for m in not_checked_in(d.conn, run, it.track, it.checked_day) if m.reachable]
         values = d.values()
+        # {streak}: the run they had going into the day the nudge is about.
+        days, track_days = repo.track_days(d.conn, run.id, it.track), run.playbook.tracks[it.track].days
         for m in missing:
-            text = templates.render(it.nudge.dm, {**values, "name": m.shown})
+            streak = streaks.current(days.get(m.member_id, set()), track_days, it.checked_day)
+            text = templates.render(it.nudge.dm, {**values, "name": m.shown, "streak": streak})
             # Bulk private messages wait behind the group and members' own questions.
             repo.enqueue(
                 d.conn, run.id, member_id=m.member_id, kind="nudge", now=d.now, text=text, priority=2
@@ -242,20 +285,28 @@ class Nudge(_AboutMembers):
 
 class Leaderboard:
     name = "leaderboard"
-    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "track")
+    # Figures of its track so far.
+    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "track", *figures.GROUP)
 
     @classmethod
     def check(cls, it: ScheduleItem, loc: Loc, c: Checks) -> None:
         assert it.leaderboard is not None
         c.need_track((*loc, "leaderboard", "track"), it.leaderboard.track)
-        c.need_template((*loc, "leaderboard", "title"), it.leaderboard.title, cls.FIELDS)
+        why = figures.unfillable(c.pb, it, cls.FIELDS, so_far_tracks=[it.leaderboard.track])
+        c.need_template((*loc, "leaderboard", "title"), it.leaderboard.title, cls.FIELDS, why)
 
     @staticmethod
     def queue(d: Due) -> int:
         board, track = d.item.leaderboard, d.item.track
         assert board is not None and track is not None
-        title = templates.render(board.title or d.run.playbook.tr(DEFAULT_LEADERBOARD_TITLE), d.values())
-        rows = commands.ranking(d.conn, d.run, track, board.top)
+        streak = board.by == "streak"
+        default = DEFAULT_STREAK_TITLE if streak else DEFAULT_LEADERBOARD_TITLE
+        values = d.values() | figures.so_far(d.conn, d.run, [track], d.now)
+        title = templates.render(board.title or d.run.playbook.tr(default), values)
+        if streak:
+            rows = figures.streak_ranking(d.conn, d.run, track, board.top, d.now)
+        else:
+            rows = commands.ranking(d.conn, d.run, track, board.top)
         words = d.run.playbook.words
         text = commands.format_ranking(d.run, title, rows, lambda n: words.ngettext(" day", " days", n))
         d.to_group("leaderboard", text)
@@ -264,8 +315,9 @@ class Leaderboard:
     @staticmethod
     def describe(run: CohortRun, it: ScheduleItem, total: int | str = "") -> str:
         assert it.leaderboard is not None
+        described = STREAK_DESCRIBED if it.leaderboard.by == "streak" else LEADERBOARD_DESCRIBED
         return templates.render(
-            run.playbook.tr(LEADERBOARD_DESCRIBED), {"track": run.playbook.tracks[it.leaderboard.track].name}
+            run.playbook.tr(described), {"track": run.playbook.tracks[it.leaderboard.track].name}
         )
 
     @classmethod
@@ -273,7 +325,104 @@ class Leaderboard:
         return cls.describe(run, it)
 
 
-KINDS = {k.name: k for k in (Post, Remind, Nudge, Leaderboard)}
+class Summary:
+    """The day in one post: each track's completion, its longest current streaks (two days
+    and more), and who earned a reward of those tracks that day; split, numbered, only when
+    too long for one message (as roll calls are). A roll call waiting then rides along."""
+
+    name = "summary"
+    FIELDS: ClassVar[tuple[str, ...]] = ("playbook", "day", "total", "rewarded")
+
+    @staticmethod
+    def tracks(pb: Playbook, it: ScheduleItem) -> list[str]:
+        """The tracks it tells about: those listed, else every track with a check-in day then."""
+        assert it.summary is not None
+        if it.summary.tracks is not None:
+            return [t for t in dict.fromkeys(it.summary.tracks) if t in pb.tracks]
+        return [tid for tid, t in pb.tracks.items() if it.day in t.days]
+
+    @classmethod
+    def check(cls, it: ScheduleItem, loc: Loc, c: Checks) -> None:
+        assert it.summary is not None
+        for i, tid in enumerate(it.summary.tracks or ()):
+            c.need_track((*loc, "summary", "tracks", i), tid)
+            track = c.pb.tracks.get(tid)
+            if track is not None and it.day not in track.days:
+                c.problem(
+                    (*loc, "summary", "tracks", i),
+                    _(
+                        "track `{track}` counts only on days {days}; a summary of day {day} would have "
+                        "nothing to tell about it. Leave it out, or move the summary to one of those days"
+                    ).format(track=tid, days=", ".join(map(str, track.days)), day=it.day),
+                )
+        if it.summary.tracks is None and not cls.tracks(c.pb, it):
+            c.problem(
+                (*loc, "day"),
+                _(
+                    "no track counts check-ins on day {day}, so its summary would have nothing to "
+                    "tell; move it to a day of a track"
+                ).format(day=it.day),
+            )
+        why = figures.unfillable(c.pb, it, cls.FIELDS)
+        c.need_template((*loc, "summary", "title"), it.summary.title, cls.FIELDS, why)
+
+    @classmethod
+    def queue(cls, d: Due) -> int:
+        pb, body = d.run.playbook, d.item.summary
+        assert body is not None
+        lines: list[tuple[str, list[str]]] = [(text, []) for text in cls.lines(d)]
+        messages = [text for text, _ids in rollcall._pack(lines, False, d.max_mentions, pb.tr(rollcall.PART))]
+        # Who has checked in since the last roll call travels in the summary's last message.
+        if d.ride_along is not None and (named := d.ride_along(d.conn, d.run, d.now)):
+            messages[-1] += f"\n\n{named}"
+        for text in messages:
+            d.to_group("summary", text)
+        return len(messages)
+
+    @classmethod
+    def lines(cls, d: Due) -> list[str]:
+        run, pb, body, day = d.run, d.run.playbook, d.item.summary, d.item.day
+        assert body is not None
+        values = d.values()
+        lines = [templates.render(body.title or pb.tr(DEFAULT_SUMMARY_TITLE), values)]
+        tids = cls.tracks(pb, d.item)
+        for tid in tids:
+            done, total = repo.day_counts(d.conn, run.id, tid, day)
+            counts = figures.on_day(done, total)
+            lines.append(pb.tr(SUMMARY_TRACK).format(track=pb.tracks[tid].name, total=total, **counts))
+        sep, words = pb.tr(rollcall.NAMES_SEPARATOR), pb.words
+        for tid in tids if body.top_streaks else ():
+            top = figures.streak_ranking(d.conn, run, tid, body.top_streaks, d.now, figures.NAMED_STREAK)
+            if top:
+                names = sep.join(f"{name} {n}{words.ngettext(' day', ' days', n)}" for name, n in top)
+                lines.append(pb.tr(SUMMARY_STREAKS).format(track=pb.tracks[tid].name, names=names))
+        shown = {m.member_id: m.shown for m in repo.learners(d.conn, run.id)}
+        grants = [(mid, rid, at) for mid, rid, at in repo.grants(d.conn, run.id) if mid in shown]
+        for r in pb.rewards:
+            if r.track not in tids:
+                continue
+            named = [repo.Unnamed(mid, shown[mid], rid, day, at) for mid, rid, at in grants if rid == r.id]
+            named = [u for u in named if run.day(u.at) == day]
+            lines += [
+                line
+                for line, _ids in rollcall._name_lines(pb.tr(SUMMARY_REWARD), {"reward": r.name}, named, sep)
+            ]
+        return lines
+
+    @staticmethod
+    def describe(run: CohortRun, it: ScheduleItem, total: int | str = "") -> str:
+        return run.playbook.tr(SUMMARY_DESCRIBED)
+
+    @classmethod
+    def preview(cls, run: CohortRun, it: ScheduleItem) -> str:
+        tr = run.playbook.tr
+        names = tr(rollcall.NAMES_SEPARATOR).join(
+            run.playbook.tracks[t].name for t in cls.tracks(run.playbook, it)
+        )
+        return tr(SUMMARY_PREVIEW).format(tracks=names)
+
+
+KINDS = {k.name: k for k in (Post, Remind, Nudge, Leaderboard, Summary)}
 
 
 def queue_item(

@@ -10,6 +10,7 @@ import copy
 import difflib
 import gettext
 import re
+from collections.abc import Mapping
 from datetime import date, time
 from functools import cache
 from pathlib import Path
@@ -25,9 +26,9 @@ from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, vali
 ID_PATTERN = r"^[a-z0-9_-]+$"
 
 # Which placeholders each kind of text can fill (playbook-format.md, "Templates").
-ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook")
+ACK_FIELDS = ("name", "day", "track", "done", "total", "playbook", "completion", "streak")
 ROLL_CALL_FIELDS = ("track", "count", "done", "total", "names", "day", "playbook")
-REWARD_FIELDS = ("name", "reward", "track", "playbook", "day")
+REWARD_FIELDS = ("name", "reward", "track", "playbook", "day", "streak")
 WELCOME_FIELDS = ("name", "playbook", "day")
 ANSWER_FIELDS = ("name", "playbook", "day")
 
@@ -247,11 +248,31 @@ class Nudge(_Strict):
 class Leaderboard(_Strict):
     track: str = Field(description="track id")
     top: Int = Field(10, ge=1, le=100, description="how many to list")
-    title: Text | None = Field(None, description="optional first line; may use {playbook}, {day}, {track}")
+    title: Text | None = Field(
+        None,
+        description="optional first line; may use {playbook}, {day}, {track}, {completion}, "
+        "{checked_in}, {rewarded}",
+    )
+    by: Literal["days", "streak"] = Field(
+        "days", description="(1.1) rank by days checked in, or by current streak (consecutive track days)"
+    )
 
 
-ItemKind = Literal["post", "remind", "nudge", "leaderboard"]
-KINDS: tuple[ItemKind, ...] = ("post", "remind", "nudge", "leaderboard")
+class Summary(_Strict):
+    """(1.1) The day's figures in one group post: completion per track, the longest current
+    streaks, who earned a reward that day."""
+
+    tracks: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="track ids; default: every track that counts check-ins on the item's day"
+    )
+    title: Text | None = Field(None, description="optional first line; may use {playbook}, {day}, {total}")
+    top_streaks: Int = Field(
+        3, ge=0, le=20, description="how many of the longest current streaks to name per track (0: none)"
+    )
+
+
+ItemKind = Literal["post", "remind", "nudge", "leaderboard", "summary"]
+KINDS: tuple[ItemKind, ...] = ("post", "remind", "nudge", "leaderboard", "summary")
 
 
 class ScheduleItem(_Strict):
@@ -264,6 +285,7 @@ class ScheduleItem(_Strict):
     remind: Remind | None = None
     nudge: Nudge | None = None
     leaderboard: Leaderboard | None = None
+    summary: Summary | None = None
 
     @property
     def kind(self) -> ItemKind:
@@ -416,7 +438,12 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
                 )
             )
 
-    def need_template(loc: tuple[str | int, ...], text: str | None, allowed: tuple[str, ...]) -> None:
+    def need_template(
+        loc: tuple[str | int, ...],
+        text: str | None,
+        allowed: tuple[str, ...],
+        why: Mapping[str, str] | None = None,
+    ) -> None:
         if text is None:
             return
         if m := _HALF_FULL_WIDTH.search(text):
@@ -431,7 +458,7 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             )
             return
         try:
-            templates.check(text, allowed)
+            templates.check(text, allowed, why)
         except ValueError as exc:
             problems.append(src.problem(loc, str(exc)))
 
@@ -520,8 +547,8 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
             problems.append(
                 src.problem(
                     loc,
-                    _("an item needs exactly one of post, remind, nudge, leaderboard (it has {what})").format(
-                        what=what
+                    _("an item needs exactly one of {kinds} (it has {what})").format(
+                        kinds=", ".join(KINDS), what=what
                     ),
                 )
             )

@@ -50,10 +50,15 @@ def placeholders(template: str) -> list[str]:
     return names
 
 
-def check(template: str, allowed: Iterable[str]) -> None:
-    """ValueError unless every placeholder in ``template`` is one of ``allowed``."""
-    allowed = list(allowed)
+def check(template: str, allowed: Iterable[str], why: Mapping[str, str] | None = None) -> None:
+    """ValueError unless every placeholder in ``template`` is one of ``allowed``. ``why``
+    names placeholders this very text cannot fill (a figure where it has no value), each with
+    the reason to give instead of the list of what may be used."""
+    why = why or {}
+    allowed = [a for a in allowed if a not in why]
     for name in placeholders(template):
+        if name in why:
+            raise ValueError(why[name])
         if name not in allowed:
             raise ValueError(
                 _("`{placeholder}` cannot be filled here; this text may use {allowed}").format(

@@ -690,6 +690,18 @@ def member_days(conn: Connection, cohort_id: str, member_id: str, track: str) ->
     )
 
 
+def track_days(conn: Connection, cohort_id: str, track: str) -> dict[str, set[int]]:
+    """Member id -> the days they checked in on ``track``: everyone's, in one query (streaks,
+    figures)."""
+    out: dict[str, set[int]] = {}
+    q = select(checkin_t.c.member_id, checkin_t.c.day).where(
+        checkin_t.c.cohort_id == cohort_id, checkin_t.c.track == track
+    )
+    for mid, day in conn.execute(q):
+        out.setdefault(mid, set()).add(day)
+    return out
+
+
 def checkin_totals(
     conn: Connection, cohort_id: str, track: str | None = None
 ) -> list[tuple[str, int, datetime]]:

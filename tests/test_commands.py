@@ -233,7 +233,7 @@ async def test_progress_shows_counts_per_track_and_reward_status():
         [
             "📋 小明 的学习进度（Python 入门体验营）",
             "· 正课：1/4 天（第4天），今天已打卡 ✅",
-            "· 晨读：3/4 天（第2天、第3天、第4天），今天已打卡 ✅",
+            "· 晨读：3/4 天（第2天、第3天、第4天），连续 3 天 🔥，今天已打卡 ✅",
             "· 资料大礼包：还差 1 天",
         ]
     )
@@ -245,7 +245,7 @@ async def test_progress_shows_counts_per_track_and_reward_status():
     await h.settle()
     text = replies(h, "u01")[-1].text
     assert "· 正课：1/4 天（第4天），今天还没打卡" in text
-    assert "· 晨读：4/4 天（第2天、第3天、第4天、第5天），今天已打卡 ✅" in text
+    assert "· 晨读：4/4 天（第2天、第3天、第4天、第5天），连续 4 天 🔥，今天已打卡 ✅" in text
     assert "· 资料大礼包：已获得 🎁" in text
     # Someone who did nothing.
     await h.dm("u03", "进度")
