@@ -19,6 +19,7 @@ from bot.friends import Friends
 from bot.i18n import N_
 from bot.rollcall import RollCalls
 from bot.roster import Roster
+from bot.survey import Surveys
 from bot.transports.base import Incoming, Member
 from storage import repo
 from storage.models import OPERATOR
@@ -80,6 +81,7 @@ class Router:
         self.wake = wake  # the outbox: something was queued
         self.limiter = ReplyLimiter()
         self.friends: Friends | None = None  # set by the engine
+        self.surveys: Surveys | None = None  # set by the engine
         self.desk = commands.Desk(runs=runs)  # the engine fills in the rest
 
     async def on_message(self, msg: Incoming, bot_id: str) -> None:
@@ -197,6 +199,9 @@ class Router:
         run = runs[0]
         command, args = self._command(run, text)
         match = None if command is not None else checkins.match_track(run, text)
+        if command is None and self.surveys and self.surveys.answer(runs, msg.sender, msg.text, now):
+            self.wake()  # an answer to the member's open question (bot/survey.py says what is one)
+            return
         if command is None and match is None:
             return
         role = self.roster.role(msg.sender.id)
