@@ -63,6 +63,7 @@ class Bot:
         transport left as it is. For crash tests and harnesses."""
         self.scheduler.stop()
         self.engine.rollcalls.cancel()
+        self.engine.surveys.cancel()
         self.alerting.kill()
         self.engine.replies.cancel()
         if self._sender is not None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
@@ -25,6 +25,9 @@ from bot import scenario as scenarios
 from bot.i18n import N_, _
 from bot.plan import StartDate
 from bot.yamlfile import InputError, Problem, read_yaml
+
+if TYPE_CHECKING:
+    from bot.config import Loaded
 
 
 def _lang_argument(args: list[str]) -> str | None:
@@ -447,6 +450,31 @@ def reload(
     )
 
 
+# For the commands that read a bot's database (export, survey).
+DbOption = Annotated[
+    str | None,
+    typer.Option(help=N_("instead of --config: a database URL, or an SQLite file such as demo --db wrote")),
+]
+CohortOption = Annotated[
+    str | None, typer.Option(help=N_("the cohort's id; may be left out if the database holds one"))
+]
+
+
+def _database(config: Path | None, db: str | None) -> tuple[Loaded | None, str]:
+    """A reader's database (export, survey): the config's, with its playbooks, or --db's."""
+    from bot import config as configs
+    from bot.export import database_url
+
+    if (config is None) == (db is None):
+        error(_("name the database with --config FILE or --db URL (one of them)"))
+        raise typer.Exit(2)
+    try:
+        loaded = configs.load(config) if config is not None else None
+    except InputError as exc:
+        raise fail(exc) from None
+    return loaded, loaded.database_url if loaded else database_url(str(db))
+
+
 @app.command(
     help=N_(
         "Write a cohort's members, check-ins, rewards and sends into a folder: one xlsx workbook "
@@ -459,32 +487,17 @@ def export(
     config: Annotated[
         Path | None, typer.Option("--config", help=N_("the bot's config: its database and track names"))
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            help=N_("instead of --config: a database URL, or an SQLite file such as demo --db wrote")
-        ),
-    ] = None,
-    cohort: Annotated[
-        str | None, typer.Option(help=N_("the cohort's id; may be left out if the database holds one"))
-    ] = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
     fmt: Annotated[str, typer.Option("--format", metavar="xlsx|csv", help=N_("xlsx or csv"))] = "xlsx",
 ) -> None:
-    from bot import config as configs
     from bot import export as exports
     from storage.readonly import CannotRead, open_readonly
 
     if fmt not in exports.FORMATS:
         error(_("--format {value}: write xlsx or csv").format(value=escape(fmt)))
         raise typer.Exit(2)
-    if (config is None) == (db is None):
-        error(_("name the database with --config FILE or --db URL (one of them)"))
-        raise typer.Exit(2)
-    try:
-        loaded = configs.load(config) if config is not None else None
-    except InputError as exc:
-        raise fail(exc) from None
-    url = loaded.database_url if loaded else exports.database_url(str(db))
+    loaded, url = _database(config, db)
     try:
         exports.check_folder(out_dir)
         engine = open_readonly(url)
@@ -510,6 +523,45 @@ def export(
             zone=result.zone,
         )
     )
+
+
+@app.command(
+    help=N_(
+        "A cohort's questionnaire (the playbook's `survey:`): who was asked, answered and finished, "
+        "each choice with its count and share, and the written answers with name and time; "
+        "--xlsx or --csv also writes them for Excel. Only reads the database: the bot may go on running."
+    )
+)
+def survey(
+    config: Annotated[
+        Path | None, typer.Option("--config", help=N_("the bot's config: its database and questions"))
+    ] = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help=N_("write an xlsx workbook here"))] = None,
+    csv_dir: Annotated[
+        Path | None, typer.Option("--csv", help=N_("write a CSV file per table into this folder"))
+    ] = None,
+) -> None:
+    from bot import export as exports
+    from bot import survey as surveys
+    from bot.survey_view import show, write_files
+    from storage.readonly import CannotRead, open_readonly
+
+    loaded, url = _database(config, db)
+    try:
+        engine = open_readonly(url)
+        try:
+            found = surveys.read(engine, url, cohort, loaded.playbooks if loaded else {})
+        finally:
+            engine.dispose()
+        files = write_files(found, xlsx, csv_dir)
+    except (CannotRead, exports.ExportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    show(out, found)
+    for f in files:
+        out.print(_("wrote {file}").format(file=escape(str(f))))
 
 
 def main() -> None:

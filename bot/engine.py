@@ -28,6 +28,7 @@ from bot.replies import Replies
 from bot.rollcall import QuietHours, RollCalls, RollCallSettings
 from bot.roster import RECONCILE_TIMEOUT, Roster
 from bot.router import Router
+from bot.survey import Surveys
 from bot.transports.base import (
     Delivered,
     Disconnected,
@@ -106,6 +107,11 @@ class Engine:
             settings.language,
         )
         self.router.friends = self.friends
+        # The playbook's questionnaire: asked on joins (and at its start), answered in private.
+        self.surveys = Surveys(
+            db, clock, self.rollcalls.outside_quiet, outbox.wake, lambda: self.settings.pacing.max_mentions
+        )
+        self.router.surveys = self.friends.surveys = self.surveys
         desk = self.router.desk
         desk.language = settings.language
         desk.max_mentions = p.max_mentions
@@ -186,6 +192,7 @@ class Engine:
         if waiting:
             self.rollcalls.request(run)  # named by nobody before a restart
         self.replies.resume(run)  # questions that waited through a restart
+        self.surveys.start(run)
 
     async def reconcile(self, run: CohortRun) -> None:
         await self.roster.reconcile(run)
@@ -193,10 +200,12 @@ class Engine:
     async def reconcile_now(self, run: CohortRun) -> None:
         """The periodic re-read (the scheduler's job)."""
         await self.roster.reconcile_now(run)
+        self.surveys.poke(run)  # members who joined without a join event (QR code)
 
     async def stop(self) -> None:
         await self.rollcalls.stop()
         await self.replies.stop()
+        await self.surveys.stop()
 
     # --- incoming events ----------------------------------------------------------------
 
@@ -277,6 +286,7 @@ class Engine:
                         now=now,
                         not_before=self._welcome_at(run, now),
                     )
+        self.surveys.poke(run)  # the questionnaire, if the playbook has one
         self.outbox.wake()
 
     def _welcome_at(self, run: CohortRun, now: datetime) -> datetime:

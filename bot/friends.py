@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
@@ -25,6 +26,9 @@ from bot.cohort import CohortRun
 from bot.i18n import N_
 from storage import repo
 from storage.repo import OutRow
+
+if TYPE_CHECKING:
+    from bot.survey import Surveys
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,7 @@ class Friends:
         self.outside_quiet = outside_quiet
         self.wake = wake
         self._lists: dict[str, tuple[list[int], list[str]]] = {}  # cohort -> (alert rows, names)
+        self.surveys: Surveys | None = None  # set by the engine: a refused question gets the link
 
     def _run(self, cohort_id: str) -> CohortRun | None:
         return next((r for r in self.runs.values() if r.id == cohort_id), None)
@@ -108,6 +113,8 @@ class Friends:
                 )
             elif row.kind == "notice":
                 repo.notices_to_footer(conn, run.id, row.member_id)  # told in the next roll call
+            elif row.kind == "survey" and self.surveys is not None:
+                self.surveys.refused(conn, run, row.member_id, now)  # the link, in the group
             self._list(conn, run, m.shown, now)
         self.wake()
 

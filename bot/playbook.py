@@ -10,7 +10,7 @@ import copy
 import difflib
 import gettext
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, time
 from functools import cache
 from pathlib import Path
@@ -273,6 +273,74 @@ class Summary(_Strict):
 
 ItemKind = Literal["post", "remind", "nudge", "leaderboard", "summary"]
 KINDS: tuple[ItemKind, ...] = ("post", "remind", "nudge", "leaderboard", "summary")
+SURVEY_INTRO_FIELDS = ("name", "playbook", "n")
+SURVEY_THANKS_FIELDS = ("name", "playbook")
+ON_JOIN = "on_join"
+
+
+def _survey_start(value: Any) -> Any:
+    """`start: on_join` (the default) is None; a mapping is the day and time to start at."""
+    if value is None or value == ON_JOIN:
+        return None
+    if isinstance(value, dict):
+        return value
+    raise ValueError(
+        _('{value!r} is not a start; write on_join, or a day and time: {{day: 1, at: "20:00"}}').format(
+            value=value
+        )
+    )
+
+
+class SurveyStart(_Strict):
+    day: Int = Field(description="cohort day, 1..days")
+    at: HHMM = Field(description='local time, "HH:MM"')
+
+
+class SurveyQuestion(_Strict):
+    text: Text = Field(description="the question, sent privately as it is written")
+    choices: Annotated[list[Keyword], Field(min_length=2, max_length=20)] | None = Field(
+        None, description="numbered choices, answered by number or by text; none: a free-text answer"
+    )
+
+
+class Survey(_Strict):
+    """(1.1) A questionnaire asked privately, one question at a time (bot/survey.py)."""
+
+    id: Annotated[str, Field(pattern=ID_PATTERN)] = Field(
+        description="names the questionnaire in the database: a new id asks everyone again"
+    )
+    start: Annotated[
+        SurveyStart | None,
+        BeforeValidator(_survey_start),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": f"^{ON_JOIN}$"},
+                    {
+                        "type": "object",
+                        "properties": {"day": {"type": "integer"}, "at": {"type": "string"}},
+                        "required": ["day", "at"],
+                    },
+                ],
+                "description": 'on_join (default), or {day: 1, at: "20:00"}',
+            }
+        ),
+    ] = Field(
+        None,
+        description="on_join: each member as soon as the bot sees them in the group; {day, at}: "
+        "nobody before then, everyone (and later joiners) from then on",
+    )
+    link: Text | None = Field(
+        None, description="the questionnaire on the web, posted in the group for those not reachable"
+    )
+    remind_after_hours: Int = Field(
+        24, ge=1, le=168, description="one reminder when a question has waited this long"
+    )
+    intro: Text | None = Field(
+        None, description="before the first question; may use {name}, {playbook}, {n} (questions)"
+    )
+    thanks: Text | None = Field(None, description="after the last answer; may use {name}, {playbook}")
+    questions: Annotated[list[SurveyQuestion], Field(min_length=1, max_length=50)]
 
 
 class ScheduleItem(_Strict):
@@ -345,6 +413,9 @@ class Playbook(_Strict):
         le=1440,
         description="(extension) a member's question no assistant answered in the group within this "
         "many minutes reaches the operators in one private digest; 0: never",
+    )
+    survey: Survey | None = Field(
+        None, description="(1.1) a questionnaire asked privately, one question at a time (see docs)"
     )
 
     def tr(self, message: str) -> str:
@@ -533,6 +604,8 @@ def _cross_check(pb: Playbook, src: Source, set_aside_tracks: frozenset[str] = f
     for key, fields in MESSAGE_FIELDS.items():
         need_template(("messages", key), getattr(pb.messages, key), fields)
 
+    _check_survey(pb, src, problems, need_template, need_day)
+
     from bot import items  # (items builds on this module: imported when first needed)
 
     checks = items.Checks(
@@ -604,6 +677,65 @@ def _reply_keywords(pb: Playbook, src: Source) -> list[Problem]:
     return problems
 
 
+Loc = tuple[str | int, ...]
+
+
+def _check_survey(
+    pb: Playbook,
+    src: Source,
+    problems: list[Problem],
+    need_template: Callable[[Loc, str | None, tuple[str, ...]], None],
+    need_day: Callable[[Loc, int], None],
+) -> None:
+    """The questionnaire's rules pydantic cannot see: its day, its texts, choices given twice."""
+    survey = pb.survey
+    if survey is None:
+        return
+    if survey.start is not None:
+        need_day(("survey", "start", "day"), survey.start.day)
+    need_template(("survey", "intro"), survey.intro, SURVEY_INTRO_FIELDS)
+    need_template(("survey", "thanks"), survey.thanks, SURVEY_THANKS_FIELDS)
+    for i, q in enumerate(survey.questions):
+        seen: dict[str, int] = {}
+        for j, choice in enumerate(q.choices or ()):
+            if choice.casefold() in seen:
+                problems.append(
+                    src.problem(
+                        ("survey", "questions", i, "choices", j),
+                        _("{choice!r} is already choice {n}; list each choice once").format(
+                            choice=choice, n=seen[choice.casefold()] + 1
+                        ),
+                    )
+                )
+            seen.setdefault(choice.casefold(), j)
+
+
+def _survey_warnings(pb: Playbook, src: Source) -> list[Problem]:
+    """Choices a member cannot answer by their text: a private message that is a command or a
+    check-in keyword is answered as such, never taken as an answer (bot/survey.py)."""
+    from bot import survey  # (survey builds on this module)
+
+    out = []
+    for i, q in enumerate(pb.survey.questions if pb.survey else ()):
+        for j, choice in enumerate(q.choices or ()):
+            if word := survey.reads_as_command(pb, choice):
+                out.append(
+                    src.problem(
+                        ("survey", "questions", i, "choices", j),
+                        _(
+                            '"{choice}" is read as "{word}" (a command or check-in keyword) when a member '
+                            "sends it privately, so it is not taken as an answer; members can still "
+                            "answer with its number ({n}), or reword the choice"
+                        ).format(choice=choice, word=word, n=j + 1),
+                    )
+                )
+    return out
+
+
+# Top-level keys whose broken value is set aside to check the rest.
+SET_ASIDE = ("timezone", "commands", "welcome", "replies", "question_digest_minutes", "survey")
+
+
 def _rules_despite(shape: InputError, src: Source) -> list[Problem]:
     """The rule problems of the well-formed parts of a file that also has shape problems, so
     an operator fixes everything in one round. Each broken part is set aside (a broken list
@@ -621,7 +753,7 @@ def _rules_despite(shape: InputError, src: Source) -> list[Problem]:
             aside_tracks.add(str(loc[1]))
         elif len(loc) >= 2 and loc[0] == "rewards" and isinstance(loc[1], int):
             data["rewards"][loc[1]] = None  # filled in below, once a valid track is known
-        elif loc and loc[0] in ("timezone", "commands", "welcome", "replies", "question_digest_minutes"):
+        elif loc and loc[0] in SET_ASIDE:
             data.pop(loc[0], None)
         else:
             return []  # name, days, tracks or a whole list is broken: nothing to check against
@@ -668,6 +800,7 @@ def parse(src: Source) -> Playbook:
 
 def _warnings(pb: Playbook, src: Source) -> list[Problem]:
     out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src) + _replies_shadowed(pb, src)
+    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src) + _survey_warnings(pb, src)
     for tid, track in pb.tracks.items():
         if track.ack and track.acknowledge == "roll_call":
             out.append(

@@ -21,6 +21,7 @@ from bot.i18n import N_
 from bot.replies import Replies
 from bot.rollcall import RollCalls
 from bot.roster import Roster
+from bot.survey import Surveys
 from bot.transports.base import Incoming, Member
 from storage import repo
 from storage.models import OPERATOR
@@ -82,6 +83,7 @@ class Router:
         self.wake = wake  # the outbox: something was queued
         self.limiter = ReplyLimiter()
         self.friends: Friends | None = None  # set by the engine
+        self.surveys: Surveys | None = None  # set by the engine
         self.desk = commands.Desk(runs=runs)  # the engine fills in the rest
         self.replies: Replies | None = None  # set by the engine: keyword replies, questions
 
@@ -202,6 +204,9 @@ class Router:
         run = runs[0]
         command, args = self._command(run, text)
         match = None if command is not None else checkins.match_track(run, text)
+        if command is None and self.surveys and self.surveys.answer(runs, msg.sender, msg.text, now):
+            self.wake()  # an answer to the member's open question (bot/survey.py says what is one)
+            return
         if command is None and match is None:
             if self.replies is not None:
                 self.replies.heard_privately(run, msg, text, now)

@@ -182,3 +182,38 @@ class Question(SQLModel, table=True):
     asked_at: datetime = Field(sa_column=_utc())
     answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     digest_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # told the operators
+
+
+class SurveyProgress(SQLModel, table=True):
+    """Where a member is in the playbook's questionnaire (`survey:`). The row is claimed, and
+    `asked_at` set, in the transaction that queues the question: a restart asks nothing twice."""
+
+    __tablename__ = "survey_progress"
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    survey_id: str = Field(primary_key=True)
+    question: int = 0  # the question asked, or to be asked next (0: the first)
+    started_at: datetime = Field(sa_column=_utc())
+    # When `question` was queued; null: it waits to be asked (quiet hours).
+    asked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # Its outbox row: the question is open for answers once that row has gone out.
+    asked_row: int | None = None
+    # Asked again (once) after an answer that was none of the choices.
+    again_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    reminded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # the one reminder
+    # Not reachable privately: given the survey's link in the group instead; asked no more.
+    link_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    done_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class SurveyAnswer(SQLModel, table=True):
+    """One member's answer to one question, as written (any length, emoji and all)."""
+
+    __tablename__ = "survey_answer"
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    survey_id: str = Field(primary_key=True)
+    question: int = Field(primary_key=True)  # 0: the first
+    text: str
+    choice: int | None = None  # 1: the first choice; null: free text, or none of the choices
+    at: datetime = Field(sa_column=_utc())
