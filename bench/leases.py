@@ -175,14 +175,14 @@ def _run(url: str, gateways: dict[str, Gateway], workdir: Path, say) -> Result:
         start = now.astimezone(zone).date().isoformat()
         (folder / "config.yaml").write_text(config_yaml(url, gateways[a], a, start), encoding="utf-8")
         bots[a] = BotProcess(folder / "config.yaml", folder)
-    db = open_db(url)  # migrated here once, so that the three do not race to create the tables
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     say(f"3 accounts on {safe_url(url)}; posts due {', '.join(f'{d:%H:%M}' for d in past + future)} UTC")
     try:
         for b in bots.values():
             b.spawn()
         for b in bots.values():
-            b.wait_ready(60)
+            b.wait_ready(60)  # the three created the tables together, on an empty database
+        db = open_db(url)
         res.info["3 processes started, slowest to ready (s)"] = round(
             max(b.life.ready - b.life.spawned for b in bots.values()), 2
         )

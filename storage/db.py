@@ -199,9 +199,19 @@ def open_db(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
+
+        migrate.upgrade(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    migrate.upgrade(engine)
+        with engine.connect() as conn:
+            # Bots of several accounts may start together (claim_cohorts): one migrates, the
+            # others wait here, then find nothing left to do. A session lock, let go below, or
+            # with the connection if this process dies meanwhile.
+            conn.execute(text("select pg_advisory_lock(:key)"), {"key": _MIGRATING_KEY})
+            try:
+                migrate.upgrade(engine)
+            finally:
+                conn.execute(text("select pg_advisory_unlock(:key)"), {"key": _MIGRATING_KEY})
     return engine
 
 
@@ -417,3 +427,4 @@ def claim_cohorts(engine: Engine, cohort_ids: Sequence[str]) -> Iterator[Leases]
 
 
 _LOCK_KEY = 0x636F686F7274  # "cohort": the whole database, as versions before the leases took it
+_MIGRATING_KEY = 0x636F686F72746D  # "cohortm": held while one process migrates the schema

@@ -203,6 +203,22 @@ def test_a_dropped_lease_connection_is_claimed_again(pg_url):
     db.dispose()
 
 
+@pytest.mark.postgres
+def test_processes_starting_together_on_a_new_database_create_it_once(pg_url):
+    # Three accounts' bots started at the same moment (a machine's boot) on an empty database
+    # (or one a new version migrates): one creates the tables, the others wait and find them.
+    # Processes, not threads: Alembic's `op` and `context` are one per process.
+    opening = "import sys; from storage.db import open_db; open_db(sys.argv[1]).dispose()"
+    starting = [
+        subprocess.Popen(
+            [sys.executable, "-c", opening, pg_url], env=crashlib.bot_env(), stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    said = [p.communicate(timeout=60)[1] for p in starting]
+    assert [p.returncode for p in starting] == [0] * 4, said
+
+
 def test_a_second_process_on_one_sqlite_file_is_refused_in_the_operators_language(tmp_path):
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     i18n.use("zh")
