@@ -191,10 +191,9 @@ def playbook_yaml(items: list[Item], zone: ZoneInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_yaml(db_url: str, gw: Gateway, start: str) -> str:
+def transport_yaml(gw: Gateway) -> str:
+    """The config's `transport:` for the mock gateway, and pacing as fast as it goes."""
     return textwrap.dedent(f"""\
-        database: {db_url}
-        operators: [{OPERATOR}]
         transport:
           kind: wechaty
           endpoint: {gw.endpoint}
@@ -206,6 +205,14 @@ def config_yaml(db_url: str, gw: Gateway, start: str) -> str:
           same_chat_seconds: 0.05
           any_chat_seconds: 0.05
           per_minute: 1000
+        """)
+
+
+def config_yaml(db_url: str, gw: Gateway, start: str) -> str:
+    return (
+        f"database: {db_url}\noperators: [{OPERATOR}]\n"
+        + transport_yaml(gw)
+        + textwrap.dedent(f"""\
           max_mentions: 8
           ack_window_seconds: 0.5
           ack_every_minutes: {ROLL_CALL_EVERY}
@@ -215,6 +222,7 @@ def config_yaml(db_url: str, gw: Gateway, start: str) -> str:
         cohorts:
           - {{id: {COHORT}, playbook: playbook.yaml, room: {TOPIC}, start: {start}}}
         """)
+    )
 
 
 # --------------------------------------------------------------------------- the bot process
@@ -227,6 +235,23 @@ class Life:
     ready: float | None = None
     ended: float | None = None
     how: str = ""  # killed | stopped | exited <code>
+
+
+def bot_env() -> dict[str, str]:
+    """The environment of a bot process: this checkout's bot, whatever else is installed or
+    on the path; unbuffered output; lines wide enough to read whole."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+    }
+
+
+def refused(log: str) -> bool:
+    """The bot refused to start because what it would run is held: the dead one's lock or
+    lease not let go yet (PostgreSQL may take a moment to notice the closed connection)."""
+    return "another cohortbot is running" in log or "is already run by" in log
 
 
 class BotProcess:
@@ -257,13 +282,7 @@ class BotProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # This checkout's bot, whatever else is installed or on the path.
-                env={
-                    **os.environ,
-                    "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-                    "PYTHONUNBUFFERED": "1",
-                    "COLUMNS": "200",
-                },
+                env=bot_env(),
             )
         self.lives.append(Life(n, time.time()))
 
@@ -279,7 +298,7 @@ class BotProcess:
         deadline = time.monotonic() + timeout
         while not self.poll_ready():
             if self.proc is not None and self.proc.poll() is not None:
-                if "another cohortbot is running" in self.log_text():
+                if refused(self.log_text()):
                     self.life.ended, self.life.how = time.time(), "refused: lock still held"
                     time.sleep(0.3)
                     self.spawn()
@@ -293,7 +312,7 @@ class BotProcess:
         """A bot that died on its own (not by our hand) is a finding: stop the run."""
         if self.proc is not None and self.proc.poll() is not None and self.life.ended is None:
             code = self.proc.returncode
-            if "another cohortbot is running" in self.log_text():
+            if refused(self.log_text()):
                 self.life.ended, self.life.how = time.time(), "refused: lock still held"
                 self.spawn()
                 return

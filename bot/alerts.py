@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -98,6 +98,9 @@ class OperatorAlerts:
         self.clock = clock
         self.operators = operators
         self.wake = wake
+        # Whose cut sends a late echo may settle (None: every cohort's); a process sharing the
+        # database with others (bot/runner.py) names its own cohorts.
+        self.cohorts: Collection[str] | None = None
         self._open: dict[str, _Incident] = {}  # by cohort id, while its alert is not sent
         # Told about every message that failed for good (alerts included: they fail when
         # WeChat does): the alerts outside WeChat count them (bot/incidents.py).
@@ -144,7 +147,7 @@ class OperatorAlerts:
         want = text.strip()
         with self.db.begin() as conn:
             for cohort_id, ids, joined in repo.unknown_batches(
-                conn, room_id, member_id, now - REMEMBER_UNKNOWN
+                conn, room_id, member_id, now - REMEMBER_UNKNOWN, self.cohorts
             ):
                 if joined.strip() != want and not (want and want.endswith(joined.strip())):
                     continue

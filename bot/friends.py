@@ -86,13 +86,18 @@ class Friends:
     def _run(self, cohort_id: str) -> CohortRun | None:
         return next((r for r in self.runs.values() if r.id == cohort_id), None)
 
+    def _mine(self) -> set[str]:
+        # Friendship is one account's: other processes on the database (other accounts) keep
+        # their own members' state.
+        return {r.id for r in self.runs.values()}
+
     def refused(self, row: OutRow) -> None:
         """WeChat refused a private message: not a friend."""
         assert row.member_id is not None
         run = self._run(row.cohort_id)
         now = self.clock.now()
         with self.db.begin() as conn:
-            repo.set_reachable(conn, row.member_id, False)
+            repo.set_reachable(conn, row.member_id, False, self._mine())
             if run is None:
                 return
             m = repo.member(conn, run.id, row.member_id)
@@ -123,9 +128,9 @@ class Friends:
         message just sent to them did not arrive. Treated as a refusal of it."""
         now = self.clock.now()
         with self.db.begin() as conn:
-            row = repo.last_private_sent(conn, member_id, now - timedelta(minutes=10))
+            row = repo.last_private_sent(conn, member_id, now - timedelta(minutes=10), self._mine())
             if row is None:
-                repo.set_reachable(conn, member_id, False)
+                repo.set_reachable(conn, member_id, False, self._mine())
                 return
             repo.mark(conn, [row.id], "unreachable", error="WeChat: not the account's friend")
         self.refused(row)
@@ -176,9 +181,9 @@ class Friends:
     def heard_from(self, conn: Connection, member_id: str, now: datetime) -> int:
         """A private message from the member arrived: they are a friend now. Returns how
         many held rewards were released."""
-        if not repo.set_reachable(conn, member_id, True):
+        if not repo.set_reachable(conn, member_id, True, self._mine()):
             return 0
-        held = repo.held_rewards(conn, member_id)
+        held = repo.held_rewards(conn, member_id, self._mine())
         if held:
             repo.release(conn, held, now)
             log.info("%s added the assistant; %d held reward message(s) go out", member_id, len(held))

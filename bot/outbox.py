@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +58,10 @@ class Outbox:
         # nothing: the engine records it and chooses the fallback.
         self.on_not_friend: Callable[[OutRow], None] | None = None
         self.pacing = pacing
+        # The cohorts whose rows this sender may send (None: every one). Processes sharing a
+        # database (one per WeChat account) each send only the cohorts they hold a lease on
+        # (storage/db.py); the set is live: a lost lease empties it and sending stops.
+        self.cohorts: Collection[str] | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._last_chat: str | None = None
@@ -81,7 +85,7 @@ class Outbox:
         alerts still go); remember the recent sends so pacing holds across the restart."""
         now = self.clock.now()
         with self.db.begin() as conn:
-            cut = repo.interrupted_sends(conn)
+            cut = repo.interrupted_sends(conn, self.cohorts)
             if cut:
                 log.warning(
                     "%d message(s) were being sent when the bot stopped; not sending them again: %s",
@@ -89,7 +93,7 @@ class Outbox:
                     [r.text[:30] for r in cut[:5]],
                 )
                 repo.mark(conn, [r.id for r in cut], "unknown", error="the bot stopped during the send")
-            stale = repo.stale_pending(conn, now - grace)
+            stale = repo.stale_pending(conn, now - grace, self.cohorts)
             if stale:
                 log.warning(
                     "%d queued group message(s) were due more than %s ago and were not sent: %s",
@@ -98,7 +102,7 @@ class Outbox:
                     [r.text[:30] for r in stale[:5]],
                 )
                 repo.mark(conn, [r.id for r in stale], "expired")
-            for chat, at in repo.recent_sends(conn, now - timedelta(seconds=60)):
+            for chat, at in repo.recent_sends(conn, now - timedelta(seconds=60), self.cohorts):
                 self._note_send(chat, at)
         if cut and self.on_failed is not None:
             self.on_failed(cut, "the bot stopped during the send", True)
@@ -144,8 +148,8 @@ class Outbox:
         self._wake.clear()
         now = self.clock.now()
         with self.db.connect() as conn:
-            head = repo.next_ready(conn, now)
-            wakeup = repo.next_wakeup(conn) if head is None else None
+            head = repo.next_ready(conn, now, self.cohorts)
+            wakeup = repo.next_wakeup(conn, self.cohorts) if head is None else None
         if head is None:
             if wakeup is None:
                 self._idle.set()
@@ -167,7 +171,7 @@ class Outbox:
         if head.kind not in FOLDABLE or head.room_id is None:
             return [head]
         with self.db.connect() as conn:
-            rows = repo.foldable(conn, head.room_id, FOLDABLE, self.pacing.max_mentions + 1)
+            rows = repo.foldable(conn, head.room_id, FOLDABLE, self.pacing.max_mentions + 1, self.cohorts)
         batch, mentions, chars = [head], len(head.mentions), len(head.text)
         for r in rows:
             if r.id == head.id:
@@ -210,7 +214,8 @@ class Outbox:
         with self.db.begin() as conn:
             repo.mark(conn, ids, "sent", at=now)
             if head.member_id is not None:
-                repo.set_reachable(conn, head.member_id, True)  # a private message got through
+                # A private message got through: a friend of this account.
+                repo.set_reachable(conn, head.member_id, True, self.cohorts)
         if self.on_sent is not None:
             self.on_sent(batch)
 

@@ -799,8 +799,8 @@ def parse(src: Source) -> Playbook:
 
 
 def _warnings(pb: Playbook, src: Source) -> list[Problem]:
-    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src) + _replies_shadowed(pb, src)
-    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src) + _survey_warnings(pb, src)
+    out = _slips(src) + _shadowed(pb, src) + _after_until(pb, src)
+    out += _replies_shadowed(pb, src) + _survey_warnings(pb, src)
     for tid, track in pb.tracks.items():
         if track.ack and track.acknowledge == "roll_call":
             out.append(

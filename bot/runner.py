@@ -24,9 +24,14 @@ from bot.plan import calendar
 from bot.reload import Reloader, pid_file
 from bot.transports.base import Transport
 from bot.transports.wechaty import GatewayError, WechatyTransport
-from storage.db import AlreadyRunning, explain_failure, open_db, single_instance
+from storage.db import AlreadyRunning, LeaseLost, Leases, claim_cohorts, explain_failure, open_db
 
 log = logging.getLogger(__name__)
+
+# How often the cohort leases are checked (a query on their own connection): after the
+# database restarted, the bot sends nothing for this long at most before it claims its
+# cohorts again, or stops if another process took one meanwhile.
+LEASE_CHECK_SECONDS = 3.0
 
 
 def build_runs(loaded: Loaded) -> list[CohortRun]:
@@ -56,9 +61,11 @@ def run_forever(loaded: Loaded, console: Console) -> int:
         return database_error(exc)
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(single_instance(db))
+            # Each cohort is this process's alone: others (other WeChat accounts) may share
+            # the database with their own cohorts.
+            leases = held.enter_context(claim_cohorts(db, [c.id for c in loaded.config.cohorts]))
         except AlreadyRunning as exc:
-            return error(f"{exc}; stop it first (one bot per database)")
+            return error(str(exc))
         except (OSError, SQLAlchemyError) as exc:
             return database_error(exc)
         pid = pid_file(loaded)
@@ -68,8 +75,8 @@ def run_forever(loaded: Loaded, console: Console) -> int:
         except OSError as exc:
             log.warning("could not write %s (%s); `cohortbot reload` will not find this bot", pid, exc)
         try:
-            return asyncio.run(_run(loaded, db, console))
-        except (GatewayError, LookupError) as exc:
+            return asyncio.run(_run(loaded, db, console, leases))
+        except (GatewayError, LookupError, LeaseLost) as exc:
             return error(str(exc))
     return 2  # not reached: mypy cannot see that ExitStack does not swallow exceptions
 
@@ -80,7 +87,25 @@ def _remove_pid(path: Path) -> None:
             path.unlink()
 
 
-async def _run(loaded: Loaded, db: Database, console: Console) -> int:
+async def _keep_leases(leases: Leases, bot: Bot, stop: asyncio.Event) -> LeaseLost | None:
+    """Check the leases every LEASE_CHECK_SECONDS while the bot runs; a lost one stops it."""
+    while True:
+        await asyncio.sleep(LEASE_CHECK_SECONDS)
+        had = set(leases.held)
+        try:
+            # In a thread: a database that does not answer must not stall the gateway's pings
+            # (``held`` is only cleared and filled there, each one step under the GIL).
+            await asyncio.to_thread(leases.check)
+        except LeaseLost as exc:
+            stop.set()
+            return exc
+        except Exception:
+            log.exception("could not check the cohort leases; trying again")
+        if leases.held and leases.held != had:
+            bot.outbox.wake()  # claimed again: what waited goes out
+
+
+async def _run(loaded: Loaded, db: Database, console: Console, leases: Leases) -> int:
     """The bot, and the alerts outside WeChat about its own life: a crash or a failed start
     is told before exiting, a run that was killed is told at the next start."""
     clock = SystemClock()
@@ -88,7 +113,7 @@ async def _run(loaded: Loaded, db: Database, console: Console) -> int:
     marker = RunMarker(pid_file(loaded).with_suffix(".state"), clock)
     previous = marker.begin()
     try:
-        code = await _serve(loaded, db, console, clock, incidents, previous, marker)
+        code = await _serve(loaded, db, console, clock, incidents, previous, marker, leases)
     except Exception as exc:
         starting = isinstance(exc, GatewayError | LookupError)
         error = str(exc) if starting else f"{type(exc).__name__}: {exc}"
@@ -107,6 +132,7 @@ async def _serve(
     incidents: Incidents,
     previous: PreviousRun,
     marker: RunMarker,
+    leases: Leases,
 ) -> int:
     runs = build_runs(loaded)
     cfg = loaded.config.transport
@@ -141,6 +167,9 @@ async def _serve(
         reconcile_minutes=loaded.config.reconcile_minutes,
         incidents=incidents,
     )
+    # Only the rows of the cohorts this process holds: never another process's sends.
+    bot.outbox.cohorts = leases.held
+    bot.engine.alerts.cohorts = leases.held
     log.info("starting %d cohort(s) over %s; database %s", len(runs), cfg.kind, loaded.safe_database_url)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,17 +211,25 @@ async def _serve(
     with contextlib.suppress(NotImplementedError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
     watcher = asyncio.create_task(reloader.watch(), name="watch")
+    keeper = asyncio.create_task(_keep_leases(leases, bot, stop), name="leases")
     log.info("watching %s for edits", ", ".join(sorted(str(f) for f in reloader.files())))
+    lost: LeaseLost | None = None
     try:
         await stop.wait()
-        log.info("stopping: letting queued messages go out (10 s at most)")
+        lost = keeper.result() if keeper.done() else None
+        if lost is None:
+            log.info("stopping: letting queued messages go out (10 s at most)")
     finally:
+        keeper.cancel()
         watcher.cancel()
         beat.cancel()
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
         if reader is not None:
             reader.cancel()
-        await bot.stop(drain_seconds=10)
+        # Leases lost: nothing of those cohorts is this process's to send any more.
+        await bot.stop(drain_seconds=0 if lost is not None else 10)
     log.info("stopped")
+    if lost is not None:
+        raise lost
     return 0

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
+import logging
 import os
 import re
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import URL, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool, StaticPool
 
 from bot.i18n import _
 from storage import migrate, models  # noqa: F401  (models registers the tables)
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = (
     "e.g. sqlite:///cohortbot.db (a file next to the config) or postgresql+psycopg://user@host:5432/dbname"
@@ -133,7 +139,7 @@ def _check_sqlite_file(path: Path) -> None:
 
 def explain_failure(url: str, exc: BaseException) -> str:
     """One line for a database that could not be opened at start-up: where, why, what to try;
-    never the password."""
+    never the password. In the operator's language."""
     cause = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     # psycopg: 'connection failed: connection to server at "h", port 1 failed: Connection refused'
@@ -142,30 +148,34 @@ def explain_failure(url: str, exc: BaseException) -> str:
     try:
         u = make_url(url)
     except (ArgumentError, ValueError):
-        return f"cannot open the database {safe_url(url)}: {detail}"
+        return _("cannot open the database {url}: {detail}").format(url=safe_url(url), detail=detail)
     if u.get_backend_name() == "postgresql":
         host, port = u.host or "localhost", u.port or 5432
         name, user = u.database or u.username or "postgres", u.username or os.environ.get("USER", "")
-        where = f"PostgreSQL at {host}:{port}"
+        where = _("PostgreSQL at {host}:{port}").format(host=host, port=port)
         low = detail.lower()
         if "database" in low and "does not exist" in low:
-            create = f"createdb -h {host} -p {port} {name}"
-            return f"{where} has no database {name!r}; create it ({create}) or fix the name"
+            return _("{where} has no database {name!r}; create it ({command}) or fix the name").format(
+                where=where, name=name, command=f"createdb -h {host} -p {port} {name}"
+            )
         if "role" in low and "does not exist" in low:
-            create = f"createuser -h {host} -p {port} {user}"
-            return f"{where} has no user {user!r}; create it ({create}) or fix the user"
+            return _("{where} has no user {user!r}; create it ({command}) or fix the user").format(
+                where=where, user=user, command=f"createuser -h {host} -p {port} {user}"
+            )
         if "password" in low or "authentication" in low:
-            return f"{where} refused user {user!r} ({detail}); check the user name and password"
-        return (
-            f"cannot connect to {where} (database {name!r}): {detail}; is PostgreSQL running there? "
+            return _("{where} refused user {user!r} ({detail}); check the user name and password").format(
+                where=where, user=user, detail=detail
+            )
+        return _(
+            "cannot connect to {where} (database {name!r}): {detail}; is PostgreSQL running there? "
             "Start it (e.g. sudo systemctl start postgresql), or fix the host and port"
-        )
+        ).format(where=where, name=name, detail=detail)
     if u.get_backend_name() == "sqlite":
-        return (
-            f"cannot open the SQLite database {u.database}: {detail}; check that the file is a "
+        return _(
+            "cannot open the SQLite database {path}: {detail}; check that the file is a "
             "cohortbot database (or move it away to start afresh) and that its folder is writable"
-        )
-    return f"cannot open the database {safe_url(u)}: {detail}"
+        ).format(path=u.database, detail=detail)
+    return _("cannot open the database {url}: {detail}").format(url=safe_url(u), detail=detail)
 
 
 def open_db(url: str) -> Engine:
@@ -189,40 +199,232 @@ def open_db(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
+
+        migrate.upgrade(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    migrate.upgrade(engine)
+        with engine.connect() as conn:
+            # Bots of several accounts may start together (claim_cohorts): one migrates, the
+            # others wait here, then find nothing left to do. A session lock, let go below, or
+            # with the connection if this process dies meanwhile.
+            conn.execute(text("select pg_advisory_lock(:key)"), {"key": _MIGRATING_KEY})
+            try:
+                migrate.upgrade(engine)
+            finally:
+                conn.execute(text("select pg_advisory_unlock(:key)"), {"key": _MIGRATING_KEY})
     return engine
 
 
 class AlreadyRunning(RuntimeError):
-    pass
+    """Another process holds what this one would run; said in the operator's language."""
+
+
+class LeaseLost(RuntimeError):
+    """The database connection holding the leases dropped, and a cohort could not be claimed
+    again: another process runs it now."""
+
+
+def lease_key(cohort_id: str) -> int:
+    """The advisory lock key of a cohort: a stable 64-bit hash of its id (the same in every
+    process and Python version; PostgreSQL's own hashtext may change between versions)."""
+    digest = hashlib.blake2b(cohort_id.encode(), digest_size=8, person=b"cohortbot-lease").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Leases:
+    """The cohorts this process runs. ``held`` is what it may send for now (the outbox and
+    alerts read it, live). Here, where no other process can share the database (SQLite, a
+    file held with flock, or in memory): every cohort, always."""
+
+    def __init__(self, cohort_ids: Sequence[str]) -> None:
+        self.cohorts = tuple(cohort_ids)
+        self.held: set[str] = set(self.cohorts)
+
+    def check(self) -> bool:
+        """True while every cohort is held; see PostgresLeases."""
+        return True
+
+    def release(self) -> None:
+        self.held.clear()
+
+
+# Who holds a lease, as PostgreSQL shows it (pg_stat_activity.application_name, at most 63
+# bytes: the pid goes first so that a long host name cannot cut it off).
+_APP_NAME = "cohortbot pid={pid} host={host}"
+_HOLDER = re.compile(r"^cohortbot pid=(\d+) host=(\S*)")
+# Settings of the lease connection. The server's keepalives make a holder whose machine died
+# (no FIN ever comes) lose its leases within about a minute rather than two hours; the
+# client's, with tcp_user_timeout, make a lost server show up in a check, not hang it.
+_SERVER_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+_CLIENT_ARGS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30000,
+}
+_HOLDER_SQL = text(
+    """
+    select a.application_name, a.client_addr::text, a.pid
+    from pg_locks l join pg_stat_activity a on a.pid = l.pid
+    where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+      and l.database = (select oid from pg_database where datname = current_database())
+      and l.classid::bigint = :high and l.objid::bigint = :low
+    limit 1
+    """
+)
+_MINE_SQL = text(
+    "select count(*) from pg_locks where pid = pg_backend_pid() and locktype = 'advisory' and granted"
+)
+
+
+class PostgresLeases(Leases):
+    """One session advisory lock per cohort, held on a connection of its own for the life of
+    the process: processes share the database as long as no cohort is claimed twice. A
+    process that dies loses its connection, and with it its leases, at once: no heartbeat, no
+    lease row to expire. The connection's application_name names the holder (host, pid) for
+    the refusal a second claim gets."""
+
+    def __init__(self, engine: Engine, cohort_ids: Sequence[str]) -> None:
+        super().__init__(cohort_ids)
+        self.held.clear()
+        self.name = _APP_NAME.format(pid=os.getpid(), host=socket.gethostname())
+        # Autocommit: the connection never sits idle in a transaction (no snapshot held
+        # against vacuum for days, no idle-in-transaction timeout to kill it).
+        libpq = engine.url.get_driver_name() in ("psycopg", "psycopg2")
+        self._engine = create_engine(
+            engine.url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args=_CLIENT_ARGS if libpq else {},
+        )
+        self._url = engine.url.render_as_string(hide_password=False)  # to scrub errors with
+        self._conn: Connection | None = None
+
+    def claim(self) -> None:
+        """Claim every cohort, or none: raises AlreadyRunning naming the holder of the first
+        one that is taken."""
+        conn = self._engine.connect()
+        try:
+            conn.execute(text("select set_config('application_name', :name, false)"), {"name": self.name})
+            for setting, value in _SERVER_KEEPALIVES.items():
+                conn.execute(text(f"set {setting} = {int(value)}"))
+            # Shared with every bot of this version; exclusive for a bot of the version before,
+            # which held the whole database: the two never run side by side.
+            shared = text("select pg_try_advisory_lock_shared(:key)")
+            if not conn.execute(shared, {"key": _LOCK_KEY}).scalar():
+                raise AlreadyRunning(
+                    _("a cohortbot of an older version holds the whole database {url}; stop it first").format(
+                        url=safe_url(self._engine.url)
+                    )
+                )
+            for cohort_id in self.cohorts:
+                key = lease_key(cohort_id)
+                if not conn.execute(text("select pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+                    raise AlreadyRunning(
+                        _(
+                            "cohort {cohort} is already run by {holder}; stop it first or remove "
+                            "the cohort from this config"
+                        ).format(cohort=cohort_id, holder=_holder(conn, key))
+                    )
+        except BaseException:
+            conn.close()  # and with it whatever this attempt took
+            raise
+        self._conn = conn
+        self.held.update(self.cohorts)
+
+    def check(self) -> bool:
+        """Whether the leases are still held; called every few seconds while the bot runs.
+        After the lease connection dropped (the database restarted, the network broke) the
+        cohorts are not sent for (``held`` is emptied) until they are claimed again on a new
+        connection: False while the database cannot be reached, True once they are back;
+        LeaseLost if another process claimed one in the meantime."""
+        if self._conn is not None:
+            try:
+                # One lock per cohort, and the shared one on the whole database.
+                if self._conn.execute(_MINE_SQL).scalar_one() >= len(self.cohorts) + 1:
+                    return True
+                log.warning("the database no longer shows this bot's cohort leases; claiming them again")
+            except (OSError, SQLAlchemyError) as exc:
+                why = self._why(exc)
+                log.warning("the connection holding the cohort leases dropped (%s); claiming them again", why)
+            self.held.clear()
+            self._close()
+        try:
+            self.claim()
+        except AlreadyRunning as exc:
+            raise LeaseLost(
+                _("the database connection holding this bot's cohorts dropped, and meanwhile {why}").format(
+                    why=exc
+                )
+            ) from None
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("cannot claim the cohorts again yet: %s", self._why(exc))
+            return False
+        log.warning("cohort leases claimed again: %s", ", ".join(self.cohorts))
+        return True
+
+    def _why(self, exc: BaseException) -> str:
+        cause = getattr(exc, "orig", None) or exc
+        return scrub((str(cause).strip().splitlines() or [type(cause).__name__])[0], self._url)
+
+    def release(self) -> None:
+        super().release()
+        self._close()
+        self._engine.dispose()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError, SQLAlchemyError):
+                self._conn.close()
+            self._conn = None
+
+
+def _holder(conn: Connection, key: int) -> str:
+    """Who holds an advisory lock, as an operator would name it."""
+    row = conn.execute(_HOLDER_SQL, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).first()
+    if row is None:
+        return _("another process (it has just let go: try again)")
+    app, client, backend = row
+    found = _HOLDER.match(app or "")
+    if found:
+        return _("cohortbot on host {host}, pid {pid}").format(host=found[2], pid=found[1])
+    return _("a connection from {client} (PostgreSQL server process {backend})").format(
+        client=client or "localhost", backend=backend
+    )
 
 
 @contextmanager
-def single_instance(engine: Engine) -> Iterator[None]:
-    """Hold the database for this process: two bots on one database would each send what
-    the other sends (a rolling update that starts the new bot before the old one stops)."""
+def claim_cohorts(engine: Engine, cohort_ids: Sequence[str]) -> Iterator[Leases]:
+    """Hold the cohorts for this process, for as long as the block runs. On PostgreSQL each
+    cohort has a lease of its own: one process per WeChat account, all on one database, each
+    running (and sending for) its own cohorts. An SQLite file stays one process per file.
+    Raises AlreadyRunning, in the operator's language, naming who holds what."""
     url = engine.url
+    if url.get_backend_name() == "postgresql":
+        leases = PostgresLeases(engine, cohort_ids)
+        try:
+            leases.claim()
+            yield leases
+        finally:
+            leases.release()
+        return
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        lock_path = f"{url.database}.lock"
-        with open(lock_path, "w") as lock:
+        with open(f"{url.database}.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise AlreadyRunning(f"another cohortbot is running on {url.database}") from None
-            yield
+                raise AlreadyRunning(
+                    _(
+                        "another cohortbot is running on {path}; stop it first (an SQLite file "
+                        "serves one bot; to run several accounts on one database use PostgreSQL)"
+                    ).format(path=url.database)
+                ) from None
+            yield Leases(cohort_ids)
         return
-    if url.get_backend_name() == "postgresql":
-        with engine.connect() as conn:
-            if not conn.execute(text("select pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar():
-                raise AlreadyRunning(f"another cohortbot is running on {safe_url(url)}")
-            try:
-                yield
-            finally:
-                conn.execute(text("select pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
-        return
-    yield
+    yield Leases(cohort_ids)
 
 
-_LOCK_KEY = 0x636F686F7274  # "cohort"
+_LOCK_KEY = 0x636F686F7274  # "cohort": the whole database, as versions before the leases took it
+_MIGRATING_KEY = 0x636F686F72746D  # "cohortm": held while one process migrates the schema

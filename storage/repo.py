@@ -46,6 +46,13 @@ progress_t: Table = SurveyProgress.__table__  # type: ignore[attr-defined]
 answer_t: Table = SurveyAnswer.__table__  # type: ignore[attr-defined]
 
 
+def _in(q: Any, table: Table, cohorts: Collection[str] | None) -> Any:
+    """``q`` limited to rows of these cohorts; None: every cohort. Processes that share one
+    database (one per WeChat account, bot/runner.py) each pass the cohorts they hold, so
+    none touches another's rows."""
+    return q if cohorts is None else q.where(table.c.cohort_id.in_(list(cohorts)))
+
+
 @cache
 def _insert_new_stmt(dialect_name: str, table: Table) -> Executable:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
@@ -564,16 +571,19 @@ def cohorts_waiting_for_rollcall(conn: Connection) -> set[str]:
     return found | set(conn.execute(q.distinct()).scalars())
 
 
-def set_reachable(conn: Connection, member_id: str, reachable: bool, cohort_id: str | None = None) -> int:
-    """Whether private messages reach this member (in every cohort, or one); returns how
-    many rows changed."""
+def set_reachable(
+    conn: Connection, member_id: str, reachable: bool, cohorts: Collection[str] | None = None
+) -> int:
+    """Whether private messages reach this member, in these cohorts (None: every one);
+    returns how many rows changed. Being a friend is a matter of one account: a process
+    names its own cohorts, never another account's."""
     q = update(member_t).where(member_t.c.member_id == member_id, member_t.c.reachable.is_(not reachable))
-    if cohort_id is not None:
-        q = q.where(member_t.c.cohort_id == cohort_id)
-    return conn.execute(q.values(reachable=reachable)).rowcount
+    return conn.execute(_in(q, member_t, cohorts).values(reachable=reachable)).rowcount
 
 
-def last_private_sent(conn: Connection, member_id: str, since: datetime) -> OutRow | None:
+def last_private_sent(
+    conn: Connection, member_id: str, since: datetime, cohorts: Collection[str] | None = None
+) -> OutRow | None:
     """The private message sent to this member most recently, if since ``since``."""
     q = (
         select(*_OUT_COLS)
@@ -581,16 +591,16 @@ def last_private_sent(conn: Connection, member_id: str, since: datetime) -> OutR
         .order_by(out_t.c.sent_at.desc(), out_t.c.id.desc())
         .limit(1)
     )
-    r = conn.execute(q).first()
+    r = conn.execute(_in(q, out_t, cohorts)).first()
     return _out_row(r) if r else None
 
 
-def held_rewards(conn: Connection, member_id: str) -> list[int]:
+def held_rewards(conn: Connection, member_id: str, cohorts: Collection[str] | None = None) -> list[int]:
     """Reward messages held for a member who could not be reached privately."""
     q = select(out_t.c.id).where(
         out_t.c.member_id == member_id, out_t.c.kind == "reward", out_t.c.status == "unreachable"
     )
-    return list(conn.execute(q).scalars())
+    return list(conn.execute(_in(q, out_t, cohorts)).scalars())
 
 
 def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
@@ -897,23 +907,39 @@ _FOLDABLE = (
     .order_by(out_t.c.id)
     .limit(bindparam("limit"))
 )
+# The same, for one process among several on the database: its own cohorts' rows only.
+_MINE = out_t.c.cohort_id.in_(bindparam("cohorts", expanding=True))
+_SCOPED = {q: q.where(_MINE) for q in (_NEXT_READY, _NEXT_WAKEUP, _FOLDABLE)}
 
 
-def next_ready(conn: Connection, now: datetime) -> OutRow | None:
+def _run_scoped(conn: Connection, q: Any, params: dict[str, Any], cohorts: Collection[str] | None) -> Any:
+    """Run a prepared outbox query, limited to ``cohorts`` unless None."""
+    if cohorts is None:
+        return conn.execute(q, params)
+    return conn.execute(_SCOPED[q], {**params, "cohorts": list(cohorts)})
+
+
+def next_ready(conn: Connection, now: datetime, cohorts: Collection[str] | None = None) -> OutRow | None:
     """The message to send next: the first pending one whose wait is over."""
-    r = conn.execute(_NEXT_READY, {"now": now}).first()
+    r = _run_scoped(conn, _NEXT_READY, {"now": now}, cohorts).first()
     return _out_row(r) if r else None
 
 
-def next_wakeup(conn: Connection) -> datetime | None:
+def next_wakeup(conn: Connection, cohorts: Collection[str] | None = None) -> datetime | None:
     """When the earliest pending message may go, or None if nothing is pending."""
-    return _aware(conn.execute(_NEXT_WAKEUP).scalar())
+    return _aware(_run_scoped(conn, _NEXT_WAKEUP, {}, cohorts).scalar())
 
 
-def foldable(conn: Connection, room_id: str, kinds: Collection[str], limit: int) -> list[OutRow]:
+def foldable(
+    conn: Connection,
+    room_id: str,
+    kinds: Collection[str],
+    limit: int,
+    cohorts: Collection[str] | None = None,
+) -> list[OutRow]:
     """Pending notices of these kinds to one room, oldest first."""
     params = {"room": room_id, "kinds": list(kinds), "limit": limit}
-    return [_out_row(r) for r in conn.execute(_FOLDABLE, params)]
+    return [_out_row(r) for r in _run_scoped(conn, _FOLDABLE, params, cohorts)]
 
 
 def mark(
@@ -955,19 +981,21 @@ def attempts(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
     return {i: n for i, n in conn.execute(q)}
 
 
-def interrupted_sends(conn: Connection) -> list[OutRow]:
+def interrupted_sends(conn: Connection, cohorts: Collection[str] | None = None) -> list[OutRow]:
     """Rows a previous run started sending but never marked: whether WeChat got them is
-    unknown, so they are not sent again."""
-    return [_out_row(r) for r in conn.execute(select(*_OUT_COLS).where(out_t.c.status == "sending"))]
+    unknown, so they are not sent again. (Another process's `sending` rows are its sends in
+    flight: ``cohorts`` keeps them out.)"""
+    q = select(*_OUT_COLS).where(out_t.c.status == "sending")
+    return [_out_row(r) for r in conn.execute(_in(q, out_t, cohorts))]
 
 
-def stale_pending(conn: Connection, before: datetime) -> list[OutRow]:
+def stale_pending(conn: Connection, before: datetime, cohorts: Collection[str] | None = None) -> list[OutRow]:
     """Pending group messages that were due before ``before``: a notice hours late makes no
     sense. Private messages (replies, nudges, rewards, alerts) always go."""
     q = select(*_OUT_COLS).where(
         out_t.c.status == "pending", out_t.c.not_before < before, out_t.c.room_id.is_not(None)
     )
-    return [_out_row(r) for r in conn.execute(q)]
+    return [_out_row(r) for r in conn.execute(_in(q, out_t, cohorts))]
 
 
 def update_pending_text(
@@ -992,13 +1020,18 @@ def cancel_pending(conn: Connection, ids: Sequence[int]) -> int:
 
 
 def unknown_batches(
-    conn: Connection, room_id: str | None, member_id: str | None, since: datetime
+    conn: Connection,
+    room_id: str | None,
+    member_id: str | None,
+    since: datetime,
+    cohorts: Collection[str] | None = None,
 ) -> list[tuple[str, list[int], str]]:
     """Messages to one chat whose send was cut (status `unknown`) since ``since``: (cohort,
     row ids, the text as the sender joined it), one entry per message tried."""
     q = select(out_t.c.id, out_t.c.batch, out_t.c.text, out_t.c.cohort_id).where(
         out_t.c.status == "unknown", out_t.c.created_at >= since
     )
+    q = _in(q, out_t, cohorts)
     if room_id is not None:
         q = q.where(out_t.c.room_id == room_id)
     else:
@@ -1021,15 +1054,18 @@ def repoint_room(conn: Connection, cohort_id: str, old: str, new: str) -> int:
     return res.rowcount
 
 
-def recent_sends(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
+def recent_sends(
+    conn: Connection, since: datetime, cohorts: Collection[str] | None = None
+) -> list[tuple[str, datetime]]:
     """(chat, sent at) of the messages sent since ``since``, oldest first: the pacing
-    history a restart must not forget."""
+    history a restart must not forget (one account's: its own cohorts')."""
     q = (
         select(out_t.c.room_id, out_t.c.member_id, out_t.c.sent_at)
         .where(out_t.c.status == "sent", out_t.c.sent_at >= since, out_t.c.batch == out_t.c.id)
         .order_by(out_t.c.sent_at)
     )
-    return [(f"room:{r}" if r is not None else f"dm:{m}", a) for r, m, a in conn.execute(q)]
+    rows = conn.execute(_in(q, out_t, cohorts))
+    return [(f"room:{r}" if r is not None else f"dm:{m}", a) for r, m, a in rows]
 
 
 def sent_log(conn: Connection, cohort_id: str) -> list[tuple[str, datetime, int, int]]:

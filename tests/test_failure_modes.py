@@ -14,7 +14,7 @@ from bot.outbox import Outbox, Pacing
 from bot.transports.base import Member
 from bot.yamlfile import InputError, parse_yaml
 from storage import repo
-from storage.db import AlreadyRunning, open_db, single_instance
+from storage.db import AlreadyRunning, claim_cohorts, open_db
 from tests.harness import EXAMPLE, Harness, load_playbook, members
 
 # Seven lines that a naive loader expands into 9**7 values ("billion laughs").
@@ -108,11 +108,11 @@ async def test_two_senders_on_one_database_never_send_a_row_twice(tmp_path):
 
 def test_a_second_bot_on_the_same_database_is_refused(tmp_path):
     db = open_db(db_url(tmp_path))
-    with single_instance(db):
+    with claim_cohorts(db, ["c1"]):
         other = open_db(db_url(tmp_path))
-        with pytest.raises(AlreadyRunning, match="another cohortbot"), single_instance(other):
+        with pytest.raises(AlreadyRunning, match="another cohortbot"), claim_cohorts(other, ["c2"]):
             pass
-    with single_instance(open_db(db_url(tmp_path))):
+    with claim_cohorts(open_db(db_url(tmp_path)), ["c1"]):
         pass  # released when the first one stopped
 
 
