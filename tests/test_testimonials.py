@@ -22,7 +22,7 @@ from bot.testimonials import may_quote
 from bot.transports.base import MAX_TEXT, clean_text
 from bot.yamlfile import InputError
 from storage import repo
-from tests.harness import SAMPLE, members
+from tests.harness import SAMPLE, load_playbook, members
 from tests.test_operator_commands import ask
 
 HOSTILE = '=HYPERLINK("http://x","y")'
@@ -271,3 +271,28 @@ async def test_bad_input_is_one_line_and_exit_2(played, tmp_path, args, said):
     result = invoke("testimonials", *[str(played) if a == "DB" else a for a in args])
     assert result.exit_code == 2, result.output
     assert said in result.output and "Traceback" not in result.output
+
+
+LATE = """\
+name: 测试营
+days: 3
+timezone: Asia/Shanghai
+tracks:
+  reflection:
+    name: 心得
+    keywords: ["心得"]
+    days: [2]
+    until: "12:00"
+    testimonial: true
+"""
+
+
+async def test_a_late_one_is_kept_but_not_counted_and_another_day_keeps_nothing(harness):
+    h = await harness(load_playbook(LATE), people=PEOPLE, operators=("op1",), now="day 2 13:00")
+    await h.say("u01", "心得：晚了一点，但还是想写")
+    await h.until("day 3 10:00")
+    await h.say("u02", "心得：第三天才来")  # not a day of the track
+    await h.settle()
+    with h.bot.db.connect() as conn:
+        assert [(t.member_id, t.day) for t in repo.testimonials(conn, "c1")] == [("u01", 2)]
+        assert not repo.has_checkin(conn, "c1", "u01", "reflection", 2)
