@@ -91,12 +91,17 @@ def count_checkin(
     at: datetime,
     now: datetime,
     ack_window: float,
+    text: str = "",
 ) -> Outcome:
     """Record a check-in sent at ``at``, with what it causes: on an ``acknowledge: each``
     track its own acknowledgement; on a roll-call track nothing yet (the roll call names it);
     any reward it earns. A check-in that does not count never gets a group message of its
     own: a repeat is silent, the others are told once a day and track, privately where the
-    member can be reached, otherwise in the next roll call's footer."""
+    member can be reached, otherwise in the next roll call's footer.
+
+    On a ``testimonial: true`` track the message's whole ``text`` is kept when it is sent on
+    one of the track's days: a second one that day too (usually the rest of the story), and a
+    late one too (past ``until`` the check-in does not count, but the words are worth keeping)."""
     track = run.playbook.tracks[track_id]
     day = run.day(at)
     each = track.acknowledge == "each"
@@ -130,6 +135,8 @@ def count_checkin(
             values["days"] = day_list(run, later)
             return notice("not_today", run.playbook.messages.not_today or run.playbook.tr(NOT_TODAY))
         return notice("ended", run.playbook.messages.ended or run.playbook.tr(ENDED))
+    if track.testimonial and text:
+        repo.add_testimonial(conn, run.id, member.id, track_id, day, at, text)
     if track.until is not None and at > run.cal.deadline(day, track.until):
         # Already counted comes before the cut-off: a second check-in after `until` is a
         # repeat, not a late one.

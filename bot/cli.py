@@ -564,6 +564,154 @@ def survey(
         out.print(_("wrote {file}").format(file=escape(str(f))))
 
 
+# --- testimonials and conversions (issue 10) -----------------------------------------------
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help=N_("the bot's config: its database and track names"))
+]
+
+
+def _source(config: Path | None, db: str | None) -> tuple[dict[str, playbooks.Playbook], str]:
+    """The playbooks (by cohort id; none with --db) and the database URL of --config or --db."""
+    loaded, url = _database(config, db)
+    return (dict(loaded.playbooks) if loaded is not None else {}), url
+
+
+@app.command(
+    help=N_(
+        "Show a cohort's testimonials (the whole texts of check-ins on tracks with "
+        "`testimonial: true`), or write them with name and local time into one file: --xlsx "
+        "FILE or --csv FILE. Only reads the database: the bot may go on running."
+    )
+)
+def testimonials(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help=N_("write an xlsx workbook here"))] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help=N_("write a CSV file here (UTF-8 with a BOM, for Excel)"))
+    ] = None,
+    featured: Annotated[bool, typer.Option("--featured", help=N_("only the featured ones (精选)"))] = False,
+) -> None:
+    from bot import export as exports
+    from bot import testimonials as kept
+    from storage.readonly import CannotRead, open_readonly
+
+    pbs, url = _source(config, db)
+    try:
+        engine = open_readonly(url)
+        try:
+            found = kept.collect(engine, url, cohort, pbs, featured)
+        finally:
+            engine.dispose()
+        files = [kept.write(found, path) for path in (xlsx, csv_file) if path is not None]
+    except (CannotRead, exports.ExportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for f in files:
+        out.print(_("wrote {file}: {n} testimonials").format(file=escape(str(f)), n=len(found.rows)))
+    if not files:
+        out.print(kept.table(found))
+
+
+conversions_app = typer.Typer(
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    help=N_(
+        "List the members marked as enrolled in the full course (报名), with the cohort's "
+        "conversion by completion and by reminders; `conversions import FILE` marks the buyers "
+        "of a shop's order export."
+    ),
+)
+app.add_typer(conversions_app, name="conversions")
+
+
+@conversions_app.callback(invoke_without_command=True)
+def conversions(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich import box
+
+    from bot import conversions as conv
+    from bot import export as exports
+    from storage.readonly import CannotRead, location, open_readonly
+
+    pbs, url = _source(config, db)
+    try:
+        engine = open_readonly(url)
+        try:
+            with engine.connect() as conn:
+                ids = [exports.pick_cohort(conn, cohort, location(url))] if cohort else None
+                figures = [f for f in conv.every_cohort(conn, pbs) if ids is None or f.cohort_id in ids]
+                listed = {f.cohort_id: conv.listing(conn, f.cohort_id) for f in figures}
+        finally:
+            engine.dispose()
+    except (CannotRead, exports.ExportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for f in figures:
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), title=f.cohort_id)
+        for column in (_("name"), _("member id"), _("marked at"), _("by")):
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+        for name, member_id, at, source in listed[f.cohort_id]:
+            when = f"{at:%Y-%m-%d %H:%M}" if at else ""
+            table.add_row(escape(name), escape(member_id), when, escape(source))
+        if listed[f.cohort_id]:
+            out.print(table)
+        for line in conv.describe(f, pbs.get(f.cohort_id)):
+            out.print(escape(line))
+
+
+@conversions_app.command(
+    "import",
+    help=N_(
+        "Mark the buyers of a shop's order export as enrolled (CSV in UTF-8 or GBK, or xlsx; "
+        "the header row names a nickname column, 昵称/微信昵称/nickname/name, or a WeChat id "
+        "column, 微信号/wechat id/id). Rows matching nobody or several members are listed, "
+        "nothing is guessed; importing again is harmless. Writes only the conversions: the bot "
+        "may go on running."
+    ),
+)
+def conversions_import(
+    file: Annotated[Path, typer.Argument(help=N_("the order export: .csv or .xlsx"))],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: Annotated[
+        str | None, typer.Option("--cohort", help=N_("the cohort's id; default: match in every cohort"))
+    ] = None,
+) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot import conversions as conv
+    from bot import export as exports
+    from bot.clock import SystemClock
+    from storage.db import explain_failure
+    from storage.readonly import CannotRead, open_readonly
+
+    _pbs, url = _source(config, db)
+    try:
+        orders = conv.read_orders(file)
+        engine = open_readonly(url, writes=conv.WRITES)
+        try:
+            result = conv.import_orders(engine, url, orders, cohort, SystemClock().now())
+        finally:
+            engine.dispose()
+    except (conv.CannotImport, CannotRead, exports.ExportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:  # e.g. the database stayed locked; nothing was written
+        error(escape(explain_failure(url, exc)))
+        raise typer.Exit(2) from None
+    for line in conv.report(result):
+        out.print(escape(line), soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()

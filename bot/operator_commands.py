@@ -1,4 +1,4 @@
-"""The operators' commands (状态, 未打卡, 暂停, 恢复, 提醒, 补卡, 重载, 帮助), in the one registry
+"""The operators' commands (状态, 未打卡, 暂停, 恢复, 提醒, 补卡, 精选, 报名, 重载, 帮助), in the one registry
 of bot/commands.py. Each is allowed to the operator role only, and the role comes from the
 sender's contact id (the config's `operators`), never from a display name.
 
@@ -17,10 +17,13 @@ from sqlalchemy import Connection
 from bot import checkins, i18n, items
 from bot.cohort import CohortRun
 from bot.commands import OPERATORS, Asked, Desk, command
+from bot.conversions import source_said
 from bot.i18n import N_
 from bot.plan import PlannedItem
+from bot.testimonials import excerpt, may_quote
 from bot.transports.base import Member
 from storage import repo
+from storage.models import LEARNER
 
 SEP = N_(", ")
 WHICH = N_(
@@ -451,3 +454,143 @@ def operator_help(a: Asked) -> str:
             lines.append("· " + _say(a, cmd.describe).replace("{word}", word))
     lines += ["", _say(a, MEMBER_NOTE), help_text(a.run)]
     return "\n".join(lines)
+
+
+# --- 精选 / 取消精选 (testimonials) ---------------------------------------------------------
+
+FEATURE_LIST_HEAD = N_("[{cohort}] The latest testimonials (⭐ featured, 🔒 asked not to be quoted):")
+FEATURE_LIST_LINE = N_("{name} · day {day} {time}{marks}: {text}")
+FEATURE_HINT = N_('To feature one, send "{word} NAME" (their latest) or "{word} NAME DAY".')
+NO_TESTIMONIALS = N_("[{cohort}] No testimonials yet{on_day}.")
+NO_TESTIMONIAL_TRACK = N_(
+    "[{cohort}] No track keeps testimonials; add `testimonial: true` to the 心得 track of the playbook."
+)
+ON_DAY = N_(" on day {day}")
+NONE_FROM = N_("[{cohort}] No testimonial from {name}{on_day}.")
+FEATURED = N_("⭐ [{cohort}] Featured: {name}, day {day} {time}: {text}")
+ALREADY_FEATURED = N_("[{cohort}] Featured already: {name}, day {day} {time}.")
+NOT_PUBLIC = N_("🔒 They asked not to be quoted: keep it out of anything public.")
+UNFEATURED = N_("[{cohort}] No longer featured: {name}, day {day} {time}.")
+NOT_FEATURED = N_("[{cohort}] {name} has no featured testimonial{on_day}.")
+HELP_FEATURE = N_(
+    '"{word} [NAME] [DAY] [cohort]": feature a testimonial (their latest, or that day\'s); '
+    "without a name, the latest ones"
+)
+HELP_UNFEATURE = N_('"{word} NAME [DAY] [cohort]": take a featured mark away')
+FEATURE_LIST_LIMIT = 10
+
+
+@command("feature", OPERATORS, HELP_FEATURE, ("精选", "feature"))
+def feature(a: Asked) -> str:
+    return _feature(a, "精选", on=True)
+
+
+@command("unfeature", OPERATORS, HELP_UNFEATURE, ("取消精选", "unfeature"))
+def unfeature(a: Asked) -> str:
+    return _feature(a, "取消精选", on=False)
+
+
+def _feature(a: Asked, word: str, on: bool) -> str:
+    run, rest, ask = _pick(a, word)
+    if run is None:
+        return ask or ""
+    if not any(t.testimonial for t in run.playbook.tracks.values()):
+        return _say(a, NO_TESTIMONIAL_TRACK).format(cohort=run.id)
+    day = next((d for d in map(_day, rest) if d is not None), None)
+    on_day = _say(a, ON_DAY).format(day=day) if day is not None else ""
+    names = [r for r in rest if _day(r) is None]
+    if not names:
+        return _recent_testimonials(a, run, day, on_day)
+    found, reply = _member(a, run, " ".join(names))
+    if found is None:
+        return reply
+    theirs = [
+        t
+        for t in repo.testimonials(a.conn, run.id, member_id=found.id, newest_first=True)
+        if (day is None or t.day == day) and (on or t.featured_at is not None)
+    ]
+    if not theirs:
+        said = NONE_FROM if on else NOT_FEATURED
+        return _say(a, said).format(cohort=run.id, name=found.shown, on_day=on_day)
+    t = theirs[0]
+    values = {"cohort": run.id, "name": found.shown, "day": t.day, "time": _hm(run, t.at)}
+    if not on:
+        repo.set_featured(a.conn, t.id, None, None)
+        repo.audit(a.conn, run.id, a.member_id, "unfeature", f"{found.id} {t.id}", a.now)
+        return _say(a, UNFEATURED).format(**values)
+    if t.featured_at is not None:
+        return _say(a, ALREADY_FEATURED).format(**values)
+    repo.set_featured(a.conn, t.id, a.now, a.member_id)
+    repo.audit(a.conn, run.id, a.member_id, "feature", f"{found.id} {t.id}", a.now)
+    reply = _say(a, FEATURED).format(**values, text=excerpt(t.text))
+    return reply if may_quote(t.text) else f"{reply}\n{_say(a, NOT_PUBLIC)}"
+
+
+def _recent_testimonials(a: Asked, run: CohortRun, day: int | None, on_day: str) -> str:
+    kept = [t for t in repo.testimonials(a.conn, run.id, newest_first=True) if day is None or t.day == day]
+    if not kept:
+        return _say(a, NO_TESTIMONIALS).format(cohort=run.id, on_day=on_day)
+    lines = [_say(a, FEATURE_LIST_HEAD).format(cohort=run.id)]
+    for t in kept[:FEATURE_LIST_LIMIT]:
+        marks = ("⭐" if t.featured_at else "") + ("" if may_quote(t.text) else "🔒")
+        lines.append(
+            _say(a, FEATURE_LIST_LINE).format(
+                name=t.name,
+                day=t.day,
+                time=_hm(run, t.at),
+                marks=f" {marks}" if marks else "",
+                text=excerpt(t.text, 40),
+            )
+        )
+    if len(kept) > FEATURE_LIST_LIMIT:
+        lines.append(_say(a, MISSING_MORE).format(n=len(kept) - FEATURE_LIST_LIMIT))
+    lines.append(_say(a, FEATURE_HINT).format(word="精选" if _desk(a).language == "zh" else "feature"))
+    return "\n".join(lines)
+
+
+# --- 报名 / 取消报名 (conversions) ----------------------------------------------------------
+
+ENROLL_USAGE = N_('Write: "{word} NAME", e.g. "{word} 小明".')
+ENROLLED = N_(
+    "🎉 [{cohort}] {name} marked as enrolled in the full course (by you). Enrolled so far: {n} of {total}."
+)
+ALREADY_ENROLLED = N_("[{cohort}] {name} is marked enrolled already ({time}, {source}).")
+UNENROLLED = N_("[{cohort}] {name} is no longer marked enrolled. Enrolled now: {n} of {total}.")
+NOT_ENROLLED = N_("[{cohort}] {name} is not marked enrolled.")
+HELP_ENROLL = N_('"{word} NAME [cohort]": mark a member enrolled in the full course (报名)')
+HELP_UNENROLL = N_('"{word} NAME [cohort]": undo a mistaken enrolment mark')
+
+
+@command("enrolled", OPERATORS, HELP_ENROLL, ("报名", "enrolled"))
+def enrolled(a: Asked) -> str:
+    return _enrol(a, "报名", on=True)
+
+
+@command("unenroll", OPERATORS, HELP_UNENROLL, ("取消报名", "unenroll"))
+def unenroll(a: Asked) -> str:
+    return _enrol(a, "取消报名", on=False)
+
+
+def _enrol(a: Asked, word: str, on: bool) -> str:
+    run, rest, ask = _pick(a, word)
+    if run is None:
+        return ask or ""
+    if not rest:
+        shown = word if _desk(a).language == "zh" else ("enrolled" if on else "unenroll")
+        return _say(a, ENROLL_USAGE).format(word=shown)
+    found, reply = _member(a, run, " ".join(rest))
+    if found is None:
+        return reply
+    conn = a.conn
+    values = {"cohort": run.id, "name": found.shown}
+    if on and not repo.add_conversion(conn, run.id, found.id, a.now, a.member_id):
+        [row] = repo.conversions(conn, run.id, found.id)
+        source = source_said(row.source, {row.source: _name(conn, run, row.source)}, lambda m: _say(a, m))
+        when = f"{run.cal.local(row.at):%m-%d %H:%M}"
+        return _say(a, ALREADY_ENROLLED).format(**values, time=when, source=source)
+    if not on and not repo.remove_conversion(conn, run.id, found.id):
+        return _say(a, NOT_ENROLLED).format(**values)
+    repo.audit(conn, run.id, a.member_id, "enrolled" if on else "unenroll", found.id, a.now)
+    learners = {m.member_id for m in repo.members(conn, run.id, present_only=False) if m.role == LEARNER}
+    n = len({c.member_id for c in repo.conversions(conn, run.id)} & learners)
+    return _say(a, ENROLLED if on else UNENROLLED).format(**values, n=n, total=len(learners))

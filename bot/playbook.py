@@ -145,6 +145,11 @@ class Track(_Strict):
         None,
         description='(1.1) members may make up missed days with "补卡 [day]": {days: 1, times: 2}',
     )
+    testimonial: bool = Field(
+        False,
+        description="(1.1) true: the whole text of each check-in is kept (a 心得 track), for "
+        "`cohortbot testimonials` and the operators' 精选",
+    )
 
 
 class MakeUp(_Strict):

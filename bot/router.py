@@ -143,7 +143,7 @@ class Router:
             else:
                 assert match is not None
                 outcome = checkins.count_checkin(
-                    conn, run, msg.sender, match[0], min(msg.at, now), now, self.ack_window
+                    conn, run, msg.sender, match[0], min(msg.at, now), now, self.ack_window, msg.text.strip()
                 )
         if outcome in (checkins.Outcome.COUNTED, checkins.Outcome.NOTICE) or command == "makeup":
             self.rollcalls.request(run)

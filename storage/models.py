@@ -217,3 +217,36 @@ class SurveyAnswer(SQLModel, table=True):
     text: str
     choice: int | None = None  # 1: the first choice; null: free text, or none of the choices
     at: datetime = Field(sa_column=_utc())
+
+
+class Testimonial(SQLModel, table=True):
+    """The whole text of a check-in on a `testimonial: true` track (心得), kept for later use;
+    an operator may feature one (精选). A member's second 心得 the same day is kept too (it is
+    usually the rest of the story); the same text twice (a message delivered again) once."""
+
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "member_id", "digest"),
+        Index("ix_testimonial_at", "cohort_id", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: str = Field(foreign_key="cohort.id")
+    member_id: str
+    track: str
+    day: int
+    at: datetime = Field(sa_column=_utc())
+    text: str
+    digest: str  # sha256 of the text: a long text cannot be a unique key in PostgreSQL
+    featured_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # 精选
+    featured_by: str | None = None  # the operator's id
+
+
+class Conversion(SQLModel, table=True):
+    """A member who bought the full course (报名): the figure the cohort exists for. Marked by
+    an operator, or imported from a shop's order export by another process while the bot runs
+    (`cohortbot conversions import`): one row per member and cohort, so importing twice is
+    harmless."""
+
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    at: datetime = Field(sa_column=_utc())
+    source: str  # the operator's id, or "import:<file name>"

@@ -1,19 +1,30 @@
 """A database opened by a reader in another process (``cohortbot export``), while the bot may
 be running on it: no migration, no write, no file created. It must be at the schema
 revision this code knows; an older or newer one is refused with what to do, since the
-tables it would read are not the ones it expects."""
+tables it would read are not the ones it expects.
+
+A reader may be let write named tables (``cohortbot conversions import`` writes
+``conversion``): still no migration, and a statement that would change any other table is
+refused before it reaches the database. Its transactions take SQLite's write lock when they
+begin (BEGIN IMMEDIATE: a read-then-write transaction cannot be undercut by the bot's commit
+in between, and waits for the bot's own writes instead of failing)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import Select
 
 from bot.i18n import _
 from storage import migrate
@@ -24,10 +35,10 @@ class CannotRead(Exception):
     """A database that cannot be read, said in one line with what to do; never the password."""
 
 
-def open_readonly(url: str) -> Engine:
-    """An engine that reads ``url`` and cannot write it, once its schema revision is this
-    code's. Raises CannotRead."""
-    engine = _engine(url)
+def open_readonly(url: str, writes: Collection[str] = ()) -> Engine:
+    """An engine that reads ``url`` and cannot write it (but for the tables named in
+    ``writes``), once its schema revision is this code's. Raises CannotRead."""
+    engine = _engine(url, frozenset(writes))
     try:
         with engine.connect() as conn:
             check_revision(conn, location(url))
@@ -46,7 +57,7 @@ def location(url: str) -> str:
     return str(u.database) if u.get_backend_name() == "sqlite" else safe_url(u)
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, writes: frozenset[str]) -> Engine:
     try:
         u = make_url(url)
     except ArgumentError:
@@ -54,20 +65,40 @@ def _engine(url: str) -> Engine:
             _("{url!r} is neither a database URL nor an SQLite file").format(url=safe_url(url))
         ) from None
     if u.get_backend_name() == "sqlite":
-        return _sqlite(u.database)
-    try:
-        # Read-only and one snapshot: what the bot commits meanwhile is not half in the export.
-        return create_engine(
-            u,
-            pool_pre_ping=True,
-            isolation_level="REPEATABLE READ",
-            execution_options={"postgresql_readonly": True},
-        )
-    except (NoSuchModuleError, ImportError) as exc:
-        raise CannotRead(_explain(url, exc)) from None
+        engine = _sqlite(u.database, writes)
+    else:
+        try:
+            # Read-only and one snapshot: what the bot commits meanwhile is not half in the
+            # export. A writer reads committed rows instead: in a snapshot, an insert that
+            # meets the bot's newer row fails rather than doing nothing.
+            engine = create_engine(
+                u,
+                pool_pre_ping=True,
+                isolation_level="READ COMMITTED" if writes else "REPEATABLE READ",
+                execution_options={"postgresql_readonly": not writes},
+            )
+        except (NoSuchModuleError, ImportError) as exc:
+            raise CannotRead(_explain(url, exc)) from None
+    if writes:
+        _only_writing(engine, writes)
+    return engine
 
 
-def _sqlite(database: str | None) -> Engine:
+def _only_writing(engine: Engine, tables: frozenset[str]) -> None:
+    """Refuse, before the database sees it, any statement but a read or a change to one of
+    ``tables`` (no schema change, no write elsewhere)."""
+
+    @event.listens_for(engine, "before_execute")
+    def _guard(conn: Connection, statement: Any, *args: Any) -> None:
+        if isinstance(statement, Select | TextClause):
+            return  # reads (the revision check is the one text statement)
+        table = getattr(statement, "table", None)
+        if isinstance(statement, UpdateBase) and getattr(table, "name", None) in tables:
+            return
+        raise PermissionError(f"this reader may write only {', '.join(sorted(tables))}")
+
+
+def _sqlite(database: str | None, writes: frozenset[str] = frozenset()) -> Engine:
     if database in (None, "", ":memory:"):
         raise CannotRead(_("an in-memory database holds nothing once its bot stops; name the file"))
     path = Path(str(database))
@@ -80,6 +111,8 @@ def _sqlite(database: str | None) -> Engine:
         )
     if not os.access(path, os.R_OK):
         raise CannotRead(_("cohortbot may not read {path}; fix its permissions").format(path=path))
+    if writes and not os.access(path, os.W_OK):
+        raise CannotRead(_("cohortbot may not write {path}; fix its permissions").format(path=path))
     # mode=rw (never rwc: a file is not created) with query_only, not mode=ro: a read-only
     # connection to a WAL database leaves -wal and -shm files behind, and those, owned by
     # whoever ran the export, can lock the bot out. mode=ro only when the file is read-only.
@@ -88,7 +121,7 @@ def _sqlite(database: str | None) -> Engine:
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA query_only={'OFF' if writes else 'ON'}")
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
@@ -98,7 +131,7 @@ def _sqlite(database: str | None) -> Engine:
     def _snapshot(conn: Connection) -> None:
         # pysqlite begins no transaction for reads; one BEGIN makes every query of an
         # export see the same moment, whatever the bot commits meanwhile.
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 

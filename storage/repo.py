@@ -4,6 +4,7 @@ reward it earns commit together)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from storage.models import (
     OPERATOR,
     CheckIn,
     Cohort,
+    Conversion,
     ItemRun,
     Leave,
     Member,
@@ -29,6 +31,7 @@ from storage.models import (
     RewardGrant,
     SurveyAnswer,
     SurveyProgress,
+    Testimonial,
     UTCDateTime,
 )
 
@@ -44,6 +47,8 @@ action_t: Table = OperatorAction.__table__  # type: ignore[attr-defined]
 question_t: Table = Question.__table__  # type: ignore[attr-defined]
 progress_t: Table = SurveyProgress.__table__  # type: ignore[attr-defined]
 answer_t: Table = SurveyAnswer.__table__  # type: ignore[attr-defined]
+testimonial_t: Table = Testimonial.__table__  # type: ignore[attr-defined]
+conversion_t: Table = Conversion.__table__  # type: ignore[attr-defined]
 
 
 def _in(q: Any, table: Table, cohorts: Collection[str] | None) -> Any:
@@ -1481,3 +1486,120 @@ def survey_answers(conn: Connection, cohort_id: str, survey_id: str) -> list[Sur
         SurveyRow(mid, alias or name or mid, question, text, choice, _aware(at))
         for mid, alias, name, question, text, choice, at in conn.execute(q)
     ]
+
+
+# --- testimonials (心得) and conversions (报名) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestimonialRow:
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    id: int
+    member_id: str
+    name: str  # as shown: group alias, name, else the id
+    track: str
+    day: int
+    at: datetime
+    text: str
+    featured_at: datetime | None
+    featured_by: str | None
+
+
+def add_testimonial(
+    conn: Connection, cohort_id: str, member_id: str, track: str, day: int, at: datetime, text: str
+) -> bool:
+    """Keep a testimonial's text; False if this member's same text is kept already."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    values = dict(cohort_id=cohort_id, member_id=member_id, track=track, day=day, at=at, text=text)
+    return _insert_new(conn, testimonial_t, {**values, "digest": digest})
+
+
+def testimonials(
+    conn: Connection,
+    cohort_id: str,
+    member_id: str | None = None,
+    featured_only: bool = False,
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> list[TestimonialRow]:
+    t = testimonial_t
+    q = select(
+        t.c.id,
+        t.c.member_id,
+        _shown(t),
+        t.c.track,
+        t.c.day,
+        t.c.at,
+        t.c.text,
+        t.c.featured_at,
+        t.c.featured_by,
+    ).select_from(_with_member(t))
+    q = q.where(t.c.cohort_id == cohort_id)
+    if member_id is not None:
+        q = q.where(t.c.member_id == member_id)
+    if featured_only:
+        q = q.where(t.c.featured_at.is_not(None))
+    q = q.order_by(t.c.at.desc(), t.c.id.desc()) if newest_first else q.order_by(t.c.at, t.c.id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [TestimonialRow(*r) for r in conn.execute(q)]
+
+
+def set_featured(conn: Connection, testimonial_id: int, at: datetime | None, by: str | None) -> None:
+    """Feature a testimonial (精选), or take the mark away (``at`` None)."""
+    conn.execute(
+        update(testimonial_t)
+        .where(testimonial_t.c.id == testimonial_id)
+        .values(featured_at=at, featured_by=by)
+    )
+
+
+@dataclass(frozen=True)
+class ConversionRow:
+    member_id: str
+    name: str  # as shown
+    at: datetime
+    source: str  # an operator's id, or "import:<file>"
+
+
+def add_conversion(conn: Connection, cohort_id: str, member_id: str, at: datetime, source: str) -> bool:
+    """Mark a member converted (bought the full course); False if marked before."""
+    return _insert_new(
+        conn, conversion_t, dict(cohort_id=cohort_id, member_id=member_id, at=at, source=source)
+    )
+
+
+def remove_conversion(conn: Connection, cohort_id: str, member_id: str) -> bool:
+    res = conn.execute(
+        conversion_t.delete().where(
+            conversion_t.c.cohort_id == cohort_id, conversion_t.c.member_id == member_id
+        )
+    )
+    return res.rowcount == 1
+
+
+def conversions(conn: Connection, cohort_id: str, member_id: str | None = None) -> list[ConversionRow]:
+    c = conversion_t
+    q = select(c.c.member_id, _shown(c), c.c.at, c.c.source).select_from(_with_member(c))
+    q = q.where(c.c.cohort_id == cohort_id).order_by(c.c.at, c.c.member_id)
+    if member_id is not None:
+        q = q.where(c.c.member_id == member_id)
+    return [ConversionRow(*r) for r in conn.execute(q)]
+
+
+def reminder_reach(conn: Connection, cohort_id: str) -> tuple[set[str], set[str]]:
+    """(reached, meant): the members a reminder @-mentioned or a nudge was for, and of those
+    the ones one reached: a reminder sent to the group with them in its @s, or a nudge sent
+    to them privately."""
+    q = select(out_t.c.kind, out_t.c.member_id, out_t.c.mentions, out_t.c.status).where(
+        out_t.c.cohort_id == cohort_id, out_t.c.kind.in_(("remind", "nudge"))
+    )
+    reached: set[str] = set()
+    meant: set[str] = set()
+    for kind, member_id, mentions, status in conn.execute(q):
+        ids = [member_id] if kind == "nudge" else (json.loads(mentions) if mentions else [])
+        meant.update(ids)
+        if status == "sent":
+            reached.update(ids)
+    return reached, meant
