@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
@@ -25,6 +25,9 @@ from bot import scenario as scenarios
 from bot.i18n import N_, _
 from bot.plan import StartDate
 from bot.yamlfile import InputError, Problem, read_yaml
+
+if TYPE_CHECKING:
+    from bot.report import Report
 
 
 def _lang_argument(args: list[str]) -> str | None:
@@ -332,9 +335,16 @@ def demo(
     fresh: Annotated[
         bool, typer.Option("--fresh", help=N_("with --db: delete the file first if it exists"))
     ] = False,
+    png: Annotated[
+        Path | None, typer.Option("--png", help=N_("also write the report's picture to forward in WeChat"))
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help=N_("also write the report as one web page"))
+    ] = None,
 ) -> None:
-    from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe
+    from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe, rehearsal_report
     from bot.plan import calendar
+    from bot.report_views import summary
     from bot.simulate import simulate as run_simulation
     from bot.summary import summary_tables
     from bot.transcript import for_scenario
@@ -394,6 +404,10 @@ def demo(
     )
     for table in summary_tables(result, sc):
         out.print(table)
+    rehearsed = rehearsal_report(result, pb)
+    for part in summary(rehearsed):
+        out.print(part)
+    _report_files(rehearsed, None, None, png, html)
     played = _("played {days} days in {seconds:.1f} s of real time")
     out.print("[dim]" + played.format(days=pb.days, seconds=time.perf_counter() - started) + "[/]")
     if db:
@@ -447,6 +461,35 @@ def reload(
     )
 
 
+# The database a reader (export, report) reads: the bot's config's, or one named.
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help=N_("the bot's config: its database and track names"))
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(help=N_("instead of --config: a database URL, or an SQLite file such as demo --db wrote")),
+]
+CohortOption = Annotated[
+    str | None, typer.Option(help=N_("the cohort's id; may be left out if the database holds one"))
+]
+
+
+def _reader_database(config: Path | None, db: str | None) -> tuple[Any, str]:
+    """(the loaded config or None, the database URL) of --config FILE or --db URL; exit 2
+    unless exactly one is given and the config is valid."""
+    from bot import config as configs
+    from bot import export as exports
+
+    if (config is None) == (db is None):
+        error(_("name the database with --config FILE or --db URL (one of them)"))
+        raise typer.Exit(2)
+    try:
+        loaded = configs.load(config) if config is not None else None
+    except InputError as exc:
+        raise fail(exc) from None
+    return loaded, loaded.database_url if loaded else exports.database_url(str(db))
+
+
 @app.command(
     help=N_(
         "Write a cohort's members, check-ins, rewards and sends into a folder: one xlsx workbook "
@@ -456,35 +499,18 @@ def reload(
 )
 def export(
     out_dir: Annotated[Path, typer.Option("--out", help=N_("the folder to write into; made if missing"))],
-    config: Annotated[
-        Path | None, typer.Option("--config", help=N_("the bot's config: its database and track names"))
-    ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            help=N_("instead of --config: a database URL, or an SQLite file such as demo --db wrote")
-        ),
-    ] = None,
-    cohort: Annotated[
-        str | None, typer.Option(help=N_("the cohort's id; may be left out if the database holds one"))
-    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
     fmt: Annotated[str, typer.Option("--format", metavar="xlsx|csv", help=N_("xlsx or csv"))] = "xlsx",
 ) -> None:
-    from bot import config as configs
     from bot import export as exports
     from storage.readonly import CannotRead, open_readonly
 
     if fmt not in exports.FORMATS:
         error(_("--format {value}: write xlsx or csv").format(value=escape(fmt)))
         raise typer.Exit(2)
-    if (config is None) == (db is None):
-        error(_("name the database with --config FILE or --db URL (one of them)"))
-        raise typer.Exit(2)
-    try:
-        loaded = configs.load(config) if config is not None else None
-    except InputError as exc:
-        raise fail(exc) from None
-    url = loaded.database_url if loaded else exports.database_url(str(db))
+    loaded, url = _reader_database(config, db)
     try:
         exports.check_folder(out_dir)
         engine = open_readonly(url)
@@ -510,6 +536,83 @@ def export(
             zone=result.zone,
         )
     )
+
+
+@app.command(
+    help=N_(
+        "How a cohort is going: completion per day and track, when members check in and whether "
+        "reminders work, daily activity and retention, lurkers, active and key members by name, "
+        "rewards, streaks, opt-outs; in the terminal, and in files with --xlsx, --csv, --png and "
+        "--html. Only reads the database: the bot may go on running."
+    )
+)
+def report(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help=N_("also write an Excel workbook"))] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help=N_("also write CSV files into this folder"))
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help=N_("also write one picture to forward in WeChat"))
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help=N_("also write one web page with interactive charts"))
+    ] = None,
+) -> None:
+    from bot import export as exports
+    from bot.clock import SystemClock
+    from bot.report import ReportError, Thresholds, compute
+    from bot.report_views import tables
+    from storage.readonly import CannotRead, location, open_readonly
+
+    loaded, url = _reader_database(config, db)
+    if loaded and loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
+        i18n.use(loaded.config.language)  # the config's choice over the locale's
+    limits = Thresholds(**loaded.config.report.model_dump()) if loaded else Thresholds()
+    try:
+        engine = open_readonly(url)
+        try:
+            with engine.connect() as conn:
+                cohort_id = exports.pick_cohort(conn, cohort, location(url))
+                pb = loaded.playbooks.get(cohort_id) if loaded else None
+                result = compute(conn, cohort_id, SystemClock().now(), pb, limits)
+        finally:
+            engine.dispose()
+    except (CannotRead, exports.ExportError, ReportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for part in tables(result):
+        out.print(part)
+    _report_files(result, xlsx, csv, png, html)
+
+
+def _report_files(
+    result: Report, xlsx: Path | None, csv: Path | None, png: Path | None, html: Path | None
+) -> None:
+    """The report's files, each said when written; a file that cannot be written: exit 2."""
+    from bot import export as exports
+    from bot import report_charts, report_views
+
+    written: list[Path] = []
+    try:
+        if xlsx is not None:
+            written.append(report_views.write_xlsx(result, xlsx))
+        if csv is not None:
+            written += report_views.write_csv(result, csv)
+        if png is not None:
+            font = report_charts.find_font()
+            if font is None:
+                err.print("[yellow]" + escape(report_charts.no_font_warning()) + "[/]", soft_wrap=True)
+            written.append(report_charts.write_png(result, png, font))
+        if html is not None:
+            written.append(report_charts.write_html(result, html))
+    except exports.ExportError as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for f in written:
+        out.print(_("wrote {file}").format(file=escape(str(f))))
 
 
 def main() -> None:
