@@ -246,6 +246,11 @@ class Report:
         rows = [r for r in self.funnel if not (self.today_open and r.day == self.last_day)]
         return percent(sum(r.done for r in rows), sum(r.in_group for r in rows))
 
+    def active_average(self) -> float | None:
+        """The daily active share (%), averaged over the days."""
+        rates = [r.active_rate for r in self.daily if r.active_rate is not None]
+        return round(sum(rates) / len(rates), 1) if rates else None
+
     def reminder_totals(self, kind: str) -> ReminderRow | None:
         rows = [r for r in self.reminders if r.kind == kind]
         if not rows:
@@ -472,6 +477,11 @@ class _Data:
     def person(self, m: _Member) -> Person:
         return Person(m.member_id, m.name)
 
+    def today(self) -> int:
+        """The day a streak runs to: the last day while it is open; once closed, the day
+        after (a closed day without a check-in breaks a streak)."""
+        return self.last_day if self.as_of < self.close(self.last_day) else self.last_day + 1
+
     def close(self, day: int) -> datetime:
         return self.cal.at(day + 1, self.cal.day_starts)
 
@@ -628,7 +638,7 @@ class _Data:
                 tuple(self.status(m, t, d) for t in self.tracks for d in t.days),
                 tuple(
                     (
-                        streaks.current(self._days(m, t), t.days, self.last_day),
+                        streaks.current(self._days(m, t), t.days, self.today()),
                         streaks.longest(self._days(m, t), t.days),
                     )
                     for t in self.tracks

@@ -20,11 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bot import export as exports
 from bot import i18n
 from bot.i18n import _
 from bot.report import TIERS, Report
-from bot.report_views import KINDS, STATUS, as_of, headline, names, pct, title
+from bot.report_views import KINDS, STATUS, as_of, headline, names, pct, title, write_file
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +112,7 @@ def _fallback_path() -> str:
 def write_png(report: Report, path: Path, font: Font | None) -> Path:
     """One portrait page (1080 px wide, for a phone): the title with the cohort and its dates,
     the headline figures, the completion per day and track, and the activity curve."""
-    exports.check_folder(path.parent)
-    try:
-        return exports._atomic(path, lambda part: _draw(report, part, font))
-    except OSError as exc:
-        raise exports.ExportError(
-            _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
-        ) from None
+    return write_file(path, lambda part: _draw(report, part, font))
 
 
 def _draw(report: Report, path: Path, font: Font | None) -> None:
@@ -151,12 +144,10 @@ def _draw(report: Report, path: Path, font: Font | None) -> None:
 
 def _figures(fig: Any, report: Report, t: Any, style: dict[str, Any]) -> None:
     """The headline figures, four big numbers across the page."""
-    days = [r for r in report.daily if r.active_rate is not None]
-    active = round(sum(r.active_rate or 0 for r in days) / len(days), 1) if days else None
     figures = [
         (str(report.in_group_now), _("members in the group")),
         (pct(report.completion()), _("completion")),
-        (pct(active), _("active a day")),
+        (pct(report.active_average()), _("active a day")),
         (str(sum(len(r.people) for r in report.rewards)), _("rewards granted")),
     ]
     for i, (value, label) in enumerate(figures):
@@ -241,13 +232,9 @@ def echarts_js() -> str:
 
 
 def write_html(report: Report, path: Path) -> Path:
-    exports.check_folder(path.parent)
-    try:
-        return exports._atomic(path, lambda part: _write_text(part, page(report)))
-    except OSError as exc:
-        raise exports.ExportError(
-            _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
-        ) from None
+    """One page, everything in it: the charts' script, their data, the names."""
+    text = page(report)
+    return write_file(path, lambda part: _write_text(part, text))
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -272,7 +259,7 @@ def charts(report: Report) -> dict[str, Any]:
             "tooltip": {"trigger": "axis"},
             "legend": {"top": 28},
             "grid": {"top": 70, "left": 45, "right": 15, "bottom": 30},
-            "xAxis": {"type": "category", "data": [_day(d) for d in days]},
+            "xAxis": {"type": "category", "data": [_day(d) for d in days], "axisLabel": {"interval": 0}},
             "yAxis": {"type": "value", "max": 100, "axisLabel": {"formatter": "{value}%"}},
             "series": [
                 {
@@ -298,7 +285,11 @@ def charts(report: Report) -> dict[str, Any]:
             "tooltip": {"trigger": "axis"},
             "legend": {"top": 28},
             "grid": {"top": 70, "left": 45, "right": 45, "bottom": 30},
-            "xAxis": {"type": "category", "data": [_day(r.day) for r in report.daily]},
+            "xAxis": {
+                "type": "category",
+                "data": [_day(r.day) for r in report.daily],
+                "axisLabel": {"interval": 0},
+            },
             "yAxis": [{"type": "value"}, {"type": "value", "splitLine": {"show": False}}],
             "series": [
                 {"name": _("active members"), "type": "bar", "data": [r.active for r in report.daily]},

@@ -5,7 +5,7 @@ are the report's own, rounded once there: a rate is the same 61.7 on screen and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -355,6 +355,7 @@ def _summary_sheet(report: Report) -> Sheet:
         (_("members in the group now"), report.in_group_now),
         (_("left the group"), len(report.left)),
         (_("completion (%), closed days"), report.completion()),
+        (_("active a day (%), on average"), report.active_average()),
         (_("rewards granted"), sum(len(r.people) for r in report.rewards)),
     ]
     for kind in KINDS:
@@ -418,15 +419,22 @@ def _cleaned(sheet: Sheet) -> Sheet:
     return Sheet(sheet.key, sheet.title, sheet.columns, exports._clean(sheet.rows))
 
 
-def write_xlsx(report: Report, path: Path) -> Path:
-    """One workbook, a sheet per section; complete or absent (written aside, then renamed)."""
+def write_file(path: Path, writer: Callable[[Path], None]) -> Path:
+    """One of the report's files, its folder made if missing; complete or absent (written
+    aside, then renamed); a folder or disk that refuses it is one line (ExportError)."""
     exports.check_folder(path.parent)
     try:
-        return exports._atomic(path, partial(exports.write_xlsx, as_export(report)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return exports._atomic(path, writer)
     except OSError as exc:
         raise exports.ExportError(
             _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
         ) from None
+
+
+def write_xlsx(report: Report, path: Path) -> Path:
+    """One workbook, a sheet per section."""
+    return write_file(path, partial(exports.write_xlsx, as_export(report)))
 
 
 def write_csv(report: Report, folder: Path) -> list[Path]:
