@@ -557,3 +557,22 @@ def test_the_html_page_draws_its_charts_offline_in_chromium(tmp_path):
         assert colors is not None and len(colors) > 100  # charts and text, not a blank page
         blue = sum(n for n, (r_, g, b) in colors if b > 150 and r_ < 120)
         assert blue > 2000  # ECharts' bars were drawn
+
+
+async def test_without_a_chinese_font_the_png_comes_with_a_warning(played, tmp_path, monkeypatch):
+    from bot import report_charts
+
+    assert find_font(("No Such Font",)) is None
+    monkeypatch.setattr(report_charts, "find_font", lambda: None)
+    result = invoke("report", "--db", played[1], "--png", tmp_path / "r.png")
+    assert result.exit_code == 0 and (tmp_path / "r.png").is_file()
+    assert "no Chinese font found" in result.stderr and "fonts-noto-cjk" in " ".join(result.stderr.split())
+
+
+def test_what_no_font_can_draw_is_left_out_not_boxed():
+    from bot.report_charts import _fallback_path, drawable
+
+    font = find_font()
+    if font is None:
+        pytest.skip("no CJK font here: apt-get install -y fonts-noto-cjk")
+    assert drawable("🌸小美 ✓", [font.path, _fallback_path()]) == "小美 ✓"
