@@ -247,6 +247,19 @@ def _script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def _days_axis(days: Sequence[int]) -> dict[str, Any]:
+    """Cohort days, numbered under the bars and named once below them (a half-width chart
+    has no room for "day 1" eight times)."""
+    return {
+        "type": "category",
+        "data": [str(d) for d in days],
+        "name": _("day"),
+        "nameLocation": "middle",
+        "nameGap": 25,
+        "axisLabel": {"interval": 0},
+    }
+
+
 def charts(report: Report) -> dict[str, Any]:
     """The ECharts options of the page, from the report's own numbers."""
     days = sorted({r.day for r in report.funnel})
@@ -258,8 +271,8 @@ def charts(report: Report) -> dict[str, Any]:
             "title": {"text": _("Completion per day and track (%)")},
             "tooltip": {"trigger": "axis"},
             "legend": {"top": 28},
-            "grid": {"top": 70, "left": 45, "right": 15, "bottom": 30},
-            "xAxis": {"type": "category", "data": [_day(d) for d in days], "axisLabel": {"interval": 0}},
+            "grid": {"top": 70, "left": 45, "right": 15, "bottom": 45},
+            "xAxis": _days_axis(days),
             "yAxis": {"type": "value", "max": 100, "axisLabel": {"formatter": "{value}%"}},
             "series": [
                 {
@@ -284,12 +297,8 @@ def charts(report: Report) -> dict[str, Any]:
             "title": {"text": _("Active members per day")},
             "tooltip": {"trigger": "axis"},
             "legend": {"top": 28},
-            "grid": {"top": 70, "left": 45, "right": 45, "bottom": 30},
-            "xAxis": {
-                "type": "category",
-                "data": [_day(r.day) for r in report.daily],
-                "axisLabel": {"interval": 0},
-            },
+            "grid": {"top": 70, "left": 45, "right": 45, "bottom": 45},
+            "xAxis": _days_axis([r.day for r in report.daily]),
             "yAxis": [{"type": "value"}, {"type": "value", "splitLine": {"show": False}}],
             "series": [
                 {"name": _("active members"), "type": "bar", "data": [r.active for r in report.daily]},
