@@ -28,6 +28,7 @@ from bot.yamlfile import InputError, Problem, read_yaml
 
 if TYPE_CHECKING:
     from bot.config import Loaded
+    from bot.report import Report
 
 
 def _lang_argument(args: list[str]) -> str | None:
@@ -335,9 +336,16 @@ def demo(
     fresh: Annotated[
         bool, typer.Option("--fresh", help=N_("with --db: delete the file first if it exists"))
     ] = False,
+    png: Annotated[
+        Path | None, typer.Option("--png", help=N_("also write the report's picture to forward in WeChat"))
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help=N_("also write the report as one web page"))
+    ] = None,
 ) -> None:
-    from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe
+    from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe, rehearsal_report
     from bot.plan import calendar
+    from bot.report_views import summary
     from bot.simulate import simulate as run_simulation
     from bot.summary import summary_tables
     from bot.transcript import for_scenario
@@ -397,6 +405,10 @@ def demo(
     )
     for table in summary_tables(result, sc):
         out.print(table)
+    rehearsed = rehearsal_report(result, pb)
+    for part in summary(rehearsed):
+        out.print(part)
+    _report_files(rehearsed, None, None, png, html)
     played = _("played {days} days in {seconds:.1f} s of real time")
     out.print("[dim]" + played.format(days=pb.days, seconds=time.perf_counter() - started) + "[/]")
     if db:
@@ -710,6 +722,83 @@ def conversions_import(
         raise typer.Exit(2) from None
     for line in conv.report(result):
         out.print(escape(line), soft_wrap=True)
+
+
+@app.command(
+    help=N_(
+        "How a cohort is going: completion per day and track, when members check in and whether "
+        "reminders work, daily activity and retention, lurkers, active and key members by name, "
+        "rewards, streaks, opt-outs; in the terminal, and in files with --xlsx, --csv, --png and "
+        "--html. Only reads the database: the bot may go on running."
+    )
+)
+def report(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohort: CohortOption = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help=N_("also write an Excel workbook"))] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help=N_("also write CSV files into this folder"))
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help=N_("also write one picture to forward in WeChat"))
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help=N_("also write one web page with interactive charts"))
+    ] = None,
+) -> None:
+    from bot import export as exports
+    from bot.clock import SystemClock
+    from bot.report import ReportError, Thresholds, compute
+    from bot.report_views import tables
+    from storage.readonly import CannotRead, location, open_readonly
+
+    loaded, url = _database(config, db)
+    if loaded and loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
+        i18n.use(loaded.config.language)  # the config's choice over the locale's
+    limits = Thresholds(**loaded.config.report.model_dump()) if loaded else Thresholds()
+    try:
+        engine = open_readonly(url)
+        try:
+            with engine.connect() as conn:
+                cohort_id = exports.pick_cohort(conn, cohort, location(url))
+                pb = loaded.playbooks.get(cohort_id) if loaded else None
+                result = compute(conn, cohort_id, SystemClock().now(), pb, limits)
+        finally:
+            engine.dispose()
+    except (CannotRead, exports.ExportError, ReportError) as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for part in tables(result):
+        out.print(part)
+    _report_files(result, xlsx, csv, png, html)
+
+
+def _report_files(
+    result: Report, xlsx: Path | None, csv: Path | None, png: Path | None, html: Path | None
+) -> None:
+    """The report's files, each said when written; a file that cannot be written: exit 2."""
+    from bot import export as exports
+    from bot import report_charts, report_views
+
+    written: list[Path] = []
+    try:
+        if xlsx is not None:
+            written.append(report_views.write_xlsx(result, xlsx))
+        if csv is not None:
+            written += report_views.write_csv(result, csv)
+        if png is not None:
+            font = report_charts.find_font()
+            if font is None:
+                err.print("[yellow]" + escape(report_charts.no_font_warning()) + "[/]", soft_wrap=True)
+            written.append(report_charts.write_png(result, png, font))
+        if html is not None:
+            written.append(report_charts.write_html(result, html))
+    except exports.ExportError as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(2) from None
+    for f in written:
+        out.print(_("wrote {file}").format(file=escape(str(f))))
 
 
 def main() -> None:

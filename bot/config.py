@@ -287,6 +287,15 @@ class AlertsConfig(_Strict):
     language: Literal["zh", "en"] | None = Field(None, description="default: the config's language, else zh")
 
 
+class ReportConfig(_Strict):
+    active_min_messages: Annotated[int, _in_range(1, 100_000, N_("messages"), 3, whole=True)] = Field(
+        default=3, description="a member with at least this many group messages is active"
+    )
+    key_members: Annotated[int, _in_range(0, 500, N_("members"), 5, whole=True)] = Field(
+        default=5, description="the active members with the most messages and check-ins: this many are key"
+    )
+
+
 class CohortConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN, description="[a-z0-9_-]+, unique")
     playbook: str = Field(min_length=1, description="playbook file, relative to the config file")
@@ -320,6 +329,9 @@ class Config(_Strict):
     )
     alerts: AlertsConfig | None = Field(
         None, description="(1.1) alerts outside WeChat: WeCom robot, webhook, e-mail"
+    )
+    report: ReportConfig = Field(
+        default_factory=lambda: ReportConfig(), description="(1.1) `cohortbot report`: the tiers' thresholds"
     )
 
 

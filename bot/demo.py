@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.playbook import Playbook
+from bot.report import Report, compute
 from bot.scenario import Scenario
+from bot.simulate import COHORT_ID, Result
 
 SAMPLE_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "python-8day.yaml"
 MIN_MEMBERS, MAX_MEMBERS = 1, 500
@@ -262,3 +264,10 @@ def describe(sc: Scenario, habit_of: dict[str, str]) -> Iterator[str]:
         if mid not in sc.operators:
             counts[h] = counts.get(h, 0) + 1
     yield ", ".join(f"{n} {h}" for h, n in sorted(counts.items(), key=lambda hn: -hn[1]))
+
+
+def rehearsal_report(result: Result, pb: Playbook) -> Report:
+    """The report of a played demo, as of the close of its last day (`cohortbot report` on the
+    file `demo --db` left gives the same)."""
+    with result.bot.db.connect() as conn:
+        return compute(conn, COHORT_ID, result.cal.at(pb.days + 1, result.cal.day_starts), pb)

@@ -185,6 +185,7 @@ class Engine:
                 conn, run.id, run.playbook.name, run.room, run.cal.start, str(run.cal.zone), self.clock.now()
             )
             repo.set_room_id(conn, run.id, run.room_id)
+            repo.set_calendar(conn, run.id, run.cal.days, run.cal.day_starts)
         self.runs[run.room_id] = run
         await self.roster.reconcile(run)
         with self.db.connect() as conn:

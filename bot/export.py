@@ -39,7 +39,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 XLSX_CELL_MAX = 32_767  # Excel's limit on a cell's characters
 
-Cell = str | int | datetime | None
+Cell = str | int | float | datetime | None  # float: the report's rates
 
 ROLES = {LEARNER: N_("member"), OPERATOR: N_("operator")}
 STATUSES = {

@@ -97,21 +97,26 @@ class Router:
         run = self.runs.get(msg.room_id)
         if run is None:
             return
+        role = self.roster.role(msg.sender.id)
+        spoke = self._spoke(run, msg, now) if role != OPERATOR else None
         text = checkins.strip_bot_mention(msg.text, self.roster.bot_names(), msg.mentions_bot)
         if not text:
+            self._count_alone(spoke)
             return
-        role = self.roster.role(msg.sender.id)
         if role == OPERATOR and msg.mentions_bot and self._operator(msg, text, now, run):
             return
         command, args = self._command(run, text)
         match = None if command else checkins.match_track(run, text)
         if command is None and match is None:
+            self._count_alone(spoke)
             if self.replies is not None:
                 self.replies.heard(run, msg, text, now)
             return
         outcome = None
         with self.db.begin() as conn:
             self.roster.ensure(conn, run, msg.sender, now)
+            if spoke is not None:  # in the check-in's own transaction: no extra commit
+                repo.count_message(conn, *spoke)
             if command is not None:
                 if commands.allowed(command, role) and self.limiter.allow(msg.sender.id, command, now):
                     reply = commands.answer(command, self._asked(conn, run, msg.sender, now, args))
@@ -148,6 +153,19 @@ class Router:
         if outcome in (checkins.Outcome.COUNTED, checkins.Outcome.NOTICE) or command == "makeup":
             self.rollcalls.request(run)
         self.wake()
+
+    @staticmethod
+    def _spoke(run: CohortRun, msg: Incoming, now: datetime) -> tuple[str, str, int] | None:
+        """(cohort, member, day) of a member's group message inside the cohort's days, for the
+        report's message counts; None outside them."""
+        day = run.day(min(msg.at, now))
+        return (run.id, msg.sender.id, day) if 1 <= day <= run.cal.days else None
+
+    def _count_alone(self, spoke: tuple[str, str, int] | None) -> None:
+        """Count a message that is neither a command nor a check-in (its own transaction)."""
+        if spoke is not None:
+            with self.db.begin() as conn:
+                repo.count_message(conn, *spoke)
 
     def _asked(
         self, conn: Connection, run: CohortRun, member: Member, now: datetime, args: tuple[str, ...] = ()

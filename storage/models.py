@@ -3,7 +3,7 @@ claim the row first, act second."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import Column, DateTime, Index, LargeBinary, TypeDecorator, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
@@ -51,6 +51,10 @@ class Cohort(SQLModel, table=True):
     # Paused by an operator (`暂停`): nothing scheduled is sent; items that fall due are held.
     paused_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     paused_by: str | None = None
+    # The playbook's calendar, for readers without the playbook (`cohortbot report --db`):
+    # how many days, and when a cohort day begins (`day_starts`). Null: written by an older bot.
+    days: int | None = None
+    day_starts: time | None = None
 
 
 class Member(SQLModel, table=True):
@@ -250,3 +254,15 @@ class Conversion(SQLModel, table=True):
     member_id: str = Field(primary_key=True)
     at: datetime = Field(sa_column=_utc())
     source: str  # the operator's id, or "import:<file name>"
+
+
+class MessageCount(SQLModel, table=True):
+    """How many group messages a member sent on a cohort day, check-ins and commands
+    included: the report's "spoke" (daily active members, lurkers). Counted up by the router,
+    one row per member and day; the texts themselves are not kept."""
+
+    __tablename__ = "message_count"
+    cohort_id: str = Field(primary_key=True, foreign_key="cohort.id")
+    member_id: str = Field(primary_key=True)
+    day: int = Field(primary_key=True)
+    messages: int = 0

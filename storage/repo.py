@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import cache
 from typing import Any
 
@@ -24,6 +24,7 @@ from storage.models import (
     ItemRun,
     Leave,
     Member,
+    MessageCount,
     Notice,
     OperatorAction,
     Outgoing,
@@ -44,6 +45,7 @@ out_t: Table = Outgoing.__table__  # type: ignore[attr-defined]
 notice_t: Table = Notice.__table__  # type: ignore[attr-defined]
 leave_t: Table = Leave.__table__  # type: ignore[attr-defined]
 action_t: Table = OperatorAction.__table__  # type: ignore[attr-defined]
+message_t: Table = MessageCount.__table__  # type: ignore[attr-defined]
 question_t: Table = Question.__table__  # type: ignore[attr-defined]
 progress_t: Table = SurveyProgress.__table__  # type: ignore[attr-defined]
 answer_t: Table = SurveyAnswer.__table__  # type: ignore[attr-defined]
@@ -88,6 +90,11 @@ def ensure_cohort(
             .where(cohort_t.c.id == cohort_id)
             .values(playbook=playbook, room=room, start=start, timezone=timezone)
         )
+
+
+def set_calendar(conn: Connection, cohort_id: str, days: int, day_starts: time) -> None:
+    """Record the playbook's length and day boundary for readers without it (the report)."""
+    conn.execute(update(cohort_t).where(cohort_t.c.id == cohort_id).values(days=days, day_starts=day_starts))
 
 
 def room_id_of(conn: Connection, cohort_id: str) -> str | None:
@@ -1603,3 +1610,52 @@ def reminder_reach(conn: Connection, cohort_id: str) -> tuple[set[str], set[str]
         if status == "sent":
             reached.update(ids)
     return reached, meant
+
+
+# --- members' messages (the report's "spoke") ----------------------------------------------
+
+
+@cache
+def _count_message_stmt(dialect_name: str) -> Executable:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    insert = dialect.insert(message_t).values(
+        cohort_id=bindparam("cohort"), member_id=bindparam("member"), day=bindparam("day"), messages=1
+    )
+    return insert.on_conflict_do_update(
+        index_elements=list(message_t.primary_key.columns), set_={"messages": message_t.c.messages + 1}
+    )
+
+
+def count_message(conn: Connection, cohort_id: str, member_id: str, day: int) -> None:
+    """One more group message from a member on a cohort day: one UPSERT, built once (this
+    runs for every message in the group)."""
+    params = {"cohort": cohort_id, "member": member_id, "day": day}
+    conn.execute(_count_message_stmt(conn.dialect.name), params)
+
+
+def message_counts(conn: Connection, cohort_id: str) -> dict[tuple[str, int], int]:
+    """(member id, day) -> group messages that day."""
+    q = select(message_t.c.member_id, message_t.c.day, message_t.c.messages).where(
+        message_t.c.cohort_id == cohort_id
+    )
+    return {(m, d): n for m, d, n in conn.execute(q)}
+
+
+def last_recorded(conn: Connection, cohort_id: str) -> datetime | None:
+    """The latest moment recorded for a cohort: a send queued, a check-in, a join or a leave."""
+    found = [
+        _aware(conn.execute(select(func.max(col)).where(table.c.cohort_id == cohort_id)).scalar())
+        for table, col in (
+            (out_t, out_t.c.created_at),
+            (checkin_t, checkin_t.c.at),
+            (member_t, member_t.c.joined_at),
+            (member_t, member_t.c.left_at),
+        )
+    ]
+    return max((f for f in found if f is not None), default=None)
+
+
+def leave_days(conn: Connection, cohort_id: str) -> set[tuple[str, int]]:
+    """(member id, day) of every leave taken."""
+    q = select(leave_t.c.member_id, leave_t.c.day).where(leave_t.c.cohort_id == cohort_id)
+    return {(m, d) for m, d in conn.execute(q)}
