@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -33,6 +34,9 @@ class Desk:
     connection: Callable[[], str] = lambda: ""  # the transport's state, said for operators
     reload: Callable[[], bool] | None = None  # `cohortbot run` only: True if a reload was asked
     queue_counts: Callable[[Connection], tuple[int, int]] | None = None  # (waiting, failed)
+    # `报告`: draw the report's picture and send it to this operator, after the text (the
+    # drawing takes a second or two: done in a thread, never in the message's transaction).
+    picture: Callable[[CohortRun, str, Any], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine as Database
 
@@ -42,6 +43,9 @@ from bot.transports.base import (
     Transport,
 )
 from storage import repo
+
+if TYPE_CHECKING:
+    from bot.report import Report
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,8 @@ class Engine:
         desk.max_mentions = p.max_mentions
         desk.queue_counts = lambda conn: repo.queue_counts(conn, [r.id for r in self.runs.values()])
         desk.connection = self._connection
+        desk.picture = self._picture
+        self._drawing: set[asyncio.Task[None]] = set()
         self.last_event_at: datetime | None = None
         self.replies = Replies(
             db,
@@ -207,8 +213,30 @@ class Engine:
         await self.rollcalls.stop()
         await self.replies.stop()
         await self.surveys.stop()
+        if self._drawing:  # a picture being drawn is let finish: it is queued, and sent next time
+            await asyncio.wait(set(self._drawing), timeout=10)
 
     # --- incoming events ----------------------------------------------------------------
+
+    def _picture(self, run: CohortRun, member_id: str, report: Report) -> None:
+        """An operator's `报告`: its picture, drawn in a thread, then queued to her."""
+        task = asyncio.get_running_loop().create_task(self._send_picture(run, member_id, report))
+        self._drawing.add(task)
+        task.add_done_callback(self._drawing.discard)
+
+    async def _send_picture(self, run: CohortRun, member_id: str, report: Report) -> None:
+        from bot.report_charts import png_bytes
+
+        try:
+            data = await asyncio.to_thread(png_bytes, report)
+        except Exception:
+            log.exception("%s: could not draw the report's picture", run.id)
+            return
+        with self.db.begin() as conn:
+            name = f"{run.id}-report.png"
+            now = self.clock.now()
+            repo.enqueue(conn, run.id, member_id=member_id, text=name, kind="image", now=now, image=data)
+        self.outbox.wake()
 
     def _connection(self) -> str:
         """The connection as operators read it (`状态`)."""

@@ -26,9 +26,7 @@ from storage import repo
 from storage.models import LEARNER
 
 SEP = N_(", ")
-WHICH = N_(
-    'Which cohort? Add its id or group name to the command, e.g. "{example}". The cohorts: {cohorts}'
-)
+WHICH = N_('Which cohort? Add its id or group name to the command, e.g. "{example}". The cohorts: {cohorts}')
 NO_SUCH = N_('"{word}" is not a cohort, track, day or member here. {what}')
 TRACKS_ARE = N_("The tracks: {tracks}.")
 COHORTS_ARE = N_("The cohorts: {cohorts}.")
@@ -82,6 +80,17 @@ FUTURE_DAY = N_("[{cohort}] Day {day} has not come yet (today is day {today}).")
 NOT_A_TRACK_DAY = N_("[{cohort}] {track} does not count on day {day} (its days: {days}).")
 WHO = N_('[{cohort}] No member "{name}" here.')
 WHO_AMBIGUOUS = N_('[{cohort}] "{name}" could be: {names}. Write the one you mean (or their id).')
+# 报告
+REPORT_TITLE = N_("📊 {name} ({cohort}) · day {day} of {days}")
+REPORT_HEAD = N_(
+    "In the group: {here} ({left} left) · completion so far: {rate} · rewards granted: {rewards}"
+)
+REPORT_TODAY = N_("Day {day}: {tracks}")
+REPORT_TRACK = N_("{track} {done}/{total}")
+REPORT_TIERS = N_("Lurkers (never spoke): {lurkers} · key members: {key}")
+REPORT_PICTURE = N_("📊 The picture follows; the whole report: `cohortbot report`.")
+REPORT_NONE = N_("[{cohort}] No report yet: {why}")
+HELP_REPORT = N_('"{word} [cohort]": the report in short, and its picture to forward')
 # 重载
 RELOAD_ASKED = N_("🔄 Reading the config and playbooks again; what changed follows in a moment.")
 RELOAD_NOT_HERE = N_("Reloading is for `cohortbot run`; here, edit the files and start again.")
@@ -429,6 +438,47 @@ def _member(a: Asked, run: CohortRun, written: str) -> tuple[Member | None, str]
         return None, _say(a, WHO).format(cohort=run.id, name=written)
     names = _say(a, SEP).join(f"{m.shown}（{m.member_id}）" for m in close[:10])
     return None, _say(a, WHO_AMBIGUOUS).format(cohort=run.id, name=written, names=names)
+
+
+# --- 报告 ----------------------------------------------------------------------------------
+
+
+@command("report", OPERATORS, HELP_REPORT, ("报告", "report"))
+def report(a: Asked) -> str:
+    from bot import report as reports
+    from bot.report_views import pct
+
+    run, _rest, ask = _pick(a, "报告")
+    if run is None:
+        return ask or ""
+    try:
+        result = reports.compute(a.conn, run.id, a.now, run.playbook)
+    except reports.ReportError as exc:
+        return _say(a, REPORT_NONE).format(cohort=run.id, why=exc)
+    lines = [
+        _say(a, REPORT_TITLE).format(name=result.name, cohort=run.id, day=result.last_day, days=result.days),
+        _say(a, REPORT_HEAD).format(
+            here=result.in_group_now,
+            left=len(result.left),
+            rate=pct(result.completion()),
+            rewards=sum(len(r.people) for r in result.rewards),
+        ),
+    ]
+    todays = [r for r in result.funnel if r.day == result.last_day]
+    if todays:
+        tracks = _say(a, SEP).join(
+            _say(a, REPORT_TRACK).format(track=r.track, done=r.done, total=r.in_group) for r in todays
+        )
+        lines.append(_say(a, REPORT_TODAY).format(day=result.last_day, tracks=tracks))
+    lurkers, key = result.tier(reports.LURKER), result.tier(reports.KEY)
+    key_names = _say(a, SEP).join(p.name for p in key[:5]) or "-"
+    lines.append(_say(a, REPORT_TIERS).format(lurkers=len(lurkers), key=key_names))
+    picture = _desk(a).picture
+    if picture is not None:
+        picture(run, a.member_id, result)
+        lines.append(_say(a, REPORT_PICTURE))
+    repo.audit(a.conn, run.id, a.member_id, "report", "", a.now)
+    return "\n".join(lines)
 
 
 # --- 重载, 帮助 -----------------------------------------------------------------------------

@@ -115,6 +115,14 @@ def write_png(report: Report, path: Path, font: Font | None) -> Path:
     return write_file(path, lambda part: _draw(report, part, font))
 
 
+def png_bytes(report: Report) -> bytes:
+    """The picture, for a chat (an operator's `报告`)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return write_png(report, Path(folder) / "report.png", find_font()).read_bytes()
+
+
 def _draw(report: Report, path: Path, font: Font | None) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

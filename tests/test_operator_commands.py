@@ -4,6 +4,8 @@ whatever their name; wrong cohort, track, member or day get one line saying what
 
 from __future__ import annotations
 
+import asyncio
+
 from bot import i18n
 from storage import repo
 from tests.harness import members
@@ -233,3 +235,22 @@ async def test_with_two_cohorts_a_command_names_one_or_is_asked_which():
             assert r.paused(conn, "py-a") is not None and r.paused(conn, "py-b") is None
     finally:
         await bot.stop()
+
+
+async def test_report_in_chat_text_then_its_picture(harness):
+    h = await start(harness, now="day 2 08:00")
+    await h.say("u01", "晨读")
+    await h.say("u02", "打卡")
+    await h.until("day 2 20:00")
+    before = len(h.dms("op1"))
+    await h.dm("op1", "报告")
+    await h.settle()
+    await asyncio.gather(*h.bot.engine._drawing)  # the picture is drawn in a thread
+    await h.settle()
+    told = h.dms("op1")[before:]
+    assert told[0].text.splitlines()[0] == "📊 Python 入门体验营（c1）· 第 2 天（共 8 天）", told[0].text
+    assert "第 2 天：" in told[0].text and "晨读 1/4" in told[0].text, told[0].text
+    assert "图片随后" in told[0].text or "📊" in told[0].text
+    [(chat, name, data)] = h.group.images
+    assert chat == "op1" and name == "c1-report.png" and data.startswith(b"\x89PNG")
+    assert told[-1].text == "[c1-report.png]" and "image" in told[-1].kinds
