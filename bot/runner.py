@@ -19,6 +19,7 @@ from bot.app import Bot
 from bot.clock import SystemClock
 from bot.cohort import CohortRun
 from bot.config import Loaded
+from bot.i18n import _
 from bot.incidents import Incidents, PreviousRun, RunMarker
 from bot.plan import calendar
 from bot.reload import Reloader, pid_file
@@ -46,7 +47,7 @@ def run_forever(loaded: Loaded, console: Console) -> int:
     errors = Console(stderr=True, highlight=False)
 
     def error(message: str) -> int:
-        errors.print(f"[bold red]error[/] {escape(message)}", soft_wrap=True)
+        errors.print(_("[bold red]error[/] {text}").format(text=escape(message)), soft_wrap=True)
         return 2
 
     def database_error(exc: BaseException) -> int:
