@@ -60,6 +60,10 @@ LINK = N_(
 LINK_GATHER = timedelta(minutes=30)  # members who need the link within this share one post
 MAX_SLEEP = timedelta(hours=1)  # a live edit (a survey added, a new start) is seen within this
 MIN_SLEEP = 10.0  # seconds: never a busy loop, whatever the database says
+# First questions and reminders are near-identical private messages to many members: at most
+# this many an hour (domain.md: an account was logged out after about 100 of 700).
+BULK_PER_HOUR = 60
+BULK_PAUSE = timedelta(minutes=5)
 # After the command or keyword a message starts with, these make it a command ("打卡 第一课",
 # "心得：…"); anything else right after it makes it an answer ("完成工作报表").
 _AFTER_WORD = " \t\n\u2005\u3000:：,，.。!！?？、"
@@ -196,10 +200,17 @@ class Surveys:
             return 0
         if self.started(run, now) and (n := repo.survey_claim_everyone(conn, run.id, survey.id, now)):
             log.info("%s: questionnaire %s: %d member(s) to ask", run.id, survey.id, n)
-        queued = self._ask(conn, run, survey, now)
+        budget = self._budget(conn, run, now)
+        queued = self._ask(conn, run, survey, now, budget=budget)
         if now < run.cal.end_utc():
-            queued += self._remind(conn, run, survey, now)
+            queued += self._remind(conn, run, survey, now, budget=budget - queued)
         return queued
+
+    @staticmethod
+    def _budget(conn: Connection, run: CohortRun, now: datetime) -> int:
+        """How many first questions and reminders may still go this hour: hundreds of
+        near-identical private messages in a row are what WeChat logs an account out for."""
+        return max(BULK_PER_HOUR - repo.bulk_sent_since(conn, run.id, "survey", now - timedelta(hours=1)), 0)
 
     def next_due(self, conn: Connection, run: CohortRun, now: datetime) -> datetime:
         survey = run.playbook.survey
@@ -213,6 +224,8 @@ class Surveys:
         oldest = repo.survey_first_unreminded(conn, run.id, survey.id) if now < run.cal.end_utc() else None
         if oldest is not None:
             found.append(oldest + timedelta(hours=survey.remind_after_hours))
+        if repo.survey_to_ask(conn, run.id, survey.id, None):
+            found.append(now + BULK_PAUSE)  # held back by the hour's budget: look again soon
         return min(found)
 
     # --- asking -----------------------------------------------------------------------------
@@ -225,12 +238,16 @@ class Surveys:
         now: datetime,
         member_id: str | None = None,
         priority: int = 2,
+        budget: int | None = None,
     ) -> int:
         """The next question to everyone (or one member) whose question waits to be asked;
-        the link instead to those the account cannot message. Claimed, then queued."""
+        the link instead to those the account cannot message. Claimed, then queued. First
+        questions sent in bulk stop at ``budget``; the rest wait for the next hour's."""
         queued = 0
         for p in repo.survey_to_ask(conn, run.id, survey.id, member_id):
             m = p.member
+            if budget is not None and queued >= budget:
+                break
             if p.question >= len(survey.questions):
                 repo.survey_finished(conn, run.id, m.member_id, survey.id, now)
                 continue
@@ -250,9 +267,11 @@ class Surveys:
             queued += 1
         return queued
 
-    def _remind(self, conn: Connection, run: CohortRun, survey: Survey, now: datetime) -> int:
+    def _remind(
+        self, conn: Connection, run: CohortRun, survey: Survey, now: datetime, budget: int = 10**6
+    ) -> int:
         before = now - timedelta(hours=survey.remind_after_hours)
-        waiting = repo.survey_to_remind(conn, run.id, survey.id, before)
+        waiting = repo.survey_to_remind(conn, run.id, survey.id, before)[: max(budget, 0)]
         for p in waiting:
             head = templates.render(run.playbook.tr(REMINDER), {"name": p.member.shown})
             text = (

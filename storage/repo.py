@@ -395,6 +395,20 @@ def queue_counts(conn: Connection, cohort_ids: Sequence[str]) -> tuple[int, int]
     return counts.get("pending", 0) + counts.get("sending", 0), counts.get("failed", 0)
 
 
+def bulk_sent_since(conn: Connection, cohort_id: str, kind: str, since: datetime) -> int:
+    """Bulk private messages (priority 2) of a kind queued since ``since``: the hour's budget."""
+    return conn.execute(
+        select(func.count())
+        .select_from(out_t)
+        .where(
+            out_t.c.cohort_id == cohort_id,
+            out_t.c.kind == kind,
+            out_t.c.priority == 2,
+            out_t.c.created_at >= since,
+        )
+    ).scalar_one()
+
+
 def audit(conn: Connection, cohort_id: str, operator_id: str, action: str, detail: str, at: datetime) -> None:
     conn.execute(
         action_t.insert().values(

@@ -544,3 +544,19 @@ async def test_the_survey_command_on_a_cohort_without_a_survey(harness, tmp_path
     result = invoke("survey", "--db", db, "--xlsx", tmp_path)
     assert result.exit_code == 2
     assert "cohort c1 has no questionnaire" in result.output
+
+
+async def test_a_big_group_is_asked_at_most_sixty_an_hour(harness):
+    """Hundreds of near-identical private messages in a row get accounts logged out: the first
+    questions go 60 an hour, and everyone is asked in the end."""
+    from bot.survey import BULK_PER_HOUR
+
+    people = members("op1:王助教", *(f"u{i:03}:同学{i}" for i in range(150)))
+    h = await start(harness, now="day 1 08:00", people=people)
+    await h.until("day 1 08:59")
+    await h.settle()
+    first_hour = sum(1 for i in range(150) if survey_dms(h, f"u{i:03}"))
+    assert first_hour == BULK_PER_HOUR
+    await h.until("day 1 11:30")
+    await h.settle()
+    assert all(survey_dms(h, f"u{i:03}") for i in range(150))
