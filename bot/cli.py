@@ -728,8 +728,9 @@ def conversions_import(
     help=N_(
         "How a cohort is going: completion per day and track, when members check in and whether "
         "reminders work, daily activity and retention, lurkers, active and key members by name, "
-        "rewards, streaks, opt-outs; in the terminal, and in files with --xlsx, --csv, --png and "
-        "--html. Only reads the database: the bot may go on running."
+        "rewards, streaks, opt-outs, conversion (报名) and the questionnaire; in the terminal, and "
+        "in files with --xlsx, --csv, --png and --html. With --config and several cohorts but no "
+        "--cohort: the cohorts side by side. Only reads the database: the bot may go on running."
     )
 )
 def report(
@@ -749,26 +750,44 @@ def report(
 ) -> None:
     from bot import export as exports
     from bot.clock import SystemClock
-    from bot.report import ReportError, Thresholds, compute
-    from bot.report_views import tables
+    from bot.report import ReportError, Thresholds, compare, compute
+    from bot.report_views import comparison, tables
     from storage.readonly import CannotRead, location, open_readonly
 
     loaded, url = _database(config, db)
     if loaded and loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
         i18n.use(loaded.config.language)  # the config's choice over the locale's
     limits = Thresholds(**loaded.config.report.model_dump()) if loaded else Thresholds()
+    # The config's cohorts are the ones that run (the database may hold old rehearsals too).
+    several = [c.id for c in loaded.config.cohorts] if loaded and cohort is None else []
+    if len(several) > 1 and any(f is not None for f in (xlsx, csv, png, html)):
+        error(
+            _(
+                "the config runs {n} cohorts and the files are one cohort's report; name it with "
+                "--cohort: {ids}"
+            ).format(n=len(several), ids=", ".join(several))
+        )
+        raise typer.Exit(2)
     try:
         engine = open_readonly(url)
         try:
             with engine.connect() as conn:
-                cohort_id = exports.pick_cohort(conn, cohort, location(url))
-                pb = loaded.playbooks.get(cohort_id) if loaded else None
-                result = compute(conn, cohort_id, SystemClock().now(), pb, limits)
+                if len(several) > 1:
+                    assert loaded is not None
+                    lines = compare(conn, several, SystemClock().now(), loaded.playbooks, limits)
+                else:
+                    cohort_id = exports.pick_cohort(conn, cohort, location(url))
+                    pb = loaded.playbooks.get(cohort_id) if loaded else None
+                    result = compute(conn, cohort_id, SystemClock().now(), pb, limits)
         finally:
             engine.dispose()
     except (CannotRead, exports.ExportError, ReportError) as exc:
         error(escape(str(exc)))
         raise typer.Exit(2) from None
+    if len(several) > 1:
+        for part in comparison(lines):
+            out.print(part)
+        return
     for part in tables(result):
         out.print(part)
     _report_files(result, xlsx, csv, png, html)

@@ -20,7 +20,10 @@ What is counted, in the words the report uses:
 - *tiers* (members in the group now): lurkers never spoke (no message, no check-in of their
   own); key members are the `key_members` with the most messages plus check-ins among those
   with at least `active_min_messages` messages; active members the rest of those; occasional
-  members spoke less than that.
+  members spoke less than that;
+- *conversion*: bot/conversions.py's figures (members who left included), by these tiers
+  (those who left as one more group) so that a tier means one thing throughout; the
+  questionnaire's are bot/survey.py's.
 
 The database may belong to a running bot: the caller reads it through storage.readonly."""
 
@@ -38,9 +41,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, select
 
 from bot import streaks
+from bot.conversions import ConversionFigures, conversion_figures
 from bot.i18n import N_, _
 from bot.plan import Calendar
 from bot.playbook import Playbook
+from bot.survey import SurveyFigures, survey_figures
 from storage import repo
 from storage.models import LEARNER
 from storage.repo import checkin_t, cohort_t, grant_t, member_t, out_t
@@ -57,6 +62,8 @@ TIERS = {
     OCCASIONAL: N_("occasional (spoke, below the threshold)"),
     LURKER: N_("lurkers (never spoke)"),
 }
+# Members who left have no tier; in the conversion by tier they are this one more group.
+LEFT = "left"
 # A member's status on one day of a track, in the per-member sheet ("": not in the group
 # then, or the day is still open).
 DONE, MAKEUP, ON_LEAVE, MISSED = "done", "makeup", "leave", "missed"
@@ -205,6 +212,7 @@ class MemberRow:
     rewards: tuple[str, ...]
     muted: bool
     reachable: bool
+    enrolled: bool
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,9 @@ class Report:
     members: tuple[MemberRow, ...]
     grid: tuple[tuple[str, int], ...]  # the member sheet's (track name, day) columns
     in_group_now: int
+    with_playbook: bool  # --config: tracks, rewards and the survey have their words
+    conversion: ConversionFigures  # by_tier: TIERS' codes and LEFT
+    survey: SurveyFigures | None  # None: the cohort has no questionnaire
 
     @property
     def end(self) -> date:
@@ -240,6 +251,16 @@ class Report:
 
     def tier(self, code: str) -> tuple[Person, ...]:
         return dict(self.tiers)[code]
+
+    def lesson_track(self) -> str:
+        """The name of the track whose every day makes "finished" in the conversion."""
+        tid = self.conversion.lesson_track
+        return next((t.name for t in self.tracks if t.id == tid), tid or "")
+
+    def conversion_rate(self) -> float | None:
+        """Enrolled over every member who joined (%)."""
+        overall = self.conversion.overall
+        return percent(overall.converted, overall.members)
 
     def completion(self) -> float | None:
         """Check-ins over members in the group, all tracks, the closed days."""
@@ -397,6 +418,9 @@ def compute(
         .order_by(out_t.c.sent_at, out_t.c.id)
     ).all()
     tiers = data.tiers(limits)
+    tier_of = {p.member_id: code for code, ps in tiers.items() for p in ps}
+    tier_of |= {m.member_id: LEFT for m in people if not m.present}
+    conversion = conversion_figures(conn, cohort_id, pb, tier_of)
     reward_names = {r.id: r.name for r in pb.rewards} if pb else {}
     return Report(
         cohort=cohort_id,
@@ -420,9 +444,12 @@ def compute(
         muted=tuple(data.person(m) for m in people if m.present and m.muted),
         unreachable=tuple(data.person(m) for m in people if m.present and not m.reachable),
         left=tuple(data.person(m) for m in people if not m.present),
-        members=tuple(data.member_rows(tiers, grants, reward_names)),
+        members=tuple(data.member_rows(tiers, grants, reward_names, conversion.converted)),
         grid=tuple((t.name, d) for t in data.tracks for d in t.days),
         in_group_now=sum(1 for m in people if m.present),
+        with_playbook=pb is not None,
+        conversion=conversion,
+        survey=survey_figures(conn, cohort_id, pb),
     )
 
 
@@ -618,7 +645,11 @@ class _Data:
         return MISSED
 
     def member_rows(
-        self, tiers: Mapping[str, list[Person]], grants: Sequence[tuple[str, str]], names: Mapping[str, str]
+        self,
+        tiers: Mapping[str, list[Person]],
+        grants: Sequence[tuple[str, str]],
+        names: Mapping[str, str],
+        enrolled: frozenset[str],
     ) -> Iterable[MemberRow]:
         tier_of = {p.member_id: code for code, people in tiers.items() for p in people}
         earned: dict[str, list[str]] = defaultdict(list)
@@ -646,4 +677,39 @@ class _Data:
                 tuple(earned[m.member_id]),
                 m.muted,
                 m.reachable,
+                m.member_id in enrolled,
             )
+
+
+# --- several cohorts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CohortLine:
+    """One cohort of a comparison: its report, or why there is none yet."""
+
+    cohort: str
+    report: Report | None
+    problem: str = ""
+
+
+def compare(
+    conn: Connection,
+    cohort_ids: Sequence[str],
+    now: datetime,
+    playbooks: Mapping[str, Playbook],
+    thresholds: Thresholds | None = None,
+) -> list[CohortLine]:
+    """Each cohort's report, side by side (`report --config` when the config runs several):
+    the same computation as one cohort's, so its numbers are those of `--cohort ID`."""
+    known = set(conn.execute(select(cohort_t.c.id)).scalars())
+    lines = []
+    for cid in cohort_ids:
+        if cid not in known:
+            lines.append(CohortLine(cid, None, _("not in the database yet: its bot has not started")))
+            continue
+        try:
+            lines.append(CohortLine(cid, compute(conn, cid, now, playbooks.get(cid), thresholds)))
+        except ReportError as exc:
+            lines.append(CohortLine(cid, None, str(exc)))
+    return lines

@@ -22,8 +22,23 @@ from typing import Any
 
 from bot import i18n
 from bot.i18n import _
-from bot.report import TIERS, Report
-from bot.report_views import KINDS, STATUS, as_of, headline, names, pct, title, write_file
+from bot.report import TIERS, Person, Report
+from bot.report_views import (
+    KINDS,
+    STATUS,
+    as_of,
+    conversion_rows,
+    enrolled_line,
+    headline,
+    names,
+    no_completion_note,
+    no_survey_note,
+    pct,
+    survey_head,
+    survey_table,
+    title,
+    write_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,8 @@ CJK_FAMILIES = (
 FALLBACK = "DejaVu Sans"  # matplotlib's own: digits, Latin, ✓ and other symbols
 PROBE = "打卡完成率活跃第天群"  # a font without these is no Chinese font
 COLORS = ("#2f7ed8", "#f28f43", "#3aa655", "#8e5fc9", "#e4566b", "#18a8b8")
+HEADLINE_X, HEADLINE_W = 0.06, 0.94  # the headline figures share this much of the page's width
+GAP = 0.015  # of the page's width, kept clear between two headline figures
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,11 @@ def png_bytes(report: Report) -> bytes:
 
 
 def _draw(report: Report, path: Path, font: Font | None) -> None:
+    picture(report, font).savefig(path, format="png", dpi=150, facecolor="white")
+
+
+def picture(report: Report, font: Font | None) -> Any:
+    """The PNG's page as a matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -147,21 +169,48 @@ def _draw(report: Report, path: Path, font: Font | None) -> None:
     _activity_axes(fig.add_axes((0.1, 0.1, 0.86, 0.28)), report, t, style)
     note = _("completion: checked in / members in the group that day · active: spoke or checked in")
     fig.text(0.06, 0.025, t(note), fontsize=8, color="#888888", **style)
-    fig.savefig(path, format="png", dpi=150, facecolor="white")
+    return fig
 
 
 def _figures(fig: Any, report: Report, t: Any, style: dict[str, Any]) -> None:
-    """The headline figures, four big numbers across the page."""
+    """The headline figures, big numbers across the page: four, and the conversion as a
+    fifth once members are marked enrolled, if its number and label fit beside the others."""
     figures = [
         (str(report.in_group_now), _("members in the group")),
         (pct(report.completion()), _("completion")),
         (pct(report.active_average()), _("active a day")),
         (str(sum(len(r.people) for r in report.rewards)), _("rewards granted")),
     ]
+    if report.conversion.overall.converted:
+        five = [*figures, (pct(report.conversion_rate()), _("conversion"))]
+        drawn = _place(fig, five, t, style)
+        if not _crowded(fig, drawn, len(five)):
+            return
+        for text in drawn:
+            text.remove()
+    _place(fig, figures, t, style)
+
+
+def _place(fig: Any, figures: Sequence[tuple[str, str]], t: Any, style: dict[str, Any]) -> list[Any]:
+    step = HEADLINE_W / len(figures)
+    drawn = []
     for i, (value, label) in enumerate(figures):
-        x = 0.06 + i * 0.235
-        fig.text(x, 0.862, value, fontsize=22, fontweight="bold", color=COLORS[0], **style)
-        fig.text(x, 0.838, t(label), fontsize=10, color="#555555", **style)
+        x = HEADLINE_X + i * step
+        drawn.append(fig.text(x, 0.862, value, fontsize=22, fontweight="bold", color=COLORS[0], **style))
+        drawn.append(fig.text(x, 0.838, t(label), fontsize=10, color="#555555", **style))
+    return drawn
+
+
+def _crowded(fig: Any, drawn: Sequence[Any], n: int) -> bool:
+    """Whether a figure's number or label (value, label, value, ...) runs into the next one's
+    place, or off the page."""
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    for i, text in enumerate(drawn):
+        end = HEADLINE_X + (i // 2 + 1) * HEADLINE_W / n - GAP
+        if text.get_window_extent(renderer).x1 > end * width:
+            return True
+    return False
 
 
 def _day(day: int) -> str:
@@ -357,7 +406,71 @@ def charts(report: Report) -> dict[str, Any]:
                 {"name": _("others"), "type": "bar", "data": [r.others_rate for r in report.reminders]},
             ],
         },
+        **_conversion_chart(report),  # the funnel ends in it
     }
+
+
+def _conversion_chart(report: Report) -> dict[str, Any]:
+    """The share enrolled per group, a bar each, coloured by what groups them; none before
+    anyone is marked enrolled (every bar would be empty)."""
+    if not report.conversion.overall.converted:
+        return {}
+    rows = conversion_rows(report)
+    sections = list(dict.fromkeys(by for by, *_rest in rows))
+    return {
+        "conversion": {
+            "title": {"text": _("Enrolled in the full course (%), by group")},
+            "tooltip": {"trigger": "item"},
+            "grid": {"top": 45, "left": 10, "right": 100, "bottom": 10, "containLabel": True},
+            "xAxis": {"type": "value", "max": 100, "axisLabel": {"formatter": "{value}%"}},
+            "yAxis": {
+                "type": "category",
+                "inverse": True,
+                "data": [group for _by, group, *_rest in rows],
+                "axisLabel": {"interval": 0},
+            },
+            "series": [
+                {
+                    "name": _("enrolled"),
+                    "type": "bar",
+                    "data": [
+                        {
+                            "value": rate,
+                            "itemStyle": {"color": COLORS[sections.index(by) % len(COLORS)]},
+                            "label": {
+                                "show": True,
+                                "position": "right",
+                                "formatter": f"{pct(rate)} ({enrolled}/{members})",
+                            },
+                        }
+                        for by, _group, members, enrolled, rate in rows
+                    ],
+                }
+            ],
+        }
+    }
+
+
+def _conversion_section(report: Report) -> str:
+    notes = [enrolled_line(report)]
+    if not report.conversion.by_completion:
+        notes.append(no_completion_note())
+    table = _rows(
+        [_("grouped by"), _("which members"), _("members"), _("enrolled"), _("rate (%)")],
+        conversion_rows(report),
+    )
+    meta = "".join(f'<p class="meta">{html.escape(n)}</p>' for n in notes)
+    return _section(_("Conversion: enrolled in the full course (报名)"), meta + table)
+
+
+def _survey_section(report: Report) -> str:
+    f = report.survey
+    if f is None:
+        return _section(_("Questionnaire"), f'<p class="meta">{html.escape(no_survey_note(report))}</p>')
+    rows = [(head, label, n, share) for head, label, n, share, _last in survey_table(report)]
+    table = _rows([_("question"), _("answer"), _("count"), _("share (%)")], rows)
+    head = f'<p class="meta">{html.escape(survey_head(report))}</p>'
+    return _section(_("Questionnaire {survey}").format(survey=f.survey_id), head + table)
 
 
 def _rows(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -380,6 +493,7 @@ def page(report: Report) -> str:
         (_("opted out (mute)"), report.muted),
         (_("not reachable privately"), report.unreachable),
         (_("left the group"), report.left),
+        (_("enrolled (报名)"), tuple(Person(m.member_id, m.name) for m in report.members if m.enrolled)),
     ]
     who = _rows([_("list"), _("members"), _("who")], [(label, len(p), names(p)) for label, p in lists])
     tracks = [tr.name for tr in report.tracks]
@@ -392,6 +506,7 @@ def page(report: Report) -> str:
             *(_("{track}, day {day}").format(track=tr, day=d) for tr, d in report.grid),
             *(_("{track}: streak now").format(track=tr) for tr in tracks),
             _("rewards"),
+            _("enrolled"),
         ],
         [
             (
@@ -402,11 +517,12 @@ def page(report: Report) -> str:
                 *(_(STATUS[s]) if s else "" for s in m.statuses),
                 *(now for now, _longest in m.streaks),
                 _(", ").join(m.rewards),
+                _("yes") if m.enrolled else "",
             )
             for m in report.members
         ],
     )
-    wide = ("hours", "reminders")  # many bars: the whole width
+    wide = ("hours", "reminders", "conversion")  # many bars: the whole width
     boxes = "".join(
         f'<div class="chart{" wide" if key in wide else ""}" id="{key}"></div>' for key in charts(report)
     )
@@ -415,7 +531,9 @@ def page(report: Report) -> str:
         title=html.escape(title(report)),
         as_of=html.escape(as_of(report)),
         headline=html.escape(headline(report)),
+        enrolled=html.escape(enrolled_line(report)),
         charts=boxes,
+        funnel=_conversion_section(report) + _survey_section(report),
         lists=_section(_("Who"), who),
         members=_section(_("Each member's days"), member_rows),
         echarts=echarts_js().replace("</script", "<\\/script"),
@@ -450,7 +568,9 @@ th {{ background: #f5f7fa; position: sticky; top: 0; }}
 <h1>{title}</h1>
 <p class="meta">{as_of}</p>
 <p class="meta">{headline}</p>
+<p class="meta">{enrolled}</p>
 <div class="grid">{charts}</div>
+{funnel}
 {lists}
 {members}
 <script>{echarts}</script>

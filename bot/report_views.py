@@ -6,6 +6,7 @@ are the report's own, rounded once there: a rate is the same 61.7 on screen and 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -13,15 +14,40 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bot import conversions as conv
 from bot import export as exports
 from bot.export import Cell, Column, Export, Sheet
 from bot.i18n import N_, _
-from bot.report import DONE, MAKEUP, MISSED, ON_LEAVE, TIERS, Person, ReminderRow, Report
+from bot.report import (
+    DONE,
+    LEFT,
+    MAKEUP,
+    MISSED,
+    ON_LEAVE,
+    TIERS,
+    CohortLine,
+    Person,
+    ReminderRow,
+    Report,
+    percent,
+)
+from bot.survey import export_of
 
 NAMES_SHOWN = 40  # names per list on screen; the files have them all
 BAR = 16  # the widest bar on screen, in cells
 KINDS = {"remind": N_("group @"), "nudge": N_("private")}
 STATUS = {DONE: "✓", MAKEUP: N_("make-up"), ON_LEAVE: N_("leave"), MISSED: "✗", "": ""}
+# The conversion's groups, in conversions.describe's words.
+REACH = {
+    conv.REACHED: N_("reminders reached them"),
+    conv.MISSED: N_("a reminder was meant for them but none arrived"),
+    conv.NEVER: N_("never reminded"),
+}
+GROUP_OF = {**TIERS, LEFT: N_("left the group")}
+SURVEY_HEAD = N_(
+    "{invited} had it ({asked} asked privately, {linked} given the link in the group); {answered} "
+    "answered, {done} answered every question"
+)
 
 
 def pct(value: float | None) -> str:
@@ -66,6 +92,74 @@ def headline(report: Report) -> str:
     )
 
 
+def enrolled_line(report: Report) -> str:
+    o = report.conversion.overall
+    return _("enrolled in the full course (报名): {n} of {members} members who joined ({rate})").format(
+        n=o.converted, members=o.members, rate=pct(report.conversion_rate())
+    )
+
+
+def conversion_rows(report: Report) -> list[tuple[str, str, int, int, float | None]]:
+    """(by what, group, members, enrolled, rate %): the conversion's rows, every view's."""
+    f = report.conversion
+    parts: list[tuple[str, str, conv.Rate]] = [(N_("all"), _("everyone who joined"), f.overall)]
+    if f.by_completion:
+        finished = _("finished every day of {track}").format(track=report.lesson_track())
+        parts.append((N_("completion"), finished, f.by_completion[conv.FINISHED]))
+        parts.append((N_("completion"), _("did not finish"), f.by_completion[conv.NOT_FINISHED]))
+    parts += [(N_("reminders"), _(label), f.by_reminders[code]) for code, label in REACH.items()]
+    parts += [
+        (N_("tier"), _(label), f.by_tier.get(code, conv.Rate(0, 0)))
+        for code, label in GROUP_OF.items()
+        if code != LEFT or code in f.by_tier
+    ]
+    return [(_(by), group, r.members, r.converted, percent(r.converted, r.members)) for by, group, r in parts]
+
+
+def no_completion_note() -> str:
+    return _("by completion: needs the playbook (--config instead of --db)")
+
+
+def no_survey_note(report: Report) -> str:
+    if report.with_playbook:
+        return _("no questionnaire: the playbook has no `survey:`")
+    return _("no questionnaire recorded in the database (with --config its questions have their words)")
+
+
+def survey_rows(report: Report) -> list[tuple[Cell, ...]]:
+    """(question, its text, answer, count, share %): `cohortbot survey`'s tallies, every view's."""
+    assert report.survey is not None
+    return export_of(report.survey, report.cohort, report.zone).sheets[0].rows
+
+
+def survey_table(report: Report) -> list[tuple[str, Cell, Cell, Cell, bool]]:
+    """:func:`survey_rows` on screen: (the question, on its first row only; answer, count,
+    share %; whether the question's last row)."""
+    assert report.survey is not None
+    answered: dict[Cell, int] = {q.number: q.answered for q in report.survey.questions}
+    rows = survey_rows(report)
+    out = []
+    for i, (number, text, label, n, share) in enumerate(rows):
+        first = i == 0 or rows[i - 1][0] != number
+        last = i + 1 == len(rows) or rows[i + 1][0] != number
+        out.append((question_title(number, text, answered[number]) if first else "", label, n, share, last))
+    return out
+
+
+def survey_head(report: Report) -> str:
+    assert report.survey is not None
+    f = report.survey
+    return _(SURVEY_HEAD).format(
+        invited=f.invited, asked=f.asked, linked=f.linked, answered=f.answered, done=f.done
+    )
+
+
+def question_title(number: Cell, text: Cell, answers: int) -> str:
+    if text:
+        return _("{number}. {text} ({n} answers)").format(number=number, text=text, n=answers)
+    return _("question {number} ({n} answers)").format(number=number, n=answers)
+
+
 def as_of(report: Report) -> str:
     return _("as of {time} ({zone})").format(time=f"{report.as_of:%Y-%m-%d %H:%M}", zone=report.zone)
 
@@ -89,12 +183,14 @@ def tables(report: Report) -> list[RenderableType]:
         Text(title(report), style="bold"),
         Text(as_of(report)),
         Text(headline(report)),
+        Text(enrolled_line(report)),
         _funnel(report),
         _hours(report),
     ]
     if report.reminders:
         out.append(_reminders(report))
     out += [_daily(report), _tiers(report), _rewards(report), _streaks(report), _people(report)]
+    out += [_conversion(report), _survey(report)]
     out.append(Text(_("each member's days, streaks, rewards and messages: in --xlsx and --csv")))
     return out
 
@@ -246,6 +342,73 @@ def _people(report: Report) -> Table:
     return t
 
 
+def _conversion(report: Report) -> Table:
+    t = _table(N_("Conversion: enrolled in the full course (报名)"))
+    t.add_column(_("which members"), overflow="fold", ratio=1)
+    for col in (N_("members"), N_("enrolled"), N_("rate")):
+        t.add_column(_(col), justify="right")
+    t.add_column("", no_wrap=True)
+    rows = conversion_rows(report)
+    for i, (by, group, members, enrolled, rate) in enumerate(rows):
+        last = i + 1 == len(rows) or rows[i + 1][0] != by
+        t.add_row(Text(group), str(members), str(enrolled), pct(rate), _bar(rate, 100), end_section=last)
+    notes = [_("members: everyone who joined, those who left included; tiers as above")]
+    if not report.conversion.by_completion:
+        notes.append(no_completion_note())
+    t.caption = "\n".join(notes)
+    return t
+
+
+def _survey(report: Report) -> RenderableType:
+    f = report.survey
+    if f is None:
+        return Text(no_survey_note(report))
+    t = Table(pad_edge=False)
+    t.add_column(_("question"), overflow="fold", ratio=2)
+    t.add_column(_("answer"), overflow="fold", ratio=1)
+    t.add_column(_("count"), justify="right")
+    t.add_column("%", justify="right")
+    for head, label, n, share, last in survey_table(report):
+        t.add_row(Text(head), Text(str(label)), str(n), str(share), end_section=last)
+    t.caption = _("written answers are counted here; `cohortbot survey` shows them, with --xlsx whole")
+    return Group(
+        Text(_("Questionnaire {survey}").format(survey=f.survey_id), style="bold"),
+        Text(survey_head(report)),
+        t,
+    )
+
+
+def comparison(lines: Sequence[CohortLine]) -> list[RenderableType]:
+    """Several cohorts side by side, a line each: `report --config` when the config runs
+    several and no --cohort is named."""
+    t = _table(N_("Cohorts side by side"))
+    t.add_column(_("cohort"), overflow="fold", ratio=1)
+    heads = (N_("day"), N_("in group"), N_("completion"), N_("enrolled"), N_("conversion"))
+    for col in heads:
+        t.add_column(_(col), justify="right")
+    notes: list[RenderableType] = []
+    for line in lines:
+        r = line.report
+        if r is None:
+            t.add_row(Text(line.cohort), *("–" for _h in heads))
+            notes.append(Text(f"{line.cohort}: {line.problem}"))
+            continue
+        o = r.conversion.overall
+        t.add_row(
+            Text(line.cohort),
+            f"{r.last_day}/{r.days}",
+            str(r.in_group_now),
+            pct(r.completion()),
+            f"{o.converted}/{o.members}",
+            pct(r.conversion_rate()),
+        )
+    t.caption = _(
+        "completion: check-ins over members in the group, closed days; conversion: enrolled over "
+        "everyone who joined"
+    )
+    return [t, *notes, Text(_("one cohort's whole report: add --cohort ID"))]
+
+
 def _lists(report: Report) -> list[tuple[str, tuple[Person, ...]]]:
     return [
         (N_("opted out (mute)"), report.muted),
@@ -335,8 +498,23 @@ def sheets(report: Report) -> tuple[Sheet, ...]:
             _cols(N_("list"), N_("member id"), N_("name")),
             [(_(label), p.member_id, p.name) for label, people in _lists(report) for p in people],
         ),
+        Sheet(
+            "report-conversion",
+            N_("conversion"),
+            _cols(N_("grouped by"), N_("which members"), N_("members"), N_("enrolled"), N_("rate (%)")),
+            list(conversion_rows(report)),
+        ),
+        *_survey_sheet(report),
         _member_sheet(report),
     )
+
+
+def _survey_sheet(report: Report) -> tuple[Sheet, ...]:
+    """`cohortbot survey`'s tallies sheet (each answer whole is that command's)."""
+    if report.survey is None:
+        return ()
+    tallies = export_of(report.survey, report.cohort, report.zone).sheets[0]
+    return (replace(tallies, key="report-survey"),)
 
 
 def _cols(*headers: str) -> tuple[Column, ...]:
@@ -366,6 +544,22 @@ def _summary_sheet(report: Report) -> Sheet:
             )
             rows.append((_("{kind}: others (%)").format(kind=_(KINDS[kind])), total.others_rate))
     rows += [(_(TIERS[code]), len(people)) for code, people in report.tiers]
+    o = report.conversion.overall
+    rows += [
+        (_("enrolled (报名)"), o.converted),
+        (_("conversion (%), everyone who joined"), percent(o.converted, o.members)),
+    ]
+    f = report.survey
+    if f is not None:
+        rows += [
+            (_("questionnaire"), f.survey_id),
+            (_("questionnaire: had it"), f.invited),
+            (_("questionnaire: given the link in the group"), f.linked),
+            (_("questionnaire: answered"), f.answered),
+            (_("questionnaire: answered every question"), f.done),
+        ]
+    else:
+        rows.append((_("questionnaire"), no_survey_note(report)))
     rows += [
         (_("active: at least this many messages"), report.thresholds.active_min_messages),
         (_("key members: this many"), report.thresholds.key_members),
@@ -383,7 +577,7 @@ def _member_sheet(report: Report) -> Sheet:
         *(Column(_("{track}, day {day}").format(track=t, day=d)) for t, d in report.grid),
         *(Column(_("{track}: streak now").format(track=t)) for t in tracks),
         *(Column(_("{track}: longest streak").format(track=t)) for t in tracks),
-        *_cols(N_("rewards"), N_("muted (no @, no nudges)"), N_("reachable privately")),
+        *_cols(N_("rewards"), N_("muted (no @, no nudges)"), N_("reachable privately"), N_("enrolled")),
     )
     rows: list[tuple[Cell, ...]] = [
         (
@@ -401,6 +595,7 @@ def _member_sheet(report: Report) -> Sheet:
             _(", ").join(m.rewards),
             _yes(m.muted),
             _yes(m.reachable),
+            _yes(m.enrolled),
         )
         for m in report.members
     ]
