@@ -88,6 +88,7 @@ REPORT_HEAD = N_(
 REPORT_TODAY = N_("Day {day}: {tracks}")
 REPORT_TRACK = N_("{track} {done}/{total}")
 REPORT_TIERS = N_("Lurkers (never spoke): {lurkers} · key members: {key}")
+REPORT_ENROLLED = N_("Enrolled in the full course: {n} of {members} ({rate})")
 REPORT_PICTURE = N_("📊 The picture follows; the whole report: `cohortbot report`.")
 REPORT_NONE = N_("[{cohort}] No report yet: {why}")
 HELP_REPORT = N_('"{word} [cohort]": the report in short, and its picture to forward')
@@ -473,6 +474,10 @@ def report(a: Asked) -> str:
     lurkers, key = result.tier(reports.LURKER), result.tier(reports.KEY)
     key_names = _say(a, SEP).join(p.name for p in key[:5]) or "-"
     lines.append(_say(a, REPORT_TIERS).format(lurkers=len(lurkers), key=key_names))
+    overall = result.conversion.overall
+    if overall.converted:
+        rate = pct(result.conversion_rate())
+        lines.append(_say(a, REPORT_ENROLLED).format(n=overall.converted, members=overall.members, rate=rate))
     picture = _desk(a).picture
     if picture is not None:
         picture(run, a.member_id, result)

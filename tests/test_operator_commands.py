@@ -254,3 +254,10 @@ async def test_report_in_chat_text_then_its_picture(harness):
     [(chat, name, data)] = h.group.images
     assert chat == "op1" and name == "c1-report.png" and data.startswith(b"\x89PNG")
     assert told[-1].text == "[c1-report.png]" and "image" in told[-1].kinds
+
+
+async def test_report_in_chat_says_the_conversion_once_someone_enrolled(harness):
+    h = await start(harness, now="day 2 08:00")
+    await ask(h, "报名 小明")
+    text = await ask(h, "报告")
+    assert "已报名正式课：4 人里 1 人（25" in text, text
