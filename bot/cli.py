@@ -395,7 +395,7 @@ def demo(
             name=escape(pb.name), who=who, seed=seed, kinds=kinds
         )
     )
-    tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc)
+    tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc, fold=True)
     result = run_simulation(
         pb,
         sc,
@@ -403,6 +403,8 @@ def demo(
         on_send=tr.bot if tr else None,
         on_event=tr.on_event if tr else None,
     )
+    if tr is not None:
+        tr.flush()
     for table in summary_tables(result, sc):
         out.print(table)
     rehearsed = rehearsal_report(result, pb)

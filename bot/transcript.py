@@ -56,13 +56,31 @@ def wrap_offsets(plain: str, width: int) -> list[int]:
 
 class Transcript:
     def __init__(
-        self, console: Console, cal: Calendar, name_of: Callable[[str], str], bot_name: str = "CohortBot"
+        self,
+        console: Console,
+        cal: Calendar,
+        name_of: Callable[[str], str],
+        bot_name: str = "CohortBot",
+        fold: bool = False,
     ) -> None:
         self.console = console
         self.cal = cal
         self.name_of = name_of
         self.bot_name = bot_name
         self._last_day: int | None = None
+        # `demo`: private messages that differ only by the name (a questionnaire's first
+        # question to 60 members) are shown once, with the others' names.
+        self.fold = fold
+        self._folding: tuple[str, tuple[str, ...], list[str]] | None = None  # text, kinds, names
+
+    def flush(self) -> None:
+        """Say whom the folded private message also went to."""
+        folding, self._folding = self._folding, None
+        if folding is None or not folding[2]:
+            return
+        names = folding[2]
+        line = Text(f"… 同样的私信也发给了 {len(names)} 位：{'、'.join(names)}", style="dim magenta")
+        self._print(" " * STAMP, line)
 
     def _stamp(self, at: datetime) -> str:
         day = self.cal.date_day(at)
@@ -88,6 +106,7 @@ class Transcript:
                 first = False
 
     def member(self, at: datetime, who: str, text: str, dm: bool = False) -> None:
+        self.flush()
         body = Text(f"{who}{' → 私聊' if dm else ''}: ", style="green")
         if len(text) > MEMBER_TEXT_SHOWN:
             text = text[:MEMBER_TEXT_SHOWN] + f"…（共 {len(text)} 字）"
@@ -95,9 +114,20 @@ class Transcript:
         self._print(self._stamp(at), body)
 
     def event(self, at: datetime, text: str) -> None:
+        self.flush()
         self._print(self._stamp(at), Text(f"· {text}", style="yellow"))
 
     def bot(self, sent: Sent) -> None:
+        if self.fold and sent.chat.startswith("dm:"):
+            name = self.name_of(sent.chat[3:])
+            shape = sent.text.replace(name, "{name}") if name else sent.text
+            if self._folding is not None and self._folding[:2] == (shape, sent.kinds):
+                self._folding[2].append(name)
+                return
+            self.flush()
+            self._folding = (shape, sent.kinds, [])
+        else:
+            self.flush()
         if sent.chat.startswith("dm:"):
             body = Text(f"{self.bot_name} → 私聊 {self.name_of(sent.chat[3:])}: ", style="bold magenta")
         else:
@@ -115,8 +145,8 @@ class Transcript:
             self.event(ev.at, f"{ev.member.shown} {'加入了群聊' if ev.kind == 'join' else '退出了群聊'}")
 
 
-def for_scenario(console: Console, cal: Calendar, sc: Scenario) -> Transcript:
+def for_scenario(console: Console, cal: Calendar, sc: Scenario, fold: bool = False) -> Transcript:
     """A transcript of ``sc``'s group: members by their group alias, else their name."""
     names = {m.id: m.alias or m.name for m in sc.members}
     names.update({e.join.id: e.join.alias or e.join.name for e in sc.events if e.join})
-    return Transcript(console, cal, lambda mid: names.get(mid, mid), sc.bot)
+    return Transcript(console, cal, lambda mid: names.get(mid, mid), sc.bot, fold)

@@ -414,3 +414,12 @@ def test_the_sample_scenario_rehearses_operator_commands():
     assert any(t.startswith("【simulated】第 3 天，正课：") and "Lily" in t for t in to_op), to_op
     assert "✅ 【simulated】已为 Lily 补卡：晨读，第 3 天（由你补记）。" in to_op
     assert any("Lily（补卡）" in s["text"] for s in sent if s["chat"] == "room")
+
+
+def test_the_demo_transcript_folds_private_messages_that_differ_only_by_name(tmp_path):
+    """60 first questions of the questionnaire are one message and a list of names, not a wall."""
+    result = invoke("demo", "--members", "20")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.count("（1/2）你现在的编程基础？") < 5
+    assert "… 同样的私信也发给了" in text
