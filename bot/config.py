@@ -307,11 +307,13 @@ def check_bind(value: Any) -> Any:
     try:
         return check_endpoint(value)
     except ValueError:
-        raise ValueError(_("{value!r} is not host:port; {hint}").format(value=value, hint=_bind_hint())) from None
+        raise ValueError(
+            _("{value!r} is not host:port; {hint}").format(value=value, hint=_bind_hint())
+        ) from None
 
 
 def split_bind(bind: str) -> tuple[str, int]:
-    """"127.0.0.1:8080" -> ("127.0.0.1", 8080); "[::1]:8080" -> ("::1", 8080)."""
+    """ "127.0.0.1:8080" -> ("127.0.0.1", 8080); "[::1]:8080" -> ("::1", 8080)."""
     host, _colon, port = bind.rpartition(":")
     return host.strip("[]"), int(port)
 

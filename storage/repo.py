@@ -1675,7 +1675,9 @@ class WebLoginRow:
     cohorts: tuple[str, ...]  # empty: every cohort
 
 
-def set_web_login(conn: Connection, name: str, password_hash: str, cohorts: Sequence[str], at: datetime) -> bool:
+def set_web_login(
+    conn: Connection, name: str, password_hash: str, cohorts: Sequence[str], at: datetime
+) -> bool:
     """Add an operator's login, or replace her password and cohorts; True if she is new."""
     values = dict(password_hash=password_hash, cohorts=",".join(cohorts))
     if _insert_new(conn, web_login_t, dict(name=name, created_at=at, **values)):
