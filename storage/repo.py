@@ -1697,3 +1697,51 @@ def web_secret(conn: Connection, new: str) -> str:
     """The console's signing key: the one kept, or ``new``, kept from now on."""
     _insert_new(conn, web_secret_t, dict(id=1, secret=new))
     return str(conn.execute(select(web_secret_t.c.secret).where(web_secret_t.c.id == 1)).scalar_one())
+
+
+# --- the web console's reading ------------------------------------------------------------
+
+
+def muted_ids(conn: Connection, cohort_id: str) -> set[str]:
+    """Members who opted out of @-mentions and nudges (the `mute` command)."""
+    q = select(member_t.c.member_id).where(member_t.c.cohort_id == cohort_id, member_t.c.muted.is_(True))
+    return set(conn.execute(q).scalars())
+
+
+def send_queue(
+    conn: Connection, cohort_id: str, limit: int = 50
+) -> list[tuple[int, str, str, str, datetime]]:
+    """Messages waiting, being sent or failed: (id, kind, status, text, not before), oldest first."""
+    q = (
+        select(out_t.c.id, out_t.c.kind, out_t.c.status, out_t.c.text, out_t.c.not_before)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.status.in_(("pending", "sending", "failed")))
+        .order_by(out_t.c.id)
+        .limit(limit)
+    )
+    return [(i, k, s, t, _aware(nb)) for i, k, s, t, nb in conn.execute(q)]
+
+
+def change_stamp(conn: Connection, cohort_id: str) -> tuple[Any, ...]:
+    """Changes when anything the console shows of a cohort does: check-ins, leaves, actions,
+    items, sends, members, the pause. One round trip, asked every second by a live page."""
+
+    def count(table: Table) -> Any:
+        return select(func.count()).select_from(table).where(table.c.cohort_id == cohort_id).scalar_subquery()
+
+    q = select(
+        count(checkin_t),
+        count(leave_t),
+        count(action_t),
+        count(item_t),
+        select(func.max(out_t.c.id)).where(out_t.c.cohort_id == cohort_id).scalar_subquery(),
+        select(func.count())
+        .select_from(out_t)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.status.in_(("sent", "failed")))
+        .scalar_subquery(),
+        select(func.count())
+        .select_from(member_t)
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+        .scalar_subquery(),
+        select(cohort_t.c.paused_at).where(cohort_t.c.id == cohort_id).scalar_subquery(),
+    )
+    return tuple(conn.execute(q).one())
