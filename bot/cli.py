@@ -822,6 +822,59 @@ def _report_files(
         out.print(_("wrote {file}").format(file=escape(str(f))))
 
 
+operator_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help=N_("The web console's operators (config `web:`).")
+)
+app.add_typer(operator_app, name="operator")
+
+
+@operator_app.command(
+    "add",
+    help=N_(
+        "Give an operator a login to the web console, or a new password: asked twice (or read "
+        "from standard input with --password-stdin), stored as an argon2 hash."
+    ),
+)
+def operator_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help=N_("the name she logs in with"))],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    cohorts: Annotated[
+        str | None, typer.Option(help=N_("only these cohorts, by id, comma-separated; default: all"))
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help=N_("read the password from standard input"))
+    ] = False,
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.web.auth import BadLogin, add_operator
+    from storage.db import explain_failure, open_db
+
+    loaded, url = _database(config, db)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(_("Password"), hide_input=True)
+        if typer.prompt(_("The password again"), hide_input=True) != password:
+            error(_("the two passwords differ; nothing was changed"))
+            raise typer.Exit(2)
+    wanted = [c.strip() for c in (cohorts or "").split(",") if c.strip()]
+    known = [c.id for c in loaded.config.cohorts] if loaded else None
+    try:
+        database = open_db(url)
+        new = add_operator(database, name, password, wanted, known, datetime.now(UTC))
+    except BadLogin as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
+    except Exception as exc:  # the driver's, SQLAlchemy's or the OS's: one line
+        error(explain_failure(url, exc))
+        raise typer.Exit(2) from None
+    said = _("added {name}") if new else _("changed the password of {name}; her open sessions end")
+    limited = _(" (cohorts: {ids})").format(ids=", ".join(wanted)) if wanted else ""
+    out.print(escape(said.format(name=name) + limited))
+
+
 def main() -> None:
     try:
         app()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -96,6 +97,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """Re-anchor the virtual clock so that now() is ``when``; timers already scheduled
         keep their delays."""
         self.start_time = when.astimezone(UTC) - timedelta(seconds=self._virtual)
+
+
+class _PacedSelector(_SkippingSelector):
+    """Waits for real, ``speed`` times shorter than the loop's timers ask, and moves the
+    virtual time on by what really passed, ``speed`` times over."""
+
+    def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        if timeout is None:
+            return self._real.select(None)
+        loop = self._loop
+        assert isinstance(loop, PacedLoop)
+        began = time.monotonic()
+        ready = self._real.select(max(timeout, 0) / loop.speed)
+        loop.advance((time.monotonic() - began) * loop.speed)
+        return ready
+
+
+class PacedLoop(VirtualTimeLoop):
+    """A virtual-time loop that runs ``speed`` times faster than the wall clock instead of
+    skipping ahead: the demo's fast cohort (`demo --web`), which a person watches, and the
+    browser tests at speed 1. Everything that reads the loop's clock (the scheduler, a
+    VirtualClock) follows it."""
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        super().__init__(start)
+        self.speed = speed
+        self._selector = _PacedSelector(self._selector._real, self)  # type: ignore[attr-defined]
 
 
 class VirtualClock:

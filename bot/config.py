@@ -296,6 +296,49 @@ class ReportConfig(_Strict):
     )
 
 
+def _bind_hint() -> str:
+    return _("write the address to serve on as host:port, e.g. 127.0.0.1:8080")
+
+
+def check_bind(value: Any) -> Any:
+    """host:port for the web console (IPv6 in brackets), as a gateway address is written."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return check_endpoint(value)
+    except ValueError:
+        raise ValueError(
+            _("{value!r} is not host:port; {hint}").format(value=value, hint=_bind_hint())
+        ) from None
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """ "127.0.0.1:8080" -> ("127.0.0.1", 8080); "[::1]:8080" -> ("::1", 8080)."""
+    host, _colon, port = bind.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WebConfig(_Strict):
+    bind: Annotated[str, AfterValidator(check_bind)] = Field(
+        "127.0.0.1:8080", description="where the console listens, host:port; loopback by default"
+    )
+    public: bool = Field(
+        False, description="true to listen on an address other than loopback (behind a TLS proxy)"
+    )
+    language: Literal["zh", "en"] | None = Field(
+        None, description="the console's default language; default: the config's language, else zh"
+    )
+
+
 class CohortConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN, description="[a-z0-9_-]+, unique")
     playbook: str = Field(min_length=1, description="playbook file, relative to the config file")
@@ -333,6 +376,9 @@ class Config(_Strict):
     report: ReportConfig = Field(
         default_factory=lambda: ReportConfig(), description="(1.1) `cohortbot report`: the tiers' thresholds"
     )
+    web: WebConfig | None = Field(
+        None, description="(1.2) the operators' web console, served by `run`; `web:` alone: the defaults"
+    )
 
 
 @dataclass(frozen=True)
@@ -342,6 +388,7 @@ class Loaded:
     database_url: str = field(repr=False)  # with its password: print safe_database_url
     playbooks: dict[str, Playbook]  # by cohort id
     database_line: int = 1  # where `database:` is written, for errors found at start-up
+    web_line: int = 1  # where `web:`'s bind is written (or `web:`), for a port already taken
 
     @property
     def safe_database_url(self) -> str:
@@ -499,6 +546,8 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
     src.data = _expand(src.data, (), src, env, problems)
     if problems:
         raise InputError(problems)
+    if isinstance(src.data, dict) and "web" in src.data and src.data["web"] is None:
+        src.data["web"] = {}  # `web:` alone: served with the defaults
     cfg = validate(src, Config)
     base = Path(path).resolve().parent
     seen: dict[str, int] = {}
@@ -544,6 +593,17 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
                 _("`user` is set but `password` is missing; add it, e.g. password: ${SMTP_PASSWORD}"),
             )
         )
+    w = cfg.web
+    if w is not None and not w.public and not is_loopback(split_bind(w.bind)[0]):
+        problems.append(
+            src.problem(
+                ("web", "bind"),
+                _(
+                    "{bind} is reachable from other machines; serve the console on 127.0.0.1 behind a "
+                    "TLS reverse proxy, or add `public: true` under `web:` if you mean it"
+                ).format(bind=w.bind),
+            )
+        )
     if cfg.transport.kind == "wechaty" and not cfg.transport.token:
         problems.append(src.problem(("transport",), _("`token` is missing; add the gateway's token")))
     if cfg.transport.kind == "wechaty" and not cfg.transport.endpoint:
@@ -569,4 +629,4 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
         loaded[c.id] = cache[pb_path]
     if problems:
         raise InputError(problems)
-    return Loaded(cfg, Path(path), database_url, loaded, src.line(("database",)))
+    return Loaded(cfg, Path(path), database_url, loaded, src.line(("database",)), src.line(("web", "bind")))

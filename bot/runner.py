@@ -25,6 +25,7 @@ from bot.plan import calendar
 from bot.reload import Reloader, pid_file
 from bot.transports.base import Transport
 from bot.transports.wechaty import GatewayError, WechatyTransport
+from bot.web.serve import BindError, Served
 from storage.db import AlreadyRunning, LeaseLost, Leases, claim_cohorts, explain_failure, open_db
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def run_forever(loaded: Loaded, console: Console) -> int:
             return asyncio.run(_run(loaded, db, console, leases))
         except (GatewayError, LookupError, LeaseLost) as exc:
             return error(str(exc))
+        except BindError as exc:
+            return error(f"{loaded.path}:{loaded.web_line}: web: {exc}")
     return 2  # not reached: mypy cannot see that ExitStack does not swallow exceptions
 
 
@@ -215,12 +218,16 @@ async def _serve(
     keeper = asyncio.create_task(_keep_leases(leases, bot, stop), name="leases")
     log.info("watching %s for edits", ", ".join(sorted(str(f) for f in reloader.files())))
     lost: LeaseLost | None = None
+    console_: Served | None = None
     try:
+        console_ = await _console(loaded, db, bot, clock)
         await stop.wait()
         lost = keeper.result() if keeper.done() else None
         if lost is None:
             log.info("stopping: letting queued messages go out (10 s at most)")
     finally:
+        if console_ is not None:
+            await console_.stop()  # before the bot: no action reaches a stopping bot
         keeper.cancel()
         watcher.cancel()
         beat.cancel()
@@ -234,3 +241,18 @@ async def _serve(
     if lost is not None:
         raise lost
     return 0
+
+
+async def _console(loaded: Loaded, db: Database, bot: Bot, clock: SystemClock) -> Served | None:
+    """The web console (config `web:`), once the bot runs; None without `web:`."""
+    web = loaded.config.web
+    if web is None:
+        return None
+    from bot.web.app import WebSettings, create_app, hooks_of
+
+    language = web.language or loaded.config.language or "zh"
+    app = create_app(db, hooks_of(bot.engine), WebSettings(language=language), clock)
+    served = Served(app, web.bind)
+    await served.start()
+    log.info("web console on http://%s/ (operators: `cohortbot operator add NAME`)", web.bind)
+    return served

@@ -266,3 +266,23 @@ class MessageCount(SQLModel, table=True):
     member_id: str = Field(primary_key=True)
     day: int = Field(primary_key=True)
     messages: int = 0
+
+
+class WebLogin(SQLModel, table=True):
+    """An operator of the web console (`cohortbot operator add`): an argon2 hash, never the
+    password; ``cohorts`` limits what she sees (comma-separated ids; empty: every cohort)."""
+
+    __tablename__ = "web_login"
+    name: str = Field(primary_key=True)
+    password_hash: str
+    cohorts: str = ""
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class WebSecret(SQLModel, table=True):
+    """The key that signs the console's session cookies: made once, kept with the data, so
+    sessions outlive a restart and every process serving this database agrees on it."""
+
+    __tablename__ = "web_secret"
+    id: int = Field(default=1, primary_key=True)
+    secret: str

@@ -34,6 +34,8 @@ from storage.models import (
     SurveyProgress,
     Testimonial,
     UTCDateTime,
+    WebLogin,
+    WebSecret,
 )
 
 cohort_t: Table = Cohort.__table__  # type: ignore[attr-defined]
@@ -51,6 +53,8 @@ progress_t: Table = SurveyProgress.__table__  # type: ignore[attr-defined]
 answer_t: Table = SurveyAnswer.__table__  # type: ignore[attr-defined]
 testimonial_t: Table = Testimonial.__table__  # type: ignore[attr-defined]
 conversion_t: Table = Conversion.__table__  # type: ignore[attr-defined]
+web_login_t: Table = WebLogin.__table__  # type: ignore[attr-defined]
+web_secret_t: Table = WebSecret.__table__  # type: ignore[attr-defined]
 
 
 def _in(q: Any, table: Table, cohorts: Collection[str] | None) -> Any:
@@ -1673,3 +1677,85 @@ def leave_days(conn: Connection, cohort_id: str) -> set[tuple[str, int]]:
     """(member id, day) of every leave taken."""
     q = select(leave_t.c.member_id, leave_t.c.day).where(leave_t.c.cohort_id == cohort_id)
     return {(m, d) for m, d in conn.execute(q)}
+
+
+# --- the web console's logins -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebLoginRow:
+    name: str
+    password_hash: str
+    cohorts: tuple[str, ...]  # empty: every cohort
+
+
+def set_web_login(
+    conn: Connection, name: str, password_hash: str, cohorts: Sequence[str], at: datetime
+) -> bool:
+    """Add an operator's login, or replace her password and cohorts; True if she is new."""
+    values = dict(password_hash=password_hash, cohorts=",".join(cohorts))
+    if _insert_new(conn, web_login_t, dict(name=name, created_at=at, **values)):
+        return True
+    conn.execute(update(web_login_t).where(web_login_t.c.name == name).values(**values))
+    return False
+
+
+def web_login(conn: Connection, name: str) -> WebLoginRow | None:
+    r = conn.execute(select(web_login_t).where(web_login_t.c.name == name)).first()
+    if r is None:
+        return None
+    return WebLoginRow(r.name, r.password_hash, tuple(c for c in r.cohorts.split(",") if c))
+
+
+def web_secret(conn: Connection, new: str) -> str:
+    """The console's signing key: the one kept, or ``new``, kept from now on."""
+    _insert_new(conn, web_secret_t, dict(id=1, secret=new))
+    return str(conn.execute(select(web_secret_t.c.secret).where(web_secret_t.c.id == 1)).scalar_one())
+
+
+# --- the web console's reading ------------------------------------------------------------
+
+
+def muted_ids(conn: Connection, cohort_id: str) -> set[str]:
+    """Members who opted out of @-mentions and nudges (the `mute` command)."""
+    q = select(member_t.c.member_id).where(member_t.c.cohort_id == cohort_id, member_t.c.muted.is_(True))
+    return set(conn.execute(q).scalars())
+
+
+def send_queue(
+    conn: Connection, cohort_id: str, limit: int = 50
+) -> list[tuple[int, str, str, str, datetime]]:
+    """Messages waiting, being sent or failed: (id, kind, status, text, not before), oldest first."""
+    q = (
+        select(out_t.c.id, out_t.c.kind, out_t.c.status, out_t.c.text, out_t.c.not_before)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.status.in_(("pending", "sending", "failed")))
+        .order_by(out_t.c.id)
+        .limit(limit)
+    )
+    return [(i, k, s, t, _aware(nb)) for i, k, s, t, nb in conn.execute(q)]
+
+
+def change_stamp(conn: Connection, cohort_id: str) -> tuple[Any, ...]:
+    """Changes when anything the console shows of a cohort does: check-ins, leaves, actions,
+    items, sends, members, the pause. One round trip, asked every second by a live page."""
+
+    def count(table: Table) -> Any:
+        return select(func.count()).select_from(table).where(table.c.cohort_id == cohort_id).scalar_subquery()
+
+    q = select(
+        count(checkin_t),
+        count(leave_t),
+        count(action_t),
+        count(item_t),
+        select(func.max(out_t.c.id)).where(out_t.c.cohort_id == cohort_id).scalar_subquery(),
+        select(func.count())
+        .select_from(out_t)
+        .where(out_t.c.cohort_id == cohort_id, out_t.c.status.in_(("sent", "failed")))
+        .scalar_subquery(),
+        select(func.count())
+        .select_from(member_t)
+        .where(member_t.c.cohort_id == cohort_id, member_t.c.present.is_(True))
+        .scalar_subquery(),
+        select(cohort_t.c.paused_at).where(cohort_t.c.id == cohort_id).scalar_subquery(),
+    )
+    return tuple(conn.execute(q).one())

@@ -270,3 +270,39 @@ def test_settings_defaults_without_pacing(site: Path):
     assert "pacing" not in text
     p = config.load(write(site, text), env=ENV).settings().pacing
     assert (p.same_chat_seconds, p.any_chat_seconds, p.per_minute, p.max_mentions) == (1.5, 3, 30, 20)
+
+
+# --- web: the operators' console --------------------------------------------------------
+
+
+def _with_web(site: Path, web: str) -> Path:
+    path = site / "cohortbot.yaml"
+    path.write_text(CONFIG + web, encoding="utf-8")
+    return path
+
+
+def test_no_web_section_serves_no_console(site: Path):
+    assert config.load(_with_web(site, ""), env=ENV).config.web is None
+
+
+def test_web_alone_is_loopback_8080(site: Path):
+    loaded = config.load(_with_web(site, "web:\n"), env=ENV)
+    assert loaded.config.web is not None and loaded.config.web.bind == "127.0.0.1:8080"
+    assert loaded.web_line == CONFIG.count("\n") + 1
+
+
+def test_web_bind_elsewhere_needs_public_true(site: Path):
+    with pytest.raises(InputError) as err:
+        config.load(_with_web(site, "web:\n  bind: 0.0.0.0:8080\n"), env=ENV)
+    [p] = err.value.problems
+    assert p.line == CONFIG.count("\n") + 2 and "public: true" in p.message
+    loaded = config.load(_with_web(site, "web:\n  bind: 0.0.0.0:8080\n  public: true\n"), env=ENV)
+    assert config.split_bind(loaded.config.web.bind) == ("0.0.0.0", 8080)  # type: ignore[union-attr]
+    assert config.split_bind("[::1]:9000") == ("::1", 9000) and config.is_loopback("::1")
+
+
+def test_web_bind_without_port_names_its_line(site: Path):
+    with pytest.raises(InputError) as err:
+        config.load(_with_web(site, "web:\n  bind: localhost\n"), env=ENV)
+    [p] = err.value.problems
+    assert p.line == CONFIG.count("\n") + 2 and "host:port" in p.message
