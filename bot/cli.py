@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -342,6 +343,21 @@ def demo(
     html: Annotated[
         Path | None, typer.Option("--html", help=N_("also write the report as one web page"))
     ] = None,
+    web: Annotated[
+        str | None,
+        typer.Option(
+            "--web",
+            metavar="HOST:PORT",
+            help=N_(
+                "play it at a watchable pace with the web console over it (`--web` alone: "
+                "127.0.0.1:8080) until Ctrl-C; prints the address and a login"
+            ),
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(help=N_("with --web: minutes of cohort time per real second (24: a day a minute)")),
+    ] = 24.0,
 ) -> None:
     from bot.demo import MAX_MEMBERS, MIN_MEMBERS, SAMPLE_PLAYBOOK, demo_scenario, describe, rehearsal_report
     from bot.plan import calendar
@@ -395,6 +411,9 @@ def demo(
             name=escape(pb.name), who=who, seed=seed, kinds=kinds
         )
     )
+    if web is not None:
+        _demo_web(pb, sc, web, speed, f"sqlite:///{db.resolve()}" if db else "sqlite://")
+        return
     tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc, fold=True)
     result = run_simulation(
         pb,
@@ -415,6 +434,46 @@ def demo(
     out.print("[dim]" + played.format(days=pb.days, seconds=time.perf_counter() - started) + "[/]")
     if db:
         out.print("[dim]" + _("the database is in {file}").format(file=escape(str(db))) + "[/]")
+
+
+def _demo_web(pb: Any, sc: Any, bind: str, speed: float, db_url: str) -> None:
+    """`demo --web`: the cohort on a PacedLoop with the console, until Ctrl-C (exit 0)."""
+    import signal
+
+    from bot.config import split_bind
+    from bot.demo import LiveDemo, play_live
+    from bot.web.serve import BindError
+
+    try:
+        split_bind(bind)
+    except ValueError:
+        error(_("--web {bind}: write HOST:PORT, e.g. 127.0.0.1:8080").format(bind=escape(bind)))
+        raise typer.Exit(2) from None
+    if not 0 < speed <= 1440:
+        error(_("--speed {n}: write a number above 0 and at most 1440").format(n=speed))
+        raise typer.Exit(2)
+
+    def ready(live: LiveDemo) -> None:
+        out.print(
+            _(
+                "the console: [bold]{url}[/]\nlogin: [bold]{name}[/]  password: [bold]{password}[/] "
+                "(shown only now)\none cohort day takes {minutes:.0f} min; Ctrl-C stops"
+            ).format(url=live.url, name=live.name, password=live.password, minutes=24 * 60 / speed / 60)
+        )
+
+    def on_ctrl_c(stopping: Any) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+
+    try:
+        play_live(pb, sc, bind, speed, db_url, ready, on_ctrl_c)
+    except BindError as exc:
+        error(escape(str(exc)))
+        raise typer.Exit(1) from None
+    out.print(_("stopped"))
 
 
 @app.command(help=N_("Run the bot for the cohorts in the config."))
@@ -875,7 +934,24 @@ def operator_add(
     out.print(escape(said.format(name=name) + limited))
 
 
+def _web_alone(args: list[str]) -> list[str]:
+    """`demo --web` with no HOST:PORT after it (Typer has no option with an optional value):
+    the default address is put in."""
+    if "--web" not in args:
+        return args
+    from bot.demo import DEFAULT_BIND
+
+    fixed = []
+    for i, a in enumerate(args):
+        fixed.append(a)
+        after = args[i + 1] if i + 1 < len(args) else ""
+        if a == "--web" and not re.fullmatch(r"\[?[\w.:-]*\]?:\d+", after):
+            fixed.append(DEFAULT_BIND)
+    return fixed
+
+
 def main() -> None:
+    sys.argv[1:] = _web_alone(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:

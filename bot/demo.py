@@ -10,13 +10,15 @@ count in 1..500 and any seed.
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import i18n
 from bot.playbook import Playbook
 from bot.report import Report, compute
 from bot.scenario import Scenario
@@ -271,3 +273,99 @@ def rehearsal_report(result: Result, pb: Playbook) -> Report:
     file `demo --db` left gives the same)."""
     with result.bot.db.connect() as conn:
         return compute(conn, COHORT_ID, result.cal.at(pb.days + 1, result.cal.day_starts), pb)
+
+
+# --- demo --web: the same cohort, played at a pace a person can watch, with the console --------
+
+DEFAULT_BIND = "127.0.0.1:8080"
+DEFAULT_SPEED = 24.0  # minutes of cohort time per real second: a cohort day a minute
+DEMO_LOGIN = "demo"
+
+
+@dataclass(frozen=True)
+class LiveDemo:
+    """What `demo --web` tells the person watching, once the console listens."""
+
+    url: str
+    name: str
+    password: str
+
+
+def play_live(
+    pb: Playbook,
+    sc: Scenario,
+    bind: str,
+    speed: float,
+    db_url: str,
+    ready: Callable[[LiveDemo], None],
+    stop: Callable[[asyncio.Event], None],
+) -> None:
+    """Play ``sc`` on a PacedLoop (``speed`` cohort minutes per real second) with the console
+    served over it from the same loop, a `demo` login with a fresh random password made in
+    the demo's database; runs on after the last day until ``stop``'s event is set (the CLI
+    sets it on Ctrl-C). Raises bot.web.serve.BindError if the address cannot be listened on."""
+    import secrets
+
+    from bot.app import Bot
+    from bot.clock import PacedLoop, VirtualClock
+    from bot.cohort import CohortRun
+    from bot.config import split_bind
+    from bot.engine import Settings
+    from bot.plan import calendar
+    from bot.scenario import BOT_ID, timeline
+    from bot.simulate import COHORT_ID, play
+    from bot.transports.base import Member
+    from bot.transports.simulated import SimulatedGroup
+    from bot.web import auth
+    from bot.web.app import WebSettings, create_app, hooks_of
+    from bot.web.serve import Served
+    from storage.db import open_db
+
+    cal = calendar(pb, sc.start)
+    events = timeline(sc, cal)
+    per_second = speed * 60  # loop seconds per real second
+    # Half an hour before day 1's first item: the console shows the cohort about to begin.
+    first = min((p.due for p in CohortRun.create(COHORT_ID, pb, cal, sc.room).plan), default=cal.start_utc())
+    loop = PacedLoop(max(cal.start_utc(), first - timedelta(minutes=30)), speed=per_second)
+
+    async def main() -> None:
+        clock = VirtualClock(loop)
+        group = SimulatedGroup(
+            clock,
+            rooms={"room": sc.room},
+            members=[Member(m.id, m.name, m.alias) for m in sc.members],
+            bot=Member(BOT_ID, sc.bot),
+        )
+        joiners = [e.join for e in sc.events if e.join is not None]
+        group.strangers = {m.id for m in [*sc.members, *joiners] if not m.friend}
+        settings = Settings(operators=frozenset(sc.operators), bot_name=sc.bot)
+        run = CohortRun.create(COHORT_ID, pb, cal, sc.room)
+        db = open_db(db_url)
+        bot = Bot(db, group, clock, settings, [run], reconcile_minutes=0)
+        await bot.start()
+        password = secrets.token_urlsafe(9)
+        auth.add_operator(db, DEMO_LOGIN, password, [], None, clock.now())
+        # Live pages look for changes about once a real second, not a thousand times.
+        web = WebSettings(language=i18n.current(), poll_seconds=per_second)
+        served = Served(create_app(db, hooks_of(bot.engine), web, clock), bind, speed=per_second)
+        stopping = asyncio.Event()
+        try:
+            await served.start()
+            host = split_bind(bind)[0]
+            shown = f"[{host}]" if ":" in host else host
+            ready(LiveDemo(f"http://{shown}:{served.port}/", DEMO_LOGIN, password))
+            stop(stopping)
+            players = asyncio.create_task(play(group, [e for e in events if e.at >= clock.now()], clock))
+            await stopping.wait()
+            players.cancel()
+        finally:
+            await served.stop()
+            await bot.stop()
+            db.dispose()
+
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
