@@ -169,6 +169,22 @@ def test_the_console_in_chromium(live: Live, tmp_path: Path) -> None:
             width = small.evaluate("document.documentElement.scrollWidth")
             shot(small, "4-cohort-phone", tmp_path)
             assert width <= 400  # no sideways scrolling on a phone
+            # The report: its charts drawn with the console's own ECharts; then a member.
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.click("#report-link")
+            expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=10_000)
+            expect(page.locator("#chart-funnel canvas")).to_have_count(1)
+            shot(page, "8-report", tmp_path)
+            small.goto(live.url + "/cohort/c1/report")
+            expect(small.locator("body")).to_have_attribute("data-ready", "1", timeout=10_000)
+            assert small.evaluate("document.documentElement.scrollWidth") <= 400
+            shot(small, "9-report-phone", tmp_path)
+            page.goto(live.url + "/cohort/c1")
+            page.click('tr[data-member="u1"] a')
+            expect(page.locator("#checkins")).to_contain_text("day 2")
+            shot(page, "10-member", tmp_path)
+            assert errors == []  # nothing refused by the page's CSP
         finally:
             browser.close()
     assert [u for u in fetched if not u.startswith(live.url)] == []  # nothing from a CDN

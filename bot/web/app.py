@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from bot import commands, i18n
 from bot.clock import Clock
 from bot.cohort import CohortRun
-from bot.web import auth, views
+from bot.web import auth, pages, views
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,7 @@ def create_app(db: Database, hooks: Hooks, settings: WebSettings, clock: Clock) 
             Route("/cohort/{cohort}/live", live),
             Route("/cohort/{cohort}/events", events),
             Route("/cohort/{cohort}/act", act, methods=["POST"]),
+            *pages.routes(db, clock, page, login_and_cohort, language),
             Mount("/static", StaticFiles(packages=[("bot.web", "static")]), name="static"),
         ],
         middleware=[

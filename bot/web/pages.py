@@ -1,0 +1,226 @@
+"""The console's report and member pages: `cohortbot report`'s own numbers (bot/report.py
+`compute`) shown in the page, its files (xlsx, CSV in a zip, PNG) made on request, and one
+member's days, check-ins, rewards and the messages the bot sent them.
+
+The routes come from :func:`routes`, given what app.py's pages use (the page renderer and the
+login-and-cohort check), so the same sessions and the same cohort limits apply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
+from sqlalchemy import Engine as Database
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot import i18n
+from bot.clock import Clock
+from bot.cohort import CohortRun
+from bot.i18n import N_
+from bot.report import DONE, MAKEUP, MISSED, ON_LEAVE, MemberRow, Report, compute
+from storage import repo
+
+Page = Callable[..., Response]
+Checked = Callable[[Request], Any]  # -> (login, run) | Response
+Language = Callable[[Request], str]
+
+NOT_HERE = N_("Nothing like that here.")
+CHARTS = ("funnel", "activity", "tiers", "hours", "reminders", "conversion")
+STATE_CLASS = {DONE: "done", MAKEUP: "makeup", ON_LEAVE: "leave", MISSED: "missed", "": "none"}
+
+
+@contextlib.contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """The report's words (bot/report_views.py, report_charts.py use the process's language) in
+    the page's, for a block that does not await: nothing else runs in the loop meanwhile."""
+    before = i18n.current()
+    i18n.use(language)
+    try:
+        yield
+    finally:
+        i18n.use(before)
+
+
+@cache
+def _echarts() -> bytes:
+    from bot.report_charts import echarts_js
+
+    return echarts_js().encode("utf-8")
+
+
+def report_of(db: Database, run: CohortRun, now: datetime) -> Report:
+    with db.connect() as conn:
+        return compute(conn, run.id, now, run.playbook)
+
+
+@dataclass(frozen=True)
+class Sent:
+    at: datetime  # local
+    kind: str
+    private: bool
+    status: str
+    text: str
+
+
+def checkins_of(conn: Connection, cohort_id: str, member_id: str) -> list[tuple[str, int, datetime, bool]]:
+    """(track, day, at, a make-up) of one member's check-ins, oldest first."""
+    t = repo.checkin_t
+    q = (
+        select(t.c.track, t.c.day, t.c.at, t.c.makeup_by.is_not(None))
+        .where(t.c.cohort_id == cohort_id, t.c.member_id == member_id)
+        .order_by(t.c.at, t.c.id)
+    )
+    return [(r[0], r[1], repo._aware(r[2]), bool(r[3])) for r in conn.execute(q)]
+
+
+def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -> list[Sent]:
+    """The bot's messages to one member: private ones, and group ones that @-mention them;
+    newest first."""
+    t = repo.out_t
+    q = (
+        select(t.c.created_at, t.c.sent_at, t.c.kind, t.c.member_id, t.c.status, t.c.text)
+        .where(
+            t.c.cohort_id == run.id,
+            or_(t.c.member_id == member_id, t.c.mentions.contains(json.dumps(member_id))),
+        )
+        .order_by(t.c.id.desc())
+        .limit(most)
+    )
+    return [
+        Sent(run.cal.local(repo._aware(sent or made)), kind, who is not None, status, text)
+        for made, sent, kind, who, status, text in conn.execute(q)
+    ]
+
+
+def member_days(report: Report, row: MemberRow) -> list[tuple[str, list[tuple[int, str]]]]:
+    """Per track: (day, state) from the report's member sheet."""
+    tracks: dict[str, list[tuple[int, str]]] = {}
+    for (track, day), state in zip(report.grid, row.statuses, strict=True):
+        tracks.setdefault(track, []).append((day, state))
+    return list(tracks.items())
+
+
+def _files(report: Report, kind: str) -> tuple[bytes, str, str]:
+    """The workbook or the CSV files in a zip: (content, media type, file name)."""
+    from bot.report_views import write_csv, write_xlsx
+
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        if kind == "xlsx":
+            path = write_xlsx(report, base / f"{report.cohort}-report.xlsx")
+            media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            return path.read_bytes(), media, path.name
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in write_csv(report, base / "csv"):
+                z.write(path, path.name)
+        return buffer.getvalue(), "application/zip", f"{report.cohort}-report-csv.zip"
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=150, facecolor="white")
+    return buffer.getvalue()
+
+
+def routes(
+    db: Database, clock: Clock, page: Page, login_and_cohort: Checked, language: Language
+) -> list[Route]:
+    async def report(request: Request) -> Response:
+        found = login_and_cohort(request)
+        if isinstance(found, Response):
+            return found
+        login, run = found
+        from bot.report_charts import charts
+        from bot.report_views import as_of, enrolled_line, headline, title
+
+        with speaking(language(request)):
+            rep = report_of(db, run, clock.now())
+            words = dict(
+                title=title(rep), as_of=as_of(rep), headline=headline(rep), enrolled=enrolled_line(rep)
+            )
+            options = charts(rep)
+        shown = json.dumps(options, ensure_ascii=False).replace("<", "\\u003c")
+        return page(request, "report.html", login=login, run=run, report=rep, options=shown, **words)
+
+    async def download(request: Request) -> Response:
+        found = login_and_cohort(request)
+        if isinstance(found, Response):
+            return found
+        run = found[1]
+        kind = request.path_params["kind"]
+        if kind not in ("xlsx", "zip", "png"):
+            return PlainTextResponse(_not_here(request, language), status_code=404)
+        if kind == "png":
+            from bot.report_charts import find_font, picture
+
+            font = await asyncio.to_thread(find_font)  # the first time, matplotlib reads the fonts
+        with speaking(language(request)):
+            rep = report_of(db, run, clock.now())
+            if kind != "png":
+                # The sheets' words are translated as the file is written, so in the loop;
+                # openpyxl takes a fraction of a second for a cohort (500 members: measured
+                # in tests/test_web_pages.py). matplotlib's drawing is the slow part.
+                content, media, name = _files(rep, kind)
+            else:
+                figure = picture(rep, font)  # its words are laid out here
+        if kind == "png":
+            content = await asyncio.to_thread(_png, figure)
+            media, name = "image/png", f"{run.id}-report.png"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+        return Response(content, media_type=media, headers=headers)
+
+    async def member(request: Request) -> Response:
+        found = login_and_cohort(request)
+        if isinstance(found, Response):
+            return found
+        login, run = found
+        member_id = request.path_params["member"]
+        with speaking(language(request)):
+            rep = report_of(db, run, clock.now())
+        row = next((m for m in rep.members if m.member_id == member_id), None)
+        if row is None:
+            return PlainTextResponse(_not_here(request, language), status_code=404)
+        with db.connect() as conn:
+            checkins = checkins_of(conn, run.id, member_id)
+            messages = sent_to(conn, run, member_id)
+        names = {tid: t.name for tid, t in run.playbook.tracks.items()}
+        shown = [(names.get(tr, tr), day, run.cal.local(at), makeup) for tr, day, at, makeup in checkins]
+        return page(
+            request,
+            "member.html",
+            login=login,
+            run=run,
+            member=row,
+            days=member_days(rep, row),
+            checkins=shown,
+            messages=messages,
+            state_class=STATE_CLASS,
+        )
+
+    async def echarts(request: Request) -> Response:
+        return Response(_echarts(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    return [
+        Route("/cohort/{cohort}/report", report),
+        Route("/cohort/{cohort}/report.{kind}", download),
+        Route("/cohort/{cohort}/member/{member}", member),
+        Route("/report-assets/echarts.min.js", echarts),
+    ]
+
+
+def _not_here(request: Request, language: Language) -> str:
+    return i18n.translation(language(request)).gettext(NOT_HERE)
