@@ -9,6 +9,7 @@ import re
 import time
 import zipfile
 
+from bot import i18n
 from bot.report import compute
 from tests.harness import Harness
 from tests.test_web import PEOPLE, SQL, XSS, console, log_in
@@ -99,3 +100,16 @@ async def test_the_pages_in_chinese(harness):
         assert "下载" in report and "每天各打卡项的打卡" in report
         member = (await c.get("/cohort/c1/member/u1")).text
         assert "机器人发给 TA 的消息" in member
+        zh = sheets((await c.get("/cohort/c1/report.xlsx")).content)
+        png = await c.get("/cohort/c1/report.png")  # laid out in the loop: not the process's language
+        assert png.content[:4] == b"\x89PNG"
+        await c.get("/lang/en")
+        en = sheets((await c.get("/cohort/c1/report.xlsx")).content)
+    assert len(zh) == len(en) and set(zh).isdisjoint(en), (zh, en)  # the page's language, not the process's
+    assert i18n.current() == "en"  # and the process's is left as it was
+
+
+def sheets(content: bytes) -> list[str]:
+    from openpyxl import load_workbook
+
+    return list(load_workbook(io.BytesIO(content), read_only=True).sheetnames)
