@@ -11,8 +11,9 @@ import zipfile
 
 from bot import i18n
 from bot.report import compute
+from storage import repo
 from tests.harness import Harness
-from tests.test_web import PEOPLE, SQL, XSS, console, log_in
+from tests.test_web import PEOPLE, SQL, XSS, console, log_in, token
 
 FILES = ("report", "report.xlsx", "report.zip", "report.png", "member/u1")
 
@@ -113,3 +114,24 @@ def sheets(content: bytes) -> list[str]:
     from openpyxl import load_workbook
 
     return list(load_workbook(io.BytesIO(content), read_only=True).sheetnames)
+
+
+async def test_a_make_up_marked_from_the_member_page_is_the_operator_commands_own(harness):
+    h = await played(harness)
+    async with await console(h) as c:
+        await log_in(c)
+        page = (await c.get("/cohort/c1/member/u2")).text
+        button = re.search(r'<li class="missed" data-day="2">.*?hx-vals=\'([^\']+)\'', page, re.S)
+        assert button and '"track": "lesson"' in button[1] and '"day": "2"' in button[1]
+        form = {"track": "lesson", "day": "2"}
+        assert (await c.post("/cohort/c1/member/u2/mark", data=form)).status_code == 403  # no token
+        headers = {"X-CSRF-Token": token(page), "HX-Request": "true"}
+        r = await c.post("/cohort/c1/member/u2/mark", data=form, headers=headers)
+        assert r.status_code == 200 and 'class="reply"' in r.text
+        assert re.search(r'<li class="makeup" data-day="2">', r.text)
+        again = await c.post("/cohort/c1/member/u2/mark", data=form, headers=headers)
+        assert "already" in again.text.lower()
+        bad = await c.post("/cohort/c1/member/u2/mark", data={"track": "x", "day": "2"}, headers=headers)
+        assert bad.status_code == 404
+    with h.bot.db.connect() as conn:
+        assert [a[1:4] for a in repo.actions(conn, "c1")] == [("web:alice", "mark", "u2 lesson 2")]

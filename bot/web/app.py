@@ -316,7 +316,9 @@ def create_app(db: Database, hooks: Hooks, settings: WebSettings, clock: Clock) 
             Route("/cohort/{cohort}/live", live),
             Route("/cohort/{cohort}/events", events),
             Route("/cohort/{cohort}/act", act, methods=["POST"]),
-            *pages.routes(db, clock, page, login_and_cohort, language),
+            *pages.routes(
+                pages.Console(db, clock, hooks, page, login_and_cohort, language, checked, forbidden)
+            ),
             Mount("/static", StaticFiles(packages=[("bot.web", "static")]), name="static"),
         ],
         middleware=[

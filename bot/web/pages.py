@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -26,12 +27,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import i18n
+from bot import commands, i18n
 from bot.clock import Clock
 from bot.cohort import CohortRun
 from bot.i18n import N_
 from bot.report import DONE, MAKEUP, MISSED, ON_LEAVE, MemberRow, Report, compute
 from storage import repo
+
+log = logging.getLogger(__name__)
 
 Page = Callable[..., Response]
 Checked = Callable[[Request], Any]  # -> (login, run) | Response
@@ -139,9 +142,25 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def routes(
-    db: Database, clock: Clock, page: Page, login_and_cohort: Checked, language: Language
-) -> list[Route]:
+@dataclass(frozen=True)
+class Console:
+    """What these pages use of app.py's create_app: its renderer and its checks."""
+
+    db: Database
+    clock: Clock
+    hooks: Any  # app.Hooks
+    page: Page
+    login_and_cohort: Checked  # -> (login, run) | the refusal
+    language: Language
+    checked: Callable[[Request], Awaitable[bool]]  # the POST's CSRF token is the session's
+    forbidden: Callable[[], Response]
+
+
+def routes(console: Console) -> list[Route]:
+    db, clock, hooks, page = console.db, console.clock, console.hooks, console.page
+    login_and_cohort, language = console.login_and_cohort, console.language
+    checked, forbidden = console.checked, console.forbidden
+
     async def report(request: Request) -> Response:
         found = login_and_cohort(request)
         if isinstance(found, Response):
@@ -190,12 +209,9 @@ def routes(
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
         return Response(content, media_type=media, headers=headers)
 
-    async def member(request: Request) -> Response:
-        found = login_and_cohort(request)
-        if isinstance(found, Response):
-            return found
-        login, run = found
-        member_id = request.path_params["member"]
+    def member_page(
+        request: Request, login: Any, run: CohortRun, member_id: str, reply: str = ""
+    ) -> Response:
         with speaking(language(request)):
             rep = report_of(db, run, clock.now())
         row = next((m for m in rep.members if m.member_id == member_id), None)
@@ -213,10 +229,44 @@ def routes(
             run=run,
             member=row,
             days=member_days(rep, row),
+            track_ids={t.name: tid for tid, t in run.playbook.tracks.items()},
             checkins=shown,
             messages=messages,
             state_class=STATE_CLASS,
+            reply=reply,
         )
+
+    async def member(request: Request) -> Response:
+        found = login_and_cohort(request)
+        if isinstance(found, Response):
+            return found
+        login, run = found
+        return member_page(request, login, run, request.path_params["member"])
+
+    async def mark(request: Request) -> Response:
+        """A make-up check-in, counted by the operator command 补卡 itself (its checks, its
+        rewards, its audit line), as web:NAME."""
+        found = login_and_cohort(request)
+        if isinstance(found, Response):
+            return found
+        if not await checked(request):
+            return forbidden()
+        login, run = found
+        member_id = request.path_params["member"]
+        form = await request.form()
+        track, day = str(form.get("track") or ""), str(form.get("day") or "")
+        if track not in run.playbook.tracks or not day.isdigit():
+            return PlainTextResponse(_not_here(request, language), status_code=404)
+        with db.begin() as conn:
+            if repo.member(conn, run.id, member_id) is None:
+                return PlainTextResponse(_not_here(request, language), status_code=404)
+            desk = replace(hooks.desk, language=language(request))
+            args = (run.id, member_id, track, day)
+            asked = commands.Asked(conn, run, f"web:{login.name}", login.name, clock.now(), args, desk)
+            reply = commands.answer("mark", asked)
+        hooks.after_action()
+        log.info("web: %s: mark %s", login.name, " ".join(args))
+        return member_page(request, login, run, member_id, reply)
 
     async def echarts(request: Request) -> Response:
         return Response(_echarts(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
@@ -225,6 +275,7 @@ def routes(
         Route("/cohort/{cohort}/report", report),
         Route("/cohort/{cohort}/report.{kind}", download),
         Route("/cohort/{cohort}/member/{member}", member),
+        Route("/cohort/{cohort}/member/{member}/mark", mark, methods=["POST"]),
         Route("/report-assets/echarts.min.js", echarts),
     ]
 
