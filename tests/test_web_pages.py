@@ -135,3 +135,29 @@ async def test_a_make_up_marked_from_the_member_page_is_the_operator_commands_ow
         assert bad.status_code == 404
     with h.bot.db.connect() as conn:
         assert [a[1:4] for a in repo.actions(conn, "c1")] == [("web:alice", "mark", "u2 lesson 2")]
+
+
+async def test_a_failed_message_resent_from_the_console_goes_out_and_is_in_the_audit_log(harness):
+    h = await played(harness)
+    with h.bot.db.begin() as conn:
+        row = repo.enqueue(conn, "c1", text="你好 <b>u2</b>", kind="reply", now=h.clock.now(), member_id="u2")
+        repo.mark(conn, [row], "failed", error="gateway down")
+        sent = repo.enqueue(conn, "c1", text="earlier", kind="reply", now=h.clock.now(), member_id="u2")
+        repo.mark(conn, [sent], "sent", at=h.clock.now())
+    async with await console(h) as c:
+        await log_in(c)
+        page = (await c.get("/cohort/c1/member/u2")).text
+        assert "你好 &lt;b&gt;u2&lt;/b&gt;" in page and f'{{"id": "{row}", "member": "u2"}}' in page
+        assert f'{{"id": "{row}"}}' in (await c.get("/cohort/c1")).text  # in the send queue too
+        headers = {"X-CSRF-Token": token(page), "HX-Request": "true"}
+        for wrong in (str(sent), "999", "x"):  # not failed, not there, not a number
+            r = await c.post("/cohort/c1/resend", data={"id": wrong}, headers=headers)
+            assert r.status_code == 404, wrong
+        assert (await c.post("/cohort/c1/resend", data={"id": str(row)})).status_code == 403
+        r = await c.post("/cohort/c1/resend", data={"id": str(row), "member": "u2"}, headers=headers)
+        assert r.status_code == 303 and r.headers["location"] == "/cohort/c1/member/u2"  # htmx follows it
+        await h.settle()
+    with h.bot.db.connect() as conn:
+        assert [s for i, _k, s, _t, _nb in repo.send_queue(conn, "c1") if i == row] == []  # sent
+        assert [a[1:4] for a in repo.actions(conn, "c1")] == [("web:alice", "resend", f"{row} reply")]
+    assert any(s.text == "你好 <b>u2</b>" for s in h.group.sent)

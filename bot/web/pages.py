@@ -20,11 +20,12 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy import Engine as Database
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bot import commands, i18n
@@ -71,6 +72,7 @@ def report_of(db: Database, run: CohortRun, now: datetime) -> Report:
 
 @dataclass(frozen=True)
 class Sent:
+    id: int
     at: datetime  # local
     kind: str
     private: bool
@@ -94,7 +96,7 @@ def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -
     newest first."""
     t = repo.out_t
     q = (
-        select(t.c.created_at, t.c.sent_at, t.c.kind, t.c.member_id, t.c.status, t.c.text)
+        select(t.c.id, t.c.created_at, t.c.sent_at, t.c.kind, t.c.member_id, t.c.status, t.c.text)
         .where(
             t.c.cohort_id == run.id,
             or_(t.c.member_id == member_id, t.c.mentions.contains(json.dumps(member_id))),
@@ -103,9 +105,23 @@ def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -
         .limit(most)
     )
     return [
-        Sent(run.cal.local(repo._aware(sent or made)), kind, who is not None, status, text)
-        for made, sent, kind, who, status, text in conn.execute(q)
+        Sent(row_id, run.cal.local(repo._aware(sent or made)), kind, who is not None, status, text)
+        for row_id, made, sent, kind, who, status, text in conn.execute(q)
     ]
+
+
+def resend_failed(conn: Connection, cohort_id: str, row_id: int, now: datetime) -> str | None:
+    """Put a failed message of this cohort back in the queue (due now, attempts anew); its
+    kind, or None if there is no such failed message."""
+    t = repo.out_t
+    kind = conn.execute(
+        select(t.c.kind).where(t.c.id == row_id, t.c.cohort_id == cohort_id, t.c.status == "failed")
+    ).scalar()
+    if kind is None:
+        return None
+    again = update(t).where(t.c.id == row_id, t.c.status == "failed")
+    conn.execute(again.values(status="pending", not_before=now, attempts=0))
+    return str(kind)
 
 
 def member_days(report: Report, row: MemberRow) -> list[tuple[str, list[tuple[int, str]]]]:
@@ -243,17 +259,24 @@ def routes(console: Console) -> list[Route]:
         login, run = found
         return member_page(request, login, run, request.path_params["member"])
 
-    async def mark(request: Request) -> Response:
-        """A make-up check-in, counted by the operator command 补卡 itself (its checks, its
-        rewards, its audit line), as web:NAME."""
+    async def posted(request: Request) -> tuple[Any, CohortRun, Any] | Response:
+        """An action's operator, cohort and form; else the refusal (no session, not her
+        cohort, not the session's CSRF token)."""
         found = login_and_cohort(request)
         if isinstance(found, Response):
             return found
         if not await checked(request):
             return forbidden()
-        login, run = found
+        return found[0], found[1], await request.form()
+
+    async def mark(request: Request) -> Response:
+        """A make-up check-in, counted by the operator command 补卡 itself (its checks, its
+        rewards, its audit line), as web:NAME."""
+        found = await posted(request)
+        if isinstance(found, Response):
+            return found
+        login, run, form = found
         member_id = request.path_params["member"]
-        form = await request.form()
         track, day = str(form.get("track") or ""), str(form.get("day") or "")
         if track not in run.playbook.tracks or not day.isdigit():
             return PlainTextResponse(_not_here(request, language), status_code=404)
@@ -268,6 +291,25 @@ def routes(console: Console) -> list[Route]:
         log.info("web: %s: mark %s", login.name, " ".join(args))
         return member_page(request, login, run, member_id, reply)
 
+    async def resend(request: Request) -> Response:
+        """A failed message back in the queue, with its attempts anew; the audit log says who."""
+        found = await posted(request)
+        if isinstance(found, Response):
+            return found
+        login, run, form = found
+        row_id = str(form.get("id") or "")
+        with db.begin() as conn:
+            again = resend_failed(conn, run.id, int(row_id), clock.now()) if row_id.isdigit() else None
+            if again is not None:
+                repo.audit(conn, run.id, f"web:{login.name}", "resend", f"{row_id} {again}", clock.now())
+        if again is None:
+            return PlainTextResponse(_not_here(request, language), status_code=404)
+        hooks.after_action()
+        log.info("web: %s: resend %s", login.name, row_id)
+        member = str(form.get("member") or "")
+        back = f"/cohort/{quote(run.id)}" + (f"/member/{quote(member)}" if member else "")
+        return RedirectResponse(back, status_code=303)
+
     async def echarts(request: Request) -> Response:
         return Response(_echarts(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
@@ -276,6 +318,7 @@ def routes(console: Console) -> list[Route]:
         Route("/cohort/{cohort}/report.{kind}", download),
         Route("/cohort/{cohort}/member/{member}", member),
         Route("/cohort/{cohort}/member/{member}/mark", mark, methods=["POST"]),
+        Route("/cohort/{cohort}/resend", resend, methods=["POST"]),
         Route("/report-assets/echarts.min.js", echarts),
     ]
 
