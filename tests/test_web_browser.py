@@ -29,6 +29,7 @@ from bot.transports.simulated import SimulatedGroup
 from bot.web import auth
 from bot.web.app import WebSettings, create_app, hooks_of
 from bot.web.serve import Served
+from storage import repo
 from storage.db import open_db
 from tests.harness import load_playbook, members
 
@@ -43,6 +44,7 @@ class Live:
     loop: asyncio.AbstractEventLoop
     group: SimulatedGroup
     url: str
+    db: Any = None
 
     def call(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -85,7 +87,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
         return f"http://127.0.0.1:{served.port}"
 
     url = asyncio.run_coroutine_threadsafe(up(), loop).result(timeout=30)
-    it = Live(loop, state["group"], url)
+    it = Live(loop, state["group"], url, state["db"])
     try:
         yield it
     finally:
@@ -98,6 +100,10 @@ def live(tmp_path: Path) -> Iterator[Live]:
         it.call(down())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+async def _now() -> Any:
+    return asyncio.get_running_loop().now()  # type: ignore[attr-defined]
 
 
 def shot(page: Any, name: str, tmp: Path) -> None:
@@ -180,10 +186,19 @@ def test_the_console_in_chromium(live: Live, tmp_path: Path) -> None:
             expect(small.locator("body")).to_have_attribute("data-ready", "1", timeout=10_000)
             assert small.evaluate("document.documentElement.scrollWidth") <= 400
             shot(small, "9-report-phone", tmp_path)
+            with live.db.begin() as conn:  # a private message that failed for good
+                now = live.call(_now())
+                row = repo.enqueue(conn, "c1", text="失败的私信", kind="reply", now=now, member_id="u1")
+                repo.mark(conn, [row], "failed", error="gateway down")
             page.goto(live.url + "/cohort/c1")
             page.click('tr[data-member="u1"] a')
             expect(page.locator("#checkins")).to_contain_text("day 2")
+            expect(page.locator("#messages li.failed")).to_contain_text("失败的私信")
             shot(page, "10-member", tmp_path)
+            page.click("#messages li.failed button")  # confirmed by the dialog handler
+            expect(page.locator("#messages li.failed")).to_have_count(0, timeout=10_000)
+            expect(page.locator("#messages")).to_contain_text("失败的私信")
+            expect(page.locator("#member h1")).to_have_count(1)  # the member's part, swapped once
             assert errors == []  # nothing refused by the page's CSP
         finally:
             browser.close()
