@@ -99,7 +99,7 @@ def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -
         select(t.c.id, t.c.created_at, t.c.sent_at, t.c.kind, t.c.member_id, t.c.status, t.c.text)
         .where(
             t.c.cohort_id == run.id,
-            or_(t.c.member_id == member_id, t.c.mentions.contains(json.dumps(member_id))),
+            or_(t.c.member_id == member_id, t.c.mentions.contains(json.dumps(member_id), autoescape=True)),
         )
         .order_by(t.c.id.desc())
         .limit(most)
