@@ -343,23 +343,25 @@ def play_live(
         db = open_db(db_url)
         bot = Bot(db, group, clock, settings, [run], reconcile_minutes=0)
         await bot.start()
-        password = secrets.token_urlsafe(9)
-        auth.add_operator(db, DEMO_LOGIN, password, [], None, clock.now())
-        # Live pages look for changes about once a real second, not a thousand times.
-        web = WebSettings(language=i18n.current(), poll_seconds=per_second)
-        served = Served(create_app(db, hooks_of(bot.engine), web, clock), bind, speed=per_second)
-        stopping = asyncio.Event()
         try:
-            await served.start()
-            host = split_bind(bind)[0]
-            shown = f"[{host}]" if ":" in host else host
-            ready(LiveDemo(f"http://{shown}:{served.port}/", DEMO_LOGIN, password))
-            stop(stopping)
-            players = asyncio.create_task(play(group, [e for e in events if e.at >= clock.now()], clock))
-            await stopping.wait()
-            players.cancel()
+            password = secrets.token_urlsafe(9)
+            auth.add_operator(db, DEMO_LOGIN, password, [], None, clock.now())
+            # Live pages look for changes about once a real second, not a thousand times.
+            web = WebSettings(language=i18n.current(), poll_seconds=per_second)
+            served = Served(create_app(db, hooks_of(bot.engine), web, clock), bind, speed=per_second)
+            try:
+                await served.start()
+                host = split_bind(bind)[0]
+                shown = f"[{host}]" if ":" in host else host
+                ready(LiveDemo(f"http://{shown}:{served.port}/", DEMO_LOGIN, password))
+                stopping = asyncio.Event()
+                stop(stopping)
+                players = asyncio.create_task(play(group, [e for e in events if e.at >= clock.now()], clock))
+                await stopping.wait()
+                players.cancel()
+            finally:
+                await served.stop()
         finally:
-            await served.stop()
             await bot.stop()
             db.dispose()
 

@@ -67,3 +67,28 @@ def test_demo_web_serves_the_console_until_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_demo_web_refuses_a_bad_address_or_speed_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["demo", "--members", "3", "--web", "localhost:http"])
+    assert r.exit_code == 2 and "write HOST:PORT" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["demo", "--members", "3", "--web", DEFAULT_BIND, "--speed", "0"])
+    assert r.exit_code == 2 and "--speed 0" in r.output
+
+
+def test_demo_web_on_a_taken_port_says_so_and_exits_1() -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(app, ["demo", "--members", "3", "--web", f"127.0.0.1:{port}"])
+    assert r.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in r.output, r.output
