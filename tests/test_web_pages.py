@@ -5,12 +5,14 @@ and the same sessions and cohort limits as the cohort page."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import zipfile
 
 from bot import i18n
 from bot.report import compute
+from bot.web.pages import CHARTS
 from storage import repo
 from tests.harness import Harness
 from tests.test_web import PEOPLE, SQL, XSS, console, log_in, token
@@ -59,6 +61,7 @@ async def test_the_report_page_shows_computes_numbers_and_escapes_names(harness)
         assert any(m.checkins == 2 for m in expected.members)  # u1: two check-ins counted
         options = re.search(r'<script type="application/json" id="report-options">(.*?)</script>', page, re.S)
         assert options and "</" not in options[1] and '"funnel"' in options[1]
+        assert set(json.loads(options[1])) <= set(CHARTS)  # a box for every chart the report draws
         js = await c.get("/report-assets/echarts.min.js")
         assert js.status_code == 200 and "echarts" in js.text[:2000]
         assert '<script src="/report-assets/echarts.min.js"' in page  # served here, no CDN

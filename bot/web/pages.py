@@ -42,7 +42,7 @@ Checked = Callable[[Request], Any]  # -> (login, run) | Response
 Language = Callable[[Request], str]
 
 NOT_HERE = N_("Nothing like that here.")
-CHARTS = ("funnel", "activity", "tiers", "hours", "reminders", "conversion")
+CHARTS = ("funnel", "activity", "tiers", "hours", "reminders", "conversion")  # the HTML report's
 STATE_CLASS = {DONE: "done", MAKEUP: "makeup", ON_LEAVE: "leave", MISSED: "missed", "": "none"}
 
 
@@ -192,7 +192,9 @@ def routes(console: Console) -> list[Route]:
             )
             options = charts(rep)
         shown = json.dumps(options, ensure_ascii=False).replace("<", "\\u003c")
-        return page(request, "report.html", login=login, run=run, report=rep, options=shown, **words)
+        return page(
+            request, "report.html", login=login, run=run, report=rep, options=shown, charts=CHARTS, **words
+        )
 
     async def download(request: Request) -> Response:
         found = login_and_cohort(request)
