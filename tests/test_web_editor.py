@@ -221,3 +221,39 @@ async def test_the_text_is_escaped_everywhere_it_is_shown(harness, tmp_path):
         for what in ("check", "save"):
             r = await c.post(f"{EDITOR}/{what}", data={"csrf": csrf, "version": version, "text": evil})
             assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
+
+
+async def test_a_save_the_bot_does_not_take_is_undone_on_disk(harness, tmp_path):
+    """The playbook is valid but the config around it no longer is: the live edit keeps the
+    last good version, and so does the file."""
+    h, app = await editor_over(harness, tmp_path)
+    path = tmp_path / "playbook.yaml"
+    before, plan = path.read_bytes(), list(h.run.plan)
+    (tmp_path / "config.yaml").write_text("timezone: [\n", encoding="utf-8")
+    async with client_of(app) as c:
+        await log_in(c)
+        text, version, csrf = await opened(c)
+        r = await post(c, "save", text.replace('at: "15:00"', 'at: "16:00"'), version, csrf)
+        assert r.status_code == 422 and "the bot did not take this version" in r.text
+        assert re.search(r'data-version="([0-9a-f]+)"', r.text) is None  # still the old version
+    assert path.read_bytes() == before and h.run.plan == plan
+
+
+async def test_a_plain_form_post_saves_lf_lines_and_a_deleted_file_can_be_written_again(harness, tmp_path):
+    _h, app = await editor_over(harness, tmp_path)
+    path = tmp_path / "playbook.yaml"
+    async with client_of(app) as c:
+        await log_in(c)
+        text, version, csrf = await opened(c)
+        crlf = text.replace('at: "15:00"', 'at: "16:00"').replace(
+            "\n", "\r\n"
+        )  # as a browser posts a textarea
+        r = await c.post(f"{EDITOR}/save", data={"csrf": csrf, "version": version, "text": crlf})
+        assert r.status_code == 200 and "<textarea" in r.text and "Saved; the edit is live." in r.text
+        assert b"\r" not in path.read_bytes()
+        path.unlink()
+        empty, gone_version, _ = await opened(c)
+        assert empty == ""
+        r = await post(c, "save", text, gone_version, csrf)
+        assert r.status_code == 200 and "1 item moved (tea to day 1 15:00)" in r.text
+    assert path.read_text(encoding="utf-8") == text

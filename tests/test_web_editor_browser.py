@@ -134,6 +134,7 @@ def test_the_playbook_editor_in_chromium(editing: tuple[Live, CohortRun], tmp_pa
             expect(page.locator("#result")).to_contain_text("Saved; the edit is live.", timeout=10_000)
             expect(page.locator("#result")).to_contain_text("1 item moved (tea to day 1 16:00)")
             shot(page, "6-editor-saved", tmp_path)
+            assert b"\r" not in Path(run.playbook.path).read_bytes()
             tea = next(p for p in run.plan if p.item_id == "tea")
             assert run.cal.local(tea.due).strftime("%H:%M") == "16:00"
         finally:

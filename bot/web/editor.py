@@ -144,7 +144,9 @@ def routes(
         given = request.headers.get("X-CSRF-Token") or fields.get("csrf", "")
         if not auth.same_token(request.session.get("csrf"), given):
             return forbidden()
-        if len(fields.get("text", "").encode("utf-8")) > MAX_BYTES:
+        # A form posts a textarea's lines ending in CRLF: the file keeps the YAML's LF.
+        fields["text"] = fields.get("text", "").replace("\r\n", "\n")
+        if len(fields["text"].encode("utf-8")) > MAX_BYTES:
             return too_big()
         return fields
 
@@ -152,16 +154,29 @@ def routes(
         template = "_editor_result.html" if request.headers.get("HX-Request") else "editor.html"
         return page(request, template, status, login=login, run=run, **result)
 
-    def current(run: CohortRun) -> tuple[Path, bytes]:
+    def current(run: CohortRun) -> tuple[Path, bytes] | Response:
         path = Path(run.playbook.path)
-        return path, path.read_bytes()
+        try:
+            return path, path.read_bytes()
+        except FileNotFoundError:
+            return path, b""  # deleted under the running bot: the editor can write it again
+        except OSError as exc:
+            return cannot(path, exc)
+
+    def cannot(path: Path, exc: OSError) -> Response:
+        log.error("web: cannot read or write %s: %s", path, exc)
+        said = _("Cannot read or write {file} ({reason}); ask whoever runs the bot to check the file.")
+        return PlainTextResponse(said.format(file=path.name, reason=exc.strerror or exc), status_code=500)
 
     async def editor(request: Request) -> Response:
         found = login_and_cohort(request)
         if isinstance(found, Response):
             return found
         login, run = found
-        path, data = current(run)
+        read = current(run)
+        if isinstance(read, Response):
+            return read
+        path, data = read
         text = data.decode("utf-8", "replace")
         return page(
             request, "editor.html", login=login, run=run, file=path.name, text=text, version=version_of(data)
@@ -209,7 +224,10 @@ def routes(
             return got
         login, run, form, checked, lang = got
         text = form.get("text", "")
-        path, data = current(run)
+        read = current(run)
+        if isinstance(read, Response):
+            return read
+        path, data = read
         result = result_of(run, checked, lang)
         context = dict(file=path.name, text=text, **result)
         if checked.playbook is None:
@@ -225,7 +243,10 @@ def routes(
             )
             return shown(request, run, login, 409, version=now, refused="conflict", lines=lines, **context)
         new = text.encode("utf-8")
-        write_atomically(path, new)
+        try:
+            write_atomically(path, new)
+        except OSError as exc:
+            return cannot(path, exc)
         log.info("web: %s: %s saved %s (%s)", run.id, login.name, path, result["change"] or "nothing changed")
         live = True
         if reload is not None:
