@@ -94,6 +94,13 @@ async def test_check_tells_what_a_save_would_change(harness, tmp_path):
         r = await post(c, "check", edited, version, csrf)
         assert marks(r.text) == []
         assert "1 item moved (tea to day 1 16:00), 1 removed (evening)" in r.text
+        await c.get("/lang/zh")
+        zh = (await post(c, "check", edited, version, csrf)).text
+        assert (
+            "没有错误。 保存后会改变：" in zh
+            and "tea → 第 1 天 16:00" in zh
+            and "现在保存并立即生效吗？" in zh
+        )
     assert h.run.plan[1].item_id == "tea" and len(h.run.plan) == 3  # nothing live yet
 
 

@@ -119,8 +119,8 @@ def test_the_playbook_editor_in_chromium(editing: tuple[Live, CohortRun], tmp_pa
             expect(page.locator(".line-error")).to_have_count(1)
             title = lines.nth(7).locator(".mark-error").get_attribute("title") or ""
             assert "Error, line 8" in title and "'25:00' is not a time of day" in title
-            page.click("button[value=save]")
-            expect(page.locator("#result")).to_contain_text("Not saved: the playbook has errors")
+            page.click("button[value=save]")  # checked first: the errors, no question, no save
+            expect(page.locator("#result")).to_contain_text("it cannot be saved until they are fixed")
             shot(page, "5-editor-error", tmp_path)
             assert 'at: "15:00"' in Path(run.playbook.path).read_text(encoding="utf-8")
             # Fixed: the mark goes, and the save is live and told.
@@ -130,8 +130,13 @@ def test_the_playbook_editor_in_chromium(editing: tuple[Live, CohortRun], tmp_pa
             expect(page.locator("#result")).to_contain_text(
                 "Saving it changes: 1 item moved (tea to day 1 16:00)"
             )
+            asked: list[str] = []
+            page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
             page.click("button[value=save]")
             expect(page.locator("#result")).to_contain_text("Saved; the edit is live.", timeout=10_000)
+            assert asked == [
+                "Saving it changes: 1 item moved (tea to day 1 16:00) Save and make it live now?"
+            ]
             expect(page.locator("#result")).to_contain_text("1 item moved (tea to day 1 16:00)")
             shot(page, "6-editor-saved", tmp_path)
             assert b"\r" not in Path(run.playbook.path).read_bytes()

@@ -43,7 +43,7 @@
     function send(url) {
       cm.save();
       var body = new URLSearchParams(new FormData(form));
-      fetch(url, {
+      return fetch(url, {
         method: "POST", body: body, credentials: "same-origin",
         headers: { "HX-Request": "true", "X-CSRF-Token": form.elements.csrf.value }
       }).then(function (r) { return r.text(); }).then(function (html) {
@@ -53,8 +53,15 @@
     }
     form.addEventListener("submit", function (e) {
       e.preventDefault();
-      var checking = e.submitter && e.submitter.value === "check";
-      send(checking ? form.dataset.check : form.dataset.save);
+      if (e.submitter && e.submitter.value === "check") {
+        send(form.dataset.check);
+        return;
+      }
+      // Saving: checked first, so what the save changes is shown (and agreed) before it does.
+      send(form.dataset.check).then(function () {
+        var valid = result.querySelector("[data-confirm]");
+        if (valid && window.confirm(valid.dataset.confirm)) send(form.dataset.save);
+      });
     });
     mark();
   });
