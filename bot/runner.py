@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -220,7 +221,7 @@ async def _serve(
     lost: LeaseLost | None = None
     console_: Served | None = None
     try:
-        console_ = await _console(loaded, db, bot, clock)
+        console_ = await _console(loaded, db, bot, clock, reloader)
         await stop.wait()
         lost = keeper.result() if keeper.done() else None
         if lost is None:
@@ -243,7 +244,9 @@ async def _serve(
     return 0
 
 
-async def _console(loaded: Loaded, db: Database, bot: Bot, clock: SystemClock) -> Served | None:
+async def _console(
+    loaded: Loaded, db: Database, bot: Bot, clock: SystemClock, reloader: Reloader
+) -> Served | None:
     """The web console (config `web:`), once the bot runs; None without `web:`."""
     web = loaded.config.web
     if web is None:
@@ -251,7 +254,8 @@ async def _console(loaded: Loaded, db: Database, bot: Bot, clock: SystemClock) -
     from bot.web.app import WebSettings, create_app, hooks_of
 
     language = web.language or loaded.config.language or "zh"
-    app = create_app(db, hooks_of(bot.engine), WebSettings(language=language), clock)
+    hooks = dataclasses.replace(hooks_of(bot.engine), reload=reloader.reload)  # the editor's saves
+    app = create_app(db, hooks, WebSettings(language=language), clock)
     served = Served(app, web.bind)
     await served.start()
     log.info("web console on http://%s/ (operators: `cohortbot operator add NAME`)", web.bind)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from bot import commands, i18n
 from bot.clock import Clock
 from bot.cohort import CohortRun
-from bot.web import auth, pages, views
+from bot.web import auth, editor, pages, views
 from storage import repo
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Hooks:
     desk: commands.Desk  # what the operator commands reach
     after_action: Callable[[], None]  # a command queued something: wake the sender
     last_event: Callable[[], datetime | None]  # the transport's last event, if any
+    reload: Callable[[], Awaitable[Any]] | None = None  # the live edit (bot/reload.py Reloader.reload)
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ def create_app(db: Database, hooks: Hooks, settings: WebSettings, clock: Clock) 
             *pages.routes(
                 pages.Console(db, clock, hooks, page, login_and_cohort, language, checked, forbidden)
             ),
+            *editor.routes(hooks.reload, page, login_and_cohort, forbidden, language),
             Mount("/static", StaticFiles(packages=[("bot.web", "static")]), name="static"),
         ],
         middleware=[
