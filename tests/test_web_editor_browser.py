@@ -139,6 +139,17 @@ def test_the_playbook_editor_in_chromium(editing: tuple[Live, CohortRun], tmp_pa
             ]
             expect(page.locator("#result")).to_contain_text("1 item moved (tea to day 1 16:00)")
             shot(page, "6-editor-saved", tmp_path)
+            # Someone else saves meanwhile: refused, the difference shown, this text kept.
+            path = Path(run.playbook.path)
+            path.write_text(path.read_text(encoding="utf-8").replace("晚上好", "晚安"), encoding="utf-8")
+            page.evaluate(EDIT, ["早上好", "早上好呀"])
+            page.click("button[value=save]")
+            expect(page.locator("#result")).to_contain_text("someone else saved this playbook")
+            expect(page.locator(".text-diff")).to_contain_text(
+                '-  - {id: evening, day: 1, at: "20:00", post: "晚安"}'
+            )
+            expect(page.locator(".CodeMirror")).to_contain_text("早上好呀")
+            shot(page, "7-editor-conflict", tmp_path)
             assert b"\r" not in Path(run.playbook.path).read_bytes()
             tea = next(p for p in run.plan if p.item_id == "tea")
             assert run.cal.local(tea.due).strftime("%H:%M") == "16:00"

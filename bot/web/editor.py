@@ -60,7 +60,11 @@ def version_of(data: bytes) -> str:
 def _in_language(language: str) -> Iterator[None]:
     # The checks word their problems in the process's language; no await happens inside, so
     # switching it for the page's language and back cannot reach another request.
+    # (A thread may be translating in the process's language: left alone when the page speaks it.)
     before = i18n.current()
+    if before == language:
+        yield
+        return
     i18n.use(language)
     try:
         yield
