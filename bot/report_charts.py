@@ -10,6 +10,7 @@ is still written, with a warning saying what to install. Characters no chosen fo
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -89,7 +90,9 @@ def find_font(families: Sequence[str] = CJK_FAMILIES) -> Font | None:
             listed = {f.fname for f in font_manager.fontManager.ttflist}
             for path in font_manager.findSystemFonts():
                 if path not in listed:
-                    font_manager.fontManager.addfont(path)
+                    # A bitmap font (Debian's colour emoji) cannot be read by matplotlib: skip it.
+                    with contextlib.suppress(Exception):
+                        font_manager.fontManager.addfont(path)
         known = {f.name: f.fname for f in font_manager.fontManager.ttflist}
         for family in families:
             if family in known and not missing(known[family], PROBE):
