@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import gettext
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -87,3 +88,19 @@ def gettext_in(language: str, message: str) -> str:
 def N_(message: str) -> str:
     """Marks a text for the catalog without translating it (it is translated where shown)."""
     return message
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """The operator's language switched to ``language`` for a block that does not await (the
+    console's pages in the page's language): nothing else runs in the loop meanwhile. Left
+    alone when it already is that language, so a thread translating meanwhile is not touched."""
+    before = current()
+    if before == language:
+        yield
+        return
+    use(language)
+    try:
+        yield
+    finally:
+        use(before)

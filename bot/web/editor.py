@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,24 +56,8 @@ def version_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _in_language(language: str) -> Iterator[None]:
-    # The checks word their problems in the process's language; no await happens inside, so
-    # switching it for the page's language and back cannot reach another request.
-    # (A thread may be translating in the process's language: left alone when the page speaks it.)
-    before = i18n.current()
-    if before == language:
-        yield
-        return
-    i18n.use(language)
-    try:
-        yield
-    finally:
-        i18n.use(before)
-
-
 def check(text: str, path: str, language: str) -> Checked:
-    with _in_language(language):
+    with i18n.speaking(language):
         try:
             pb = playbooks.parse(parse_yaml(text, path))
         except InputError as exc:

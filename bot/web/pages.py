@@ -8,13 +8,12 @@ login-and-cohort check), so the same sessions and the same cohort limits apply."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
 import tempfile
 import zipfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -44,18 +43,6 @@ Language = Callable[[Request], str]
 NOT_HERE = N_("Nothing like that here.")
 CHARTS = ("funnel", "activity", "tiers", "hours", "reminders", "conversion")  # the HTML report's
 STATE_CLASS = {DONE: "done", MAKEUP: "makeup", ON_LEAVE: "leave", MISSED: "missed", "": "none"}
-
-
-@contextlib.contextmanager
-def speaking(language: str) -> Iterator[None]:
-    """The report's words (bot/report_views.py, report_charts.py use the process's language) in
-    the page's, for a block that does not await: nothing else runs in the loop meanwhile."""
-    before = i18n.current()
-    i18n.use(language)
-    try:
-        yield
-    finally:
-        i18n.use(before)
 
 
 @cache
@@ -185,7 +172,7 @@ def routes(console: Console) -> list[Route]:
         from bot.report_charts import charts
         from bot.report_views import as_of, enrolled_line, headline, title
 
-        with speaking(language(request)):
+        with i18n.speaking(language(request)):
             rep = report_of(db, run, clock.now())
             words = dict(
                 title=title(rep), as_of=as_of(rep), headline=headline(rep), enrolled=enrolled_line(rep)
@@ -205,7 +192,7 @@ def routes(console: Console) -> list[Route]:
         if kind not in ("xlsx", "zip", "png"):
             return PlainTextResponse(_not_here(request, language), status_code=404)
         lang = language(request)
-        with speaking(lang):
+        with i18n.speaking(lang):
             rep = report_of(db, run, clock.now())
         if lang == i18n.current():
             # The files' words are translated as they are made, in the process's language:
@@ -215,7 +202,7 @@ def routes(console: Console) -> list[Route]:
         else:
             # Another language than the process's: the words are laid out in the loop, where
             # the language can be switched for a moment; only the PNG's drawing is threaded.
-            with speaking(lang):
+            with i18n.speaking(lang):
                 made = _made(rep, kind, "png") if kind == "png" else _made(rep, kind, None)
             content = await asyncio.to_thread(_png, made) if kind == "png" else made
         media, name = {
@@ -230,7 +217,7 @@ def routes(console: Console) -> list[Route]:
     def member_page(
         request: Request, login: Any, run: CohortRun, member_id: str, reply: str = ""
     ) -> Response:
-        with speaking(language(request)):
+        with i18n.speaking(language(request)):
             rep = report_of(db, run, clock.now())
         row = next((m for m in rep.members if m.member_id == member_id), None)
         if row is None:
