@@ -222,7 +222,8 @@ LEAVE_AGAIN = N_("You are already on leave on day {day}.")
 LEAVE_PAST = N_("Leave is for today or a later day of {playbook} (days {today} to {days}).")
 
 
-def _day_arg(arg: str) -> int | None:
+def day_arg(arg: str) -> int | None:
+    """A day as members and operators write it: 3, 第3天, day3, d3."""
     digits = arg.removeprefix("第").removesuffix("天").lower().removeprefix("day").removeprefix("d")
     return int(digits) if digits.isdigit() else None
 
@@ -236,7 +237,7 @@ def _makeup(a: Asked) -> str:
     if not open_tracks:
         return tr(MAKEUP_NONE).format(playbook=pb.name)
     today = run.day(a.now)
-    day = next((d for d in map(_day_arg, a.args) if d is not None), today - 1)
+    day = next((d for d in map(day_arg, a.args) if d is not None), today - 1)
     named = [
         tid
         for arg in a.args
@@ -277,7 +278,7 @@ def _makeup(a: Asked) -> str:
 def _leave(a: Asked) -> str:
     run, pb, tr = a.run, a.run.playbook, a.run.playbook.tr
     today = run.day(a.now)
-    day = next((d for d in map(_day_arg, a.args) if d is not None), today)
+    day = next((d for d in map(day_arg, a.args) if d is not None), today)
     if day < max(today, 1) or day > pb.days:
         return tr(LEAVE_PAST).format(playbook=pb.name, today=max(today, 1), days=pb.days)
     if not repo.add_leave(a.conn, run.id, a.member_id, day, a.now):

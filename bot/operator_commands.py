@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from bot import checkins, i18n, items
 from bot.cohort import CohortRun
-from bot.commands import OPERATORS, Asked, Desk, command
+from bot.commands import OPERATORS, Asked, Desk, command, day_arg
 from bot.conversions import source_said
 from bot.i18n import N_
 from bot.plan import PlannedItem
@@ -155,9 +155,6 @@ def _track(run: CohortRun, arg: str) -> str | None:
     return None
 
 
-def _day(arg: str) -> int | None:
-    digits = arg.removeprefix("第").removesuffix("天").lower().removeprefix("day").removeprefix("d")
-    return int(digits) if digits.isdigit() else None
 
 
 def _hm(run: CohortRun, at: datetime) -> str:
@@ -406,9 +403,9 @@ def mark(a: Asked) -> str:
     word = "补卡" if _desk(a).language == "zh" else "mark"
     first_track = next(iter(pb.tracks))
     usage = _say(a, MARK_USAGE).format(word=word, track=first_track)
-    day = next((d for d in map(_day, rest) if d is not None), None)
+    day = next((d for d in map(day_arg, rest) if d is not None), None)
     tid = next((t for t in map(lambda r: _track(run, r), rest) if t is not None), None)
-    names = [r for r in rest if _day(r) is None and _track(run, r) is None]
+    names = [r for r in rest if day_arg(r) is None and _track(run, r) is None]
     if day is None or tid is None or not names:
         return usage
     found, reply = _member(a, run, " ".join(names))
@@ -551,9 +548,9 @@ def _feature(a: Asked, word: str, on: bool) -> str:
         return ask or ""
     if not any(t.testimonial for t in run.playbook.tracks.values()):
         return _say(a, NO_TESTIMONIAL_TRACK).format(cohort=run.id)
-    day = next((d for d in map(_day, rest) if d is not None), None)
+    day = next((d for d in map(day_arg, rest) if d is not None), None)
     on_day = _say(a, ON_DAY).format(day=day) if day is not None else ""
-    names = [r for r in rest if _day(r) is None]
+    names = [r for r in rest if day_arg(r) is None]
     if not names:
         return _recent_testimonials(a, run, day, on_day)
     found, reply = _member(a, run, " ".join(names))
