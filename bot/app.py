@@ -52,6 +52,7 @@ class Bot:
         self.outbox.recover(self.settings.grace)
         await self.transport.start(self.engine.on_event)
         self.alerting.connected()  # a QR code scanned while starting: the login resolves it
+        self.engine.link.started(self.clock.now())
         for run in self.runs:
             await self.engine.add_cohort(run)
         self._sender = asyncio.create_task(self.outbox.run(), name="outbox")

@@ -348,7 +348,9 @@ def play_live(
             auth.add_operator(db, DEMO_LOGIN, password, [], None, clock.now())
             # Live pages look for changes about once a real second, not a thousand times.
             web = WebSettings(language=i18n.current(), poll_seconds=per_second)
-            served = Served(create_app(db, hooks_of(bot.engine), web, clock), bind, speed=per_second)
+            served = Served(
+                create_app(db, hooks_of(bot.engine, bot.alerting), web, clock), bind, speed=per_second
+            )
             try:
                 await served.start()
                 host = split_bind(bind)[0]

@@ -23,6 +23,9 @@ from bot.cohort import CohortRun
 from bot.firing import Firing
 from bot.friends import Friends
 from bot.i18n import N_
+from bot.link import GATEWAY_DOWN as GATEWAY_DOWN_STATE
+from bot.link import LOGGED_OUT as LOGGED_OUT_STATE
+from bot.link import Link
 from bot.outbox import Outbox, Pacing
 from bot.plan import PlannedItem
 from bot.replies import Replies
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 # For the operators (`状态`), in the config's language.
 NO_EVENTS = N_("connected; nothing heard from WeChat yet")
 LAST_EVENT = N_("connected; last heard from WeChat at {time}")
+GATEWAY_DOWN = N_("the WeChat gateway has not answered since {time}; messages wait in the queue")
+LOGGED_OUT = N_("the bot's WeChat account is logged out since {time}; scan the gateway's QR code")
 
 WELCOME_RIDES = timedelta(minutes=30)
 # For members, in the playbook's language (Playbook.tr).
@@ -123,7 +128,7 @@ class Engine:
         desk.connection = self._connection
         desk.picture = self._picture
         self._drawing: set[asyncio.Task[None]] = set()
-        self.last_event_at: datetime | None = None
+        self.link = Link()  # the connection as operators see it (console, 状态)
         self.replies = Replies(
             db,
             clock,
@@ -241,14 +246,23 @@ class Engine:
     def _connection(self) -> str:
         """The connection as operators read it (`状态`)."""
         say = i18n.translation(i18n.normalize(self.settings.language) or "zh").gettext
-        if self.last_event_at is None:
-            return say(NO_EVENTS)
         runs = list(self.runs.values())
-        local = runs[0].cal.local(self.last_event_at) if runs else self.last_event_at
-        return say(LAST_EVENT).format(time=f"{local:%m-%d %H:%M}")
+
+        def local(at: datetime | None) -> str:
+            if at is None:
+                return "?"
+            return f"{runs[0].cal.local(at) if runs else at:%m-%d %H:%M}"
+
+        if self.link.state == GATEWAY_DOWN_STATE:
+            return say(GATEWAY_DOWN).format(time=local(self.link.since))
+        if self.link.state == LOGGED_OUT_STATE:
+            return say(LOGGED_OUT).format(time=local(self.link.since))
+        if self.link.last_event is None:
+            return say(NO_EVENTS)
+        return say(LAST_EVENT).format(time=local(self.link.last_event))
 
     async def on_event(self, event: Event) -> None:
-        self.last_event_at = self.clock.now()
+        self.link.heard(event, self.clock.now())
         try:
             if isinstance(event, Incoming):
                 await self.router.on_message(event, self.transport.bot_id())

@@ -2,7 +2,8 @@
 
 English is the msgid language, so English needs no catalog. The operator's language (the
 CLI's output and help, validation messages, the log lines and alerts an operator reads) is
-chosen once per process with :func:`use`; :func:`_` and :func:`ngettext` translate into it.
+chosen once per process with :func:`use`; :func:`_` and :func:`ngettext` translate into it
+(or, within :func:`speaking`, into one task's language: the console's pages).
 Texts for members follow the playbook's language instead: they ask :func:`translation` for
 that language's catalog, per call.
 
@@ -16,6 +17,7 @@ import gettext
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -58,6 +60,12 @@ def detect(explicit: str | None = None, environ: Mapping[str, str] | None = None
 
 _current: gettext.NullTranslations = translation("en")
 _language: Language = "en"
+# A language for one task or thread only (the console's pages, each in its reader's language):
+# a context variable, so a page in English never changes what a report drawn in a thread, or
+# the bot's own log, says meanwhile.
+_speaking: ContextVar[tuple[Language, gettext.NullTranslations] | None] = ContextVar(
+    "cohortbot_speaking", default=None
+)
 
 
 def use(language: str) -> None:
@@ -68,15 +76,18 @@ def use(language: str) -> None:
 
 
 def current() -> Language:
-    return _language
+    here = _speaking.get()
+    return here[0] if here else _language
 
 
 def _(message: str) -> str:
-    return _current.gettext(message)
+    here = _speaking.get()
+    return (here[1] if here else _current).gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
-    return _current.ngettext(singular, plural, n)
+    here = _speaking.get()
+    return (here[1] if here else _current).ngettext(singular, plural, n)
 
 
 def gettext_in(language: str, message: str) -> str:
@@ -92,15 +103,11 @@ def N_(message: str) -> str:
 
 @contextmanager
 def speaking(language: str) -> Iterator[None]:
-    """The operator's language switched to ``language`` for a block that does not await (the
-    console's pages in the page's language): nothing else runs in the loop meanwhile. Left
-    alone when it already is that language, so a thread translating meanwhile is not touched."""
-    before = current()
-    if before == language:
-        yield
-        return
-    use(language)
+    """:func:`_` and :func:`ngettext` in ``language`` within the block, for this task (or
+    thread) only; the process's language stays what :func:`use` made it everywhere else."""
+    chosen = normalize(language) or "en"
+    token = _speaking.set((chosen, translation(chosen)))
     try:
         yield
     finally:
-        use(before)
+        _speaking.reset(token)

@@ -117,6 +117,11 @@ class AlertSettings:
     settle: dict[str, timedelta] = field(default_factory=lambda: dict(SETTLE))
 
 
+def qr_url(qrcode: str) -> str:
+    """A page that shows the gateway's QR code as a picture to scan ("" without a code)."""
+    return QR_PAGE + quote(qrcode, safe="") if qrcode else ""
+
+
 def label_for(cohort_ids: list[str]) -> str:
     shown = ", ".join(cohort_ids[:3]) + (f" +{len(cohort_ids) - 3}" if len(cohort_ids) > 3 else "")
     return f"[cohortbot {shown}]" if shown else "[cohortbot]"
@@ -138,6 +143,16 @@ class _Incident:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+
+@dataclass(frozen=True)
+class Showing:
+    """An incident the operators were alerted to, not resolved yet (the console shows it)."""
+
+    kind: str
+    began: datetime
+    detail: dict[str, str]
+    resolving: bool  # the problem is over; "resolved" is told once it stays over
 
 
 class Incidents:
@@ -175,8 +190,9 @@ class Incidents:
             self.problem("logged_out", self.settings.logged_out, reason=event.reason)
         elif isinstance(event, LoginNeeded):
             self.cleared("gateway_down")
-            url = QR_PAGE + quote(event.qrcode, safe="") if event.qrcode else ""
-            self.problem("logged_out", self.settings.logged_out, url=url, reason=event.status)
+            self.problem(
+                "logged_out", self.settings.logged_out, url=qr_url(event.qrcode), reason=event.status
+            )
         elif isinstance(event, Reconnected):
             self.connected()
 
@@ -222,6 +238,13 @@ class Incidents:
 
     def edit_applied(self) -> None:
         self.cleared("invalid_edit")
+
+    def showing(self) -> list[Showing]:
+        return [
+            Showing(inc.kind, inc.began or self.clock.now(), dict(inc.detail), inc.state == "resolving")
+            for inc in self._incidents.values()
+            if inc.state in ("open", "resolving") and inc.kind != "stopped"
+        ]
 
     # --- the bot's own life ----------------------------------------------------------
 

@@ -254,7 +254,9 @@ async def _console(
     from bot.web.app import WebSettings, create_app, hooks_of
 
     language = web.language or loaded.config.language or "zh"
-    hooks = dataclasses.replace(hooks_of(bot.engine), reload=reloader.reload)  # the editor's saves
+    hooks = dataclasses.replace(
+        hooks_of(bot.engine, bot.alerting), reload=reloader.reload
+    )  # the editor's saves
     app = create_app(db, hooks, WebSettings(language=language), clock)
     served = Served(app, web.bind)
     await served.start()

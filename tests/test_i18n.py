@@ -3,7 +3,9 @@ CLI's errors, warnings and help in Chinese and English."""
 
 from __future__ import annotations
 
+import asyncio
 import gettext
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -72,6 +74,48 @@ def test_switching_language():
     assert i18n.current() == "zh"
     i18n.use("en")
     assert i18n._("this is a folder, not a file") == "this is a folder, not a file"
+
+
+FOLDER = "this is a folder, not a file"
+
+
+def test_a_language_spoken_in_one_thread_is_not_heard_in_another():
+    """The console's pages speak their reader's language while a report may be drawn in a
+    thread in the process's: neither changes what the other says."""
+    i18n.use("zh")
+    heard: set[str] = set()
+    stop = threading.Event()
+
+    def translating() -> None:
+        while not stop.is_set():
+            heard.add(i18n._(FOLDER))
+
+    thread = threading.Thread(target=translating)
+    thread.start()
+    try:
+        for _ in range(20_000):
+            with i18n.speaking("en"):
+                assert i18n._(FOLDER) == FOLDER and i18n.current() == "en"
+    finally:
+        stop.set()
+        thread.join()
+        i18n.use("en")
+    assert heard == {"这是一个文件夹，不是文件"}
+
+
+async def test_pages_in_two_languages_at_once_each_speak_their_own():
+    async def page(language: str) -> list[str]:
+        said = []
+        with i18n.speaking(language):
+            for _ in range(3):
+                await asyncio.sleep(0)  # the other page runs meanwhile
+                said.append(i18n._(FOLDER))
+                said.append(await asyncio.to_thread(i18n._, FOLDER))  # a thread takes it along
+        return said
+
+    en, zh = await asyncio.gather(page("en"), page("zh"))
+    assert set(en) == {FOLDER} and set(zh) == {"这是一个文件夹，不是文件"}
+    assert i18n.current() == "en" and i18n._(FOLDER) == FOLDER
 
 
 @pytest.mark.parametrize(

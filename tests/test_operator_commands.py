@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot import i18n
+from bot.transports.base import Disconnected, Reconnected
 from storage import repo
 from tests.harness import members
 
@@ -50,6 +51,14 @@ async def test_status_says_day_items_checkins_and_sends(harness):
     assert "晨读：1/4 已打卡" in reply and "正课：0/4 已打卡" in reply
     assert "发送：排队 0 条，失败 0 条" in reply
     assert "连接：" in reply
+
+
+async def test_status_tells_a_gateway_that_does_not_answer(harness):
+    h = await start(harness, now="day 2 07:00")
+    await h.bot.engine.on_event(Disconnected(h.clock.now(), "cannot reach it"))
+    assert "连接：微信网关自 12-02 07:00 起没有响应" in await ask(h, "状态")
+    await h.bot.engine.on_event(Reconnected(h.clock.now()))
+    assert "连接：已连接" in await ask(h, "状态")
 
 
 async def test_pause_holds_items_and_resume_sends_or_skips_them(harness):

@@ -11,6 +11,7 @@ import httpx
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
+from bot.transports.base import Disconnected, LoginNeeded, Reconnected
 from bot.web import auth
 from bot.web.app import WebSettings, create_app, hooks_of
 from storage import repo
@@ -26,7 +27,10 @@ async def console(h: Harness, language: str = "en") -> httpx.AsyncClient:
     auth.add_operator(h.bot.db, "alice", PASSWORD, [], None, h.clock.now())
     auth.add_operator(h.bot.db, "bob", PASSWORD, ["elsewhere"], None, h.clock.now())
     app = create_app(
-        h.bot.db, hooks_of(h.bot.engine), WebSettings(language=language, verify_in_thread=False), h.clock
+        h.bot.db,
+        hooks_of(h.bot.engine, h.bot.alerting),
+        WebSettings(language=language, verify_in_thread=False),
+        h.clock,
     )
     return client_of(app)
 
@@ -189,6 +193,50 @@ async def test_the_console_in_chinese(harness):
         assert "第 2 天，共 8 天" in (await c.get("/")).text
         await c.get("/lang/en")
         assert "Day 2 of 8" in (await c.get("/")).text
+
+
+def link_panel(page: str) -> str:
+    found = re.search(r'<section class="card link.*?</section>', page, re.S)
+    assert found, page
+    return found[0]
+
+
+async def test_the_overview_shows_the_connection_and_the_alerts_that_are_not_over(harness):
+    h = await harness(people=PEOPLE, now="day 2 08:00")
+    engine = h.bot.engine
+    async with await console(h) as c:
+        await log_in(c)
+        panel = link_panel((await c.get("/")).text)
+        assert "Logged in, gateway reachable" in panel and "incident" not in panel
+        assert "Nothing heard from WeChat yet" in panel
+        await h.say("u1", "晨读打卡")
+        await h.settle()
+        assert "Last heard from WeChat at 12-02 08:00" in link_panel((await c.get("/")).text)
+
+        await engine.on_event(Disconnected(h.clock.now(), "cannot reach it", "127.0.0.1:8788"))
+        panel = link_panel((await c.get("/")).text)
+        assert "Gateway not reachable" in panel and "(cannot reach it)" in panel
+        assert "data-incident" not in panel  # not an incident before it has lasted 5 minutes
+        await asyncio.sleep(6 * 60)
+        panel = link_panel((await c.get("/")).text)
+        assert 'data-incident="gateway_down"' in panel and "over; checking" not in panel
+        await engine.on_event(Reconnected(h.clock.now()))
+        panel = link_panel((await c.get("/")).text)
+        assert "Logged in, gateway reachable" in panel
+        assert 'data-incident="gateway_down"' in panel and "over; checking it stays so" in panel
+        await asyncio.sleep(3 * 60)
+        assert "data-incident" not in link_panel((await c.get("/")).text)  # resolved
+
+        qrcode = "https://login.weixin.qq.com/l/abc=="
+        await engine.on_event(LoginNeeded(h.clock.now(), qrcode, "waiting"))
+        await asyncio.sleep(60)
+        panel = link_panel((await c.get("/")).text)
+        assert "Account logged out" in panel and 'data-incident="logged_out"' in panel
+        assert "https://wechaty.js.org/qrcode/https%3A%2F%2Flogin.weixin.qq.com" in panel
+    async with await console(h) as c:
+        await log_in(c, name="bob")  # limited to other cohorts: the account's QR code is not hers
+        panel = link_panel((await c.get("/")).text)
+        assert "Account logged out" in panel and "wechaty.js.org/qrcode" not in panel
 
 
 def test_operator_add_stores_an_argon2_hash_and_refuses_bad_input(tmp_path):

@@ -24,7 +24,7 @@ from bot.cohort import CohortRun
 from bot.engine import Settings
 from bot.plan import calendar
 from bot.scenario import BOT_ID
-from bot.transports.base import Member
+from bot.transports.base import Disconnected, Member, Reconnected
 from bot.transports.simulated import SimulatedGroup
 from bot.web import auth
 from bot.web.app import WebSettings, create_app, hooks_of
@@ -45,6 +45,7 @@ class Live:
     group: SimulatedGroup
     url: str
     db: Any = None
+    bot: Any = None
 
     def call(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -80,14 +81,19 @@ def live(tmp_path: Path) -> Iterator[Live]:
         )
         await bot.start()
         auth.add_operator(db, "alice", PASSWORD, [], None, clock.now())
-        app = create_app(db, hooks_of(bot.engine), WebSettings(language="en", poll_seconds=0.3), clock)
+        app = create_app(
+            db,
+            hooks_of(bot.engine, bot.alerting),
+            WebSettings(language="en", poll_seconds=0.3, overview_seconds=0.5),
+            clock,
+        )
         served = Served(app, "127.0.0.1:0")
         await served.start()
         state.update(bot=bot, served=served, group=group, db=db)
         return f"http://127.0.0.1:{served.port}"
 
     url = asyncio.run_coroutine_threadsafe(up(), loop).result(timeout=30)
-    it = Live(loop, state["group"], url, state["db"])
+    it = Live(loop, state["group"], url, state["db"], state["bot"])
     try:
         yield it
     finally:
@@ -135,6 +141,15 @@ def test_the_console_in_chromium(live: Live, tmp_path: Path) -> None:
             expect(page.locator(".cohort h2")).to_contain_text("训练营 1 班")
             expect(page.locator(".cohort")).to_contain_text("Day 2 of 8")
             shot(page, "2-overview", tmp_path)
+            # The connection as the transport tells it, refreshed without reloading.
+            link = page.locator("#link")
+            expect(link).to_contain_text("Logged in, gateway reachable")
+            live.call(live.bot.engine.on_event(Disconnected(live.call(_now()), "cannot reach it")))
+            expect(link).to_contain_text("Gateway not reachable", timeout=5_000)
+            expect(link).to_contain_text("(cannot reach it)")
+            shot(page, "2-overview-gateway-down", tmp_path)
+            live.call(live.bot.engine.on_event(Reconnected(live.call(_now()))))
+            expect(link).to_contain_text("Logged in, gateway reachable", timeout=5_000)
             page.click(".cohort")
             row = page.locator('tr[data-member="u1"]')
             expect(row).to_contain_text("Not yet")

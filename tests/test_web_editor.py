@@ -29,7 +29,7 @@ async def editor_over(harness, tmp_path: Path, now: str = "day 1 07:00") -> tupl
 def app_of(h: Harness, reloader: Reloader) -> object:
     auth.add_operator(h.bot.db, "alice", PASSWORD, [], None, h.clock.now())
     auth.add_operator(h.bot.db, "bob", PASSWORD, ["elsewhere"], None, h.clock.now())
-    hooks = replace(hooks_of(h.bot.engine), reload=reloader.reload)
+    hooks = replace(hooks_of(h.bot.engine, h.bot.alerting), reload=reloader.reload)
     return create_app(h.bot.db, hooks, WebSettings(language="en", verify_in_thread=False), h.clock)
 
 

@@ -63,7 +63,9 @@ def editing(tmp_path: Path) -> Iterator[tuple[Live, CohortRun]]:
         bot = Bot(db, group, clock, settings, [run], reconcile_minutes=0)
         await bot.start()
         auth.add_operator(db, "alice", PASSWORD, [], None, clock.now())
-        hooks = replace(hooks_of(bot.engine), reload=Reloader(bot, loaded, settle=0.05, env={}).reload)
+        hooks = replace(
+            hooks_of(bot.engine, bot.alerting), reload=Reloader(bot, loaded, settle=0.05, env={}).reload
+        )
         app = create_app(db, hooks, WebSettings(language="en", poll_seconds=0.3), clock)
         served = Served(app, "127.0.0.1:0")
         await served.start()

@@ -32,6 +32,8 @@ from starlette.templating import Jinja2Templates
 from bot import commands, i18n
 from bot.clock import Clock
 from bot.cohort import CohortRun
+from bot.incidents import Incidents, Showing
+from bot.link import Link
 from bot.web import auth, editor, pages, views
 from storage import repo
 
@@ -55,7 +57,9 @@ class Hooks:
     runs: Callable[[], list[CohortRun]]  # the cohorts running now (a live edit swaps them)
     desk: commands.Desk  # what the operator commands reach
     after_action: Callable[[], None]  # a command queued something: wake the sender
-    last_event: Callable[[], datetime | None]  # the transport's last event, if any
+    link: Callable[[], Link]  # the connection to WeChat, as the transport's events tell it
+    # The incidents the operators were alerted to and that are not over (bot/incidents.py).
+    incidents: Callable[[], list[Showing]] = lambda: []
     reload: Callable[[], Awaitable[Any]] | None = None  # the live edit (bot/reload.py Reloader.reload)
 
 
@@ -63,14 +67,15 @@ class Hooks:
 class WebSettings:
     language: str = "zh"  # until the operator picks one
     poll_seconds: float = 1.0  # how often a live page's cohort is looked at (loop seconds)
+    overview_seconds: float = 15.0  # how often an open overview refreshes itself (browser seconds)
     https_only: bool = False  # cookies only over HTTPS: behind a TLS proxy
     # argon2 takes a moment of CPU on purpose: verified in a thread, not in the loop the bot
     # sends from. (The tests' virtual clock would run on while a thread works: they say False.)
     verify_in_thread: bool = True
 
 
-def hooks_of(engine: Any) -> Hooks:
-    """The hooks of a running bot.engine.Engine."""
+def hooks_of(engine: Any, incidents: Incidents | None = None) -> Hooks:
+    """The hooks of a running bot.engine.Engine (and its alerts: bot.app.Bot.alerting)."""
 
     def after() -> None:
         for run in engine.runs.values():
@@ -81,7 +86,8 @@ def hooks_of(engine: Any) -> Hooks:
         runs=lambda: list(engine.runs.values()),
         desk=engine.router.desk,
         after_action=after,
-        last_event=lambda: engine.last_event_at,
+        link=lambda: engine.link,
+        incidents=incidents.showing if incidents is not None else lambda: [],
     )
 
 
@@ -217,7 +223,24 @@ def create_app(db: Database, hooks: Hooks, settings: WebSettings, clock: Clock) 
         runs = visible(login)
         with db.connect() as conn:
             rows = [(r, views.overview(conn, r, now)) for r in runs]
-        return page(request, "overview.html", login=login, rows=rows, last_event=hooks.last_event())
+        zone = runs[0].cal if runs else None  # times in the first cohort's time zone
+
+        def local(at: datetime | None) -> str:
+            if at is None:
+                return "?"
+            return f"{zone.local(at) if zone else at:%m-%d %H:%M}"
+
+        link, incidents = hooks.link(), hooks.incidents()
+        return page(
+            request,
+            "overview.html",
+            login=login,
+            rows=rows,
+            link=link,
+            incidents=incidents,
+            local=local,
+            refresh=settings.overview_seconds,
+        )
 
     def cohort_of(request: Request, login: repo.WebLoginRow) -> CohortRun | None:
         wanted = request.path_params["cohort"]
