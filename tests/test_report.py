@@ -835,6 +835,23 @@ async def test_without_a_chinese_font_the_png_comes_with_a_warning(played, tmp_p
     assert "no Chinese font found" in result.stderr and "fonts-noto-cjk" in " ".join(result.stderr.split())
 
 
+def test_a_font_matplotlib_cannot_read_is_passed_over(tmp_path, monkeypatch):
+    """Debian's colour emoji is a bitmap font ("Non-scalable fonts are not supported"); any
+    broken font file on an operator's machine is the same: looked past, not a crash."""
+    from matplotlib import font_manager
+
+    broken = tmp_path / "Broken.ttf"
+    broken.write_bytes(b"\x00\x01\x00\x00not a font at all")
+    listed = font_manager.findSystemFonts
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [*listed(*a, **k), str(broken)])
+    assert find_font(("No Such Font",)) is None  # read the fonts again, the broken one included
+    assert str(broken) not in {f.fname for f in font_manager.fontManager.ttflist}
+    font = find_font()
+    if font is None:
+        pytest.skip("no CJK font here: apt-get install -y fonts-noto-cjk")
+    assert font.path != str(broken)
+
+
 def test_what_no_font_can_draw_is_left_out_not_boxed():
     from bot.report_charts import _fallback_path, drawable
 
