@@ -245,11 +245,11 @@ def collect(engine: Engine, url: str, cohort: str | None, playbooks: Mapping[str
             m.name,
             m.alias or "",
             _label(ROLES, m.role),
-            _yes(m.present),
+            yes_no(m.present),
             local(m.joined_at),
             local(m.left_at),
-            _yes(m.reachable),
-            _yes(m.muted),
+            yes_no(m.reachable),
+            yes_no(m.muted),
             per_member[m.member_id],
             granted[m.member_id],
         )
@@ -289,10 +289,10 @@ def collect(engine: Engine, url: str, cohort: str | None, playbooks: Mapping[str
         cohort_id,
         zone.key,
         (
-            Sheet("members", N_("members"), MEMBERS, _clean(members)),
-            Sheet("checkins", N_("check-ins"), CHECKINS, _clean(checkin_rows)),
-            Sheet("rewards", N_("rewards"), REWARDS, _clean(reward_rows)),
-            Sheet("sends", N_("sends"), SENDS, _clean(send_rows)),
+            Sheet("members", N_("members"), MEMBERS, clean(members)),
+            Sheet("checkins", N_("check-ins"), CHECKINS, clean(checkin_rows)),
+            Sheet("rewards", N_("rewards"), REWARDS, clean(reward_rows)),
+            Sheet("sends", N_("sends"), SENDS, clean(send_rows)),
         ),
     )
 
@@ -314,11 +314,12 @@ def _label(labels: Mapping[str, str], code: str) -> str:
     return _(labels[code]) if code in labels else code
 
 
-def _yes(value: bool) -> str:
+def yes_no(value: bool) -> str:
     return _("yes") if value else _("no")
 
 
-def _clean(rows: list[tuple[Any, ...]]) -> list[tuple[Cell, ...]]:
+def clean(rows: list[tuple[Any, ...]]) -> list[tuple[Cell, ...]]:
+    """The rows without control characters (a spreadsheet refuses them in text)."""
     return [tuple(_CONTROL.sub("", v) if isinstance(v, str) else v for v in r) for r in rows]
 
 
@@ -351,6 +352,19 @@ def write(export: Export, out: Path, fmt: str) -> list[Path]:
     except OSError as exc:
         raise ExportError(
             _("cannot write the export into {out}: {reason}").format(out=out, reason=exc.strerror or exc)
+        ) from None
+
+
+def write_file(path: Path, writer: Callable[[Path], None]) -> Path:
+    """One file, its folder made if missing; complete or absent (written aside, then renamed);
+    a folder or disk that refuses it is one line (ExportError)."""
+    check_folder(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _atomic(path, writer)
+    except OSError as exc:
+        raise ExportError(
+            _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
         ) from None
 
 

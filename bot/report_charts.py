@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import i18n
+from bot.export import write_file
 from bot.i18n import _
 from bot.report import TIERS, Person, Report
 from bot.report_views import (
@@ -38,7 +39,6 @@ from bot.report_views import (
     survey_head,
     survey_table,
     title,
-    write_file,
 )
 
 log = logging.getLogger(__name__)

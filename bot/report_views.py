@@ -5,7 +5,7 @@ are the report's own, rounded once there: a rate is the same 61.7 on screen and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -16,7 +16,7 @@ from rich.text import Text
 
 from bot import conversions as conv
 from bot import export as exports
-from bot.export import Cell, Column, Export, Sheet
+from bot.export import Cell, Column, Export, Sheet, write_file, yes_no
 from bot.i18n import N_, _
 from bot.report import (
     DONE,
@@ -583,7 +583,7 @@ def _member_sheet(report: Report) -> Sheet:
         (
             m.member_id,
             m.name,
-            _yes(m.present),
+            yes_no(m.present),
             m.joined,
             m.left,
             _(TIERS[m.tier]) if m.tier else "",
@@ -593,17 +593,13 @@ def _member_sheet(report: Report) -> Sheet:
             *(now for now, _longest in m.streaks),
             *(longest for _now, longest in m.streaks),
             _(", ").join(m.rewards),
-            _yes(m.muted),
-            _yes(m.reachable),
-            _yes(m.enrolled),
+            yes_no(m.muted),
+            yes_no(m.reachable),
+            yes_no(m.enrolled),
         )
         for m in report.members
     ]
     return Sheet("report-members", N_("members"), columns, rows)
-
-
-def _yes(value: bool) -> str:
-    return _("yes") if value else _("no")
 
 
 def as_export(report: Report) -> Export:
@@ -611,20 +607,7 @@ def as_export(report: Report) -> Export:
 
 
 def _cleaned(sheet: Sheet) -> Sheet:
-    return Sheet(sheet.key, sheet.title, sheet.columns, exports._clean(sheet.rows))
-
-
-def write_file(path: Path, writer: Callable[[Path], None]) -> Path:
-    """One of the report's files, its folder made if missing; complete or absent (written
-    aside, then renamed); a folder or disk that refuses it is one line (ExportError)."""
-    exports.check_folder(path.parent)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return exports._atomic(path, writer)
-    except OSError as exc:
-        raise exports.ExportError(
-            _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
-        ) from None
+    return Sheet(sheet.key, sheet.title, sheet.columns, exports.clean(sheet.rows))
 
 
 def write_xlsx(report: Report, path: Path) -> Path:

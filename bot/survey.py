@@ -479,8 +479,8 @@ def export_of(figures: SurveyFigures, cohort_id: str, zone: str) -> Export:
         cohort_id,
         tz.key,
         (
-            Sheet(key, N_("survey"), TALLIES, exports._clean(tallies)),
-            Sheet(f"{key}-answers", N_("answers"), ANSWERS, exports._clean(rows)),
+            Sheet(key, N_("survey"), TALLIES, exports.clean(tallies)),
+            Sheet(f"{key}-answers", N_("answers"), ANSWERS, exports.clean(rows)),
         ),
     )
 

@@ -90,14 +90,7 @@ def write_files(found: Found, xlsx: Path | None, csv_dir: Path | None) -> list[P
             raise exports.ExportError(
                 _("--xlsx {file} is a folder; name a file, e.g. survey.xlsx").format(file=xlsx)
             )
-        exports.check_folder(xlsx.parent)
-        try:
-            xlsx.parent.mkdir(parents=True, exist_ok=True)
-            files.append(exports._atomic(xlsx, partial(exports.write_xlsx, export)))
-        except OSError as exc:
-            raise exports.ExportError(
-                _("cannot write {file}: {reason}").format(file=xlsx, reason=exc.strerror or exc)
-            ) from None
+        files.append(exports.write_file(xlsx, partial(exports.write_xlsx, export)))
     if csv_dir is not None:
         exports.check_folder(csv_dir)
         files += exports.write(export, csv_dir, "csv")

@@ -104,15 +104,15 @@ def collect(
             t.member_id,
             t.name,
             local(t.at, zone),
-            exports._yes(t.featured_at is not None),
+            exports.yes_no(t.featured_at is not None),
             shown.get(t.featured_by, t.featured_by) if t.featured_by else "",
-            exports._yes(may_quote(t.text)),
+            exports.yes_no(may_quote(t.text)),
             len(t.text),
             t.text,
         )
         for t in kept
     ]
-    sheet = exports.Sheet("testimonials", N_("testimonials"), COLUMNS, exports._clean(rows))
+    sheet = exports.Sheet("testimonials", N_("testimonials"), COLUMNS, exports.clean(rows))
     return Kept(exports.Export(cohort_id, zone.key, (sheet,)))
 
 
@@ -122,13 +122,7 @@ def write(kept: Kept, path: Path) -> Path:
         writer = partial(exports.write_csv, kept.export.sheets[0], kept.export.zone)
     else:
         writer = partial(exports.write_xlsx, kept.export)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return exports._atomic(path, writer)
-    except OSError as exc:
-        raise exports.ExportError(
-            _("cannot write {file}: {reason}").format(file=path, reason=exc.strerror or exc)
-        ) from None
+    return exports.write_file(path, writer)
 
 
 def table(kept: Kept) -> Table:
