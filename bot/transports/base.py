@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Protocol
 
 MAX_NAME = 40  # characters of a name the bot keeps and shows
-MAX_TEXT = 4000  # characters of an incoming message the bot looks at
+# Characters of an incoming message the bot keeps: more than WeChat lets one text message carry
+# (a long 心得 or questionnaire answer is kept whole), while a forged gigantic one stays bounded.
+MAX_TEXT = 20_000
 
 # C0/C1 controls (but tab and newline), DEL, and the invisible format characters that
 # reorder or hide text (bidi overrides, zero-width joiners, byte-order marks).
