@@ -218,7 +218,7 @@ def preview(
     total = "N" if members is None else str(members)
     table = Table(
         title=_("{name} · {zone} · day 1 = {weekday} {date}").format(
-            name=pb.name, zone=cal.zone.key, weekday=f"{day1:%a}", date=day1
+            name=pb.name, zone=cal.zone.key, weekday=i18n.weekday(day1), date=day1
         ),
         box=box.SIMPLE_HEAD,
         expand=True,
@@ -239,7 +239,12 @@ def preview(
             what = items.preview(run, it)
         local = cal.local(p.due)
         if i == 0 or run.plan[i - 1].item.day != it.day:  # a heading row for each day
-            table.add_row(_("day {day}").format(day=it.day), f"{local:%a %Y-%m-%d}", "", style="bold")
+            table.add_row(
+                _("day {day}").format(day=it.day),
+                f"{i18n.weekday(local.date())} {local:%Y-%m-%d}",
+                "",
+                style="bold",
+            )
         last_of_day = i + 1 == len(run.plan) or run.plan[i + 1].item.day != it.day
         table.add_row(f"{local:%H:%M}", escape(what), p.item_id, end_section=last_of_day)
     if uses_total:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import i18n
+from bot.i18n import N_
 from bot.playbook import Playbook
 from bot.report import Report, compute
 from bot.scenario import Scenario
@@ -241,7 +242,7 @@ def demo_scenario(
     events += [e for t, e in said if here(e["from"], t)]
     for mid, h in habit.items():
         habit_of[mid] = h.name
-    habit_of[leaver] = f"leaver (day {leave_day})"
+    habit_of[leaver] = f"leaver:{leave_day}"
     sc = Scenario.model_validate(
         {
             "start": start,
@@ -255,17 +256,38 @@ def demo_scenario(
     return sc, habit_of
 
 
+# The habits' names, for the demo's first lines (the operator's language).
+HABIT_WORDS = {
+    "diligent": N_("diligent"),
+    "late": N_("late"),
+    "casual": N_("casual"),
+    "lurker": N_("lurker"),
+    "muter": N_("muter"),
+}
+
+
 def describe(sc: Scenario, habit_of: dict[str, str]) -> Iterator[str]:
     """The generated group in a few words: who, and their habits."""
     joins = [e for e in sc.events if e.join is not None]
     learners = len(sc.members) - len(sc.operators)
-    when = f" on {joins[0].at}".rsplit(" ", 1)[0] if joins else ""
-    yield f"{learners} member{'s' if learners != 1 else ''} + {len(joins)} joining{when}"
+    who = i18n.ngettext("{n} member", "{n} members", learners).format(n=learners)
+    if joins:
+        # The demo writes its joins as "day N HH:MM".
+        day = str(joins[0].at).rsplit(" ", 1)[0].removeprefix("day ")
+        who += i18n._(" + {n} joining on day {day}").format(n=len(joins), day=day)
+    yield who
     counts: dict[str, int] = {}
     for mid, h in habit_of.items():
         if mid not in sc.operators:
             counts[h] = counts.get(h, 0) + 1
-    yield ", ".join(f"{n} {h}" for h, n in sorted(counts.items(), key=lambda hn: -hn[1]))
+    words = []
+    for h, n in sorted(counts.items(), key=lambda hn: -hn[1]):
+        if h.startswith("leaver:"):
+            said = i18n._("leaver (day {day})").format(day=h.split(":", 1)[1])
+        else:
+            said = i18n._(HABIT_WORDS[h]) if h in HABIT_WORDS else h
+        words.append(f"{n} {said}")
+    yield i18n._(", ").join(words)
 
 
 def rehearsal_report(result: Result, pb: Playbook) -> Report:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -99,6 +100,15 @@ def gettext_in(language: str, message: str) -> str:
 def N_(message: str) -> str:
     """Marks a text for the catalog without translating it (it is translated where shown)."""
     return message
+
+
+# strftime's %a follows the C locale (English whatever the operator's language): these do not.
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
+
+def weekday(day: date) -> str:
+    """``day``'s weekday, short, in the operator's language ("Tue", "周二")."""
+    return _(WEEKDAYS[day.weekday()])
 
 
 @contextmanager

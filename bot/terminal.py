@@ -10,6 +10,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from bot import i18n
 from bot.clock import Clock
 from bot.transports.base import Member
 from bot.transports.simulated import Sent, SimulatedGroup
@@ -36,11 +37,14 @@ class TerminalGroup(SimulatedGroup):
         self.current = next(iter(self.rooms))
 
     def _show(self, sent: Sent) -> None:
-        where = "私聊 " + sent.chat[3:] if sent.chat.startswith("dm:") else (sent.room_id or "room")
+        if sent.chat.startswith("dm:"):
+            where = i18n._("→ private {name}").format(name=sent.chat[3:])
+        else:
+            where = "→ " + (sent.room_id or "room")
         mentions = " ".join("@" + self.member(m).shown for m in sent.mentions)
         self.console.print(
             f"[dim]{sent.at.astimezone():%H:%M:%S}[/] [bold cyan]{escape(self.bot.name)} "
-            f"→ {escape(where)}[/]: [blue]{escape(mentions)}[/] {escape(sent.text)}"
+            f"{escape(where)}[/]: [blue]{escape(mentions)}[/] {escape(sent.text)}"
         )
 
     async def handle_line(self, line: str) -> bool:

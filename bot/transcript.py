@@ -9,8 +9,10 @@ from datetime import datetime
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
+from bot import i18n
 from bot.plan import Calendar
 from bot.scenario import Scenario, TimedEvent
 from bot.transports.simulated import Sent
@@ -79,7 +81,12 @@ class Transcript:
         if folding is None or not folding[2]:
             return
         names = folding[2]
-        line = Text(f"… 同样的私信也发给了 {len(names)} 位：{'、'.join(names)}", style="dim magenta")
+        said = i18n.ngettext(
+            "… the same private message also went to {n} member: {names}",
+            "… the same private message also went to {n} members: {names}",
+            len(names),
+        ).format(n=len(names), names=i18n._(", ").join(names))
+        line = Text(said, style="dim magenta")
         self._print(" " * STAMP, line)
 
     def _stamp(self, at: datetime) -> str:
@@ -87,7 +94,10 @@ class Transcript:
         if day != self._last_day:
             self._last_day = day
             local = self.cal.local(at)
-            self.console.rule(f"[bold]第 {day} 天 · {local:%Y-%m-%d %a}")
+            heading = i18n._("day {day} · {date} {weekday}").format(
+                day=day, date=f"{local:%Y-%m-%d}", weekday=i18n.weekday(local.date())
+            )
+            self.console.rule(f"[bold]{escape(heading)}")
         return f"{self.cal.local(at):%H:%M:%S}"
 
     def _print(self, stamp: str, body: Text) -> None:
@@ -107,9 +117,10 @@ class Transcript:
 
     def member(self, at: datetime, who: str, text: str, dm: bool = False) -> None:
         self.flush()
-        body = Text(f"{who}{' → 私聊' if dm else ''}: ", style="green")
+        where = i18n._(" → private") if dm else ""
+        body = Text(f"{who}{where}: ", style="green")
         if len(text) > MEMBER_TEXT_SHOWN:
-            text = text[:MEMBER_TEXT_SHOWN] + f"…（共 {len(text)} 字）"
+            text = text[:MEMBER_TEXT_SHOWN] + i18n._("…({n} characters in all)").format(n=len(text))
         body.append(text)
         self._print(self._stamp(at), body)
 
@@ -129,7 +140,8 @@ class Transcript:
         else:
             self.flush()
         if sent.chat.startswith("dm:"):
-            body = Text(f"{self.bot_name} → 私聊 {self.name_of(sent.chat[3:])}: ", style="bold magenta")
+            to = i18n._("→ private {name}").format(name=self.name_of(sent.chat[3:]))
+            body = Text(f"{self.bot_name} {to}: ", style="bold magenta")
         else:
             body = Text(f"{self.bot_name}: ", style="bold cyan")
         if sent.mentions:
@@ -142,7 +154,8 @@ class Transcript:
         if ev.kind in ("say", "dm"):
             self.member(ev.at, ev.member.shown, ev.text, dm=ev.kind == "dm")
         else:
-            self.event(ev.at, f"{ev.member.shown} {'加入了群聊' if ev.kind == 'join' else '退出了群聊'}")
+            said = i18n._("{name} joined the group") if ev.kind == "join" else i18n._("{name} left the group")
+            self.event(ev.at, said.format(name=ev.member.shown))
 
 
 def for_scenario(console: Console, cal: Calendar, sc: Scenario, fold: bool = False) -> Transcript:

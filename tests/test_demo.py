@@ -422,4 +422,6 @@ def test_the_demo_transcript_folds_private_messages_that_differ_only_by_name(tmp
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.count("（1/2）你现在的编程基础？") < 10  # 20 members, 2 joiners, reminders
-    assert "… 同样的私信也发给了" in text
+    assert "… the same private message also went to" in text  # the operator's language
+    zh = invoke("--lang", "zh", "demo", "--members", "20").stdout
+    assert "… 同样的私信也发给了" in zh and "周二" in zh and "→ 私聊" in zh and "Tue" not in zh

@@ -47,10 +47,10 @@ def test_terminal_group_answers_and_counts(tmp_path):
     out = result.stdout
     assert "Type as a member of the group" in out
     # Asked in the group, answered privately.
-    assert re.search(r"CohortBot → 私聊 u01: +🤖 我是Python 入门体验营的助教机器人", out), out
+    assert re.search(r"CohortBot → private u01: +🤖 我是Python 入门体验营的助教机器人", out), out
     # The check-in counted (no reply of its own: a roll call names it a little later).
     assert "打卡成功" not in out
-    assert re.search(r"CohortBot → 私聊 u01: +📋 小明 的学习进度", out), out
+    assert re.search(r"CohortBot → private u01: +📋 小明 的学习进度", out), out
     assert "· 正课：1/4 天（第2天），今天已打卡 ✅" in out
     assert "Traceback" not in result.stderr
     assert (tmp_path / "bot.db").exists()  # relative to the config file
@@ -80,6 +80,6 @@ def test_terminal_op_types_as_the_operator(tmp_path):
     result = run(tmp_path, "join u01 小明\nop: 未打卡\nop: 暂停\nquit\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert re.search(r"CohortBot → 私聊 op1: +【py-test】第 2 天，正课：1 人里还有 1 人没打卡", out), out
+    assert re.search(r"CohortBot → private op1: +【py-test】第 2 天，正课：1 人里还有 1 人没打卡", out), out
     assert "⏸ 【py-test】已暂停" in out
     assert "Traceback" not in result.stderr
