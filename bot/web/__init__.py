@@ -1,5 +1,5 @@
 """The operators' web console: one more face of the bot, served by `cohortbot run` in its own
-process and event loop (bot/web/serve.py). It reads through storage/repo.py and acts through
+process and event loop (bot/web/serve.py). It reads through storage/repo/ and acts through
 the operator commands of bot/operator_commands.py, so a pause from the web is the same pause,
 written to the same audit log, as one sent from WeChat.
 

@@ -1,4 +1,4 @@
-"""What the console's pages show, read from the database (storage/repo.py) and the running
+"""What the console's pages show, read from the database (storage/repo/) and the running
 cohorts: numbers and states only; the words are the templates' (in the operator's language)."""
 
 from __future__ import annotations
