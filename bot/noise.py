@@ -69,7 +69,7 @@ def measure(
             n.checkins[day] = count
         # When each roll call went out (its first message), by the moment it was composed.
         went = {
-            repo._aware(created): repo._aware(sent_at)
+            repo.utc(created): repo.utc(sent_at)
             for created, sent_at in conn.execute(
                 select(out.c.created_at, func.min(out.c.sent_at))
                 .where(out.c.cohort_id == cohort_id, out.c.kind == "rollcall", out.c.status == "sent")
@@ -77,7 +77,7 @@ def measure(
             )
         }
         for at, named in conn.execute(select(ci.c.at, ci.c.named_at).where(ci.c.cohort_id == cohort_id)):
-            at, named = repo._aware(at), repo._aware(named)
+            at, named = repo.utc(at), repo.utc(named)
             waking = WAKING[0] <= cal.local(at).time() < WAKING[1]
             n.waking_named += waking
             if named is None:

@@ -75,7 +75,7 @@ def checkins_of(conn: Connection, cohort_id: str, member_id: str) -> list[tuple[
         .where(t.c.cohort_id == cohort_id, t.c.member_id == member_id)
         .order_by(t.c.at, t.c.id)
     )
-    return [(r[0], r[1], repo._aware(r[2]), bool(r[3])) for r in conn.execute(q)]
+    return [(r[0], r[1], repo.utc(r[2]), bool(r[3])) for r in conn.execute(q)]
 
 
 def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -> list[Sent]:
@@ -92,7 +92,7 @@ def sent_to(conn: Connection, run: CohortRun, member_id: str, most: int = 200) -
         .limit(most)
     )
     return [
-        Sent(row_id, run.cal.local(repo._aware(sent or made)), kind, who is not None, status, text)
+        Sent(row_id, run.cal.local(repo.utc(sent or made)), kind, who is not None, status, text)
         for row_id, made, sent, kind, who, status, text in conn.execute(q)
     ]
 

@@ -5,8 +5,8 @@ reward it earns commit together).
 One module a concern (members.py, checkins.py, outbox.py, ...); every public name is
 re-exported here, so callers write ``from storage import repo`` and ``repo.enqueue(...)``."""
 
-# bot/noise.py and bot/web/pages.py read UTC times of their own queries with it.
-from storage.repo._common import _aware as _aware
+# A UTC time read back from a query of one's own (bot/noise.py, bot/web/pages.py).
+from storage.repo._common import _aware as utc
 from storage.repo.checkins import (
     add_leave,
     checked_in_ids,
@@ -286,6 +286,7 @@ __all__ = [
     "unnamed_grants",
     "update_pending_message",
     "update_pending_text",
+    "utc",
     "waiting_questions",
     "waiting_since",
     "web_login",
