@@ -248,7 +248,9 @@ def _control_problems(text: str, path: str) -> list[Problem]:
 def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
     try:
         value = loader.construct_object(node, deep=True)
-    except ValueError as exc:
+    except (ValueError, LookupError, AttributeError) as exc:
+        # PyYAML's constructors fail on explicitly tagged odd values with whatever their code
+        # trips on: `!!bool abc` KeyError, `!!int ""` IndexError, `!!timestamp x` AttributeError.
         if node.tag == "tag:yaml.org,2002:timestamp":
             # e.g. 2026-13-01: YAML sees a date, Python refuses it.
             raise _problem(
@@ -256,6 +258,16 @@ def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
                 node,
                 loc,
                 _("{value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01").format(value=node.value),
+            ) from None
+        if not isinstance(exc, ValueError):
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise _problem(
+                path,
+                node,
+                loc,
+                _(
+                    "{value!r} cannot be read as `!!{tag}`, the type written before it; remove `!!{tag}`"
+                ).format(value=node.value, tag=tag),
             ) from None
         raise _problem(
             path,

@@ -109,6 +109,24 @@ def test_a_control_character_written_as_an_escape(escape: str):
     assert "delete" in p.message
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("!!bool abc", "'abc' cannot be read as `!!bool`"),
+        ('!!int ""', "'' cannot be read as `!!int`"),
+        ('!!float ""', "'' cannot be read as `!!float`"),
+        ("!!timestamp x", "'x' is not a real date"),
+    ],
+)
+def test_a_type_tag_that_does_not_fit_its_value(value: str, says: str):
+    # PyYAML fails on these with a KeyError, an IndexError, an AttributeError.
+    with pytest.raises(InputError) as caught:
+        parse_yaml(f"name: x\nroom: {value}\n", "t.yaml")
+    (p,) = caught.value.problems
+    assert (p.path, p.line, p.where) == ("t.yaml", 2, "room")
+    assert says in p.message
+
+
 # ---------------------------------------------------------------- deep nesting
 
 
