@@ -176,7 +176,8 @@ def test_bad_start_date(site: Path, bad):
     assert "date" in p.message
 
 
-@pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30"])
+# A number: pydantic would read it as seconds since 1970 (1795996800 is 2026-11-30, silently).
+@pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30", "1795996800", "20261201", "1795996800.0"])
 def test_impossible_start_date_is_an_input_error(site: Path, bad):
     text = CONFIG.replace("start: 2026-12-01", f"start: {bad}")
     p = one_problem(write(site, text))
