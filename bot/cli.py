@@ -25,7 +25,7 @@ from bot import playbook as playbooks
 from bot import scenario as scenarios
 from bot.i18n import N_, _
 from bot.plan import StartDate
-from bot.yamlfile import InputError, Problem, read_yaml
+from bot.yamlfile import InputError, Problem, read_yaml, resolved
 
 if TYPE_CHECKING:
     from bot.config import Loaded
@@ -411,14 +411,23 @@ def demo(
             name=escape(pb.name), who=who, seed=seed, kinds=kinds
         )
     )
+    db_url = f"sqlite:///{resolved(db)}" if db else "sqlite://"
+    if db is not None:
+        from storage.db import explain_failure, open_db
+
+        try:  # a file SQLite cannot open (a symlink loop, a read-only folder): one line, not a traceback
+            open_db(db_url).dispose()
+        except Exception as exc:  # the driver's, SQLAlchemy's or the OS's
+            error(escape(explain_failure(db_url, exc)))
+            raise typer.Exit(2) from None
     if web is not None:
-        _demo_web(pb, sc, web, speed, f"sqlite:///{db.resolve()}" if db else "sqlite://")
+        _demo_web(pb, sc, web, speed, db_url)
         return
     tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc, fold=True)
     result = run_simulation(
         pb,
         sc,
-        db_url=f"sqlite:///{db.resolve()}" if db else "sqlite://",
+        db_url=db_url,
         on_send=tr.bot if tr else None,
         on_event=tr.on_event if tr else None,
     )

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select
 
 from bot.i18n import N_, _
 from bot.playbook import Playbook
+from bot.yamlfile import resolved
 from storage.models import LEARNER, OPERATOR
 from storage.readonly import location
 from storage.repo import checkin_t, cohort_t, grant_t, member_t, out_t
@@ -144,7 +145,7 @@ SENDS = (
 
 def database_url(value: str) -> str:
     """``--db``: a database URL, or the path of an SQLite file (what `demo --db` writes)."""
-    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+    return value if "://" in value else f"sqlite:///{resolved(Path(value).expanduser())}"
 
 
 def check_folder(out: Path) -> None:

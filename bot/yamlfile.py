@@ -578,6 +578,15 @@ def _decode(raw: bytes, path: str) -> str:
         raise InputError([Problem(path, line, "", message)]) from None
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or, in a symlink loop (RuntimeError up to Python 3.12, OSError
+    after), the absolute path as written: opening it then says what is wrong, with the file."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
+
+
 def read_yaml(path: str | Path) -> Source:
     p = Path(path)
     try:

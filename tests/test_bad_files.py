@@ -359,6 +359,23 @@ def test_a_sqlite_file_that_is_not_a_database_fails_run_in_one_line(site: Path):
     assert "SQLite" in stderr and "bot.db" in stderr
 
 
+def test_a_symlink_loop_is_named_not_a_traceback(site: Path):
+    # Path.resolve() raises RuntimeError on a loop (Python 3.11): the config's playbook and
+    # database, and --db, went through it.
+    for name in ("loop.yaml", "loop.db"):
+        (site / name).symlink_to(site / name)
+    cfg, line = config_with(site, "playbooks/python-8day.yaml", "loop.yaml")
+    assert "loop.yaml" in refused(invoke("validate", cfg), f"{cfg}:{line}: cohorts[0].playbook")
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", "database: sqlite:///loop.db")
+    stderr = refused(invoke("run", "--config", cfg), f"{cfg}:{line}: database")
+    assert "loop.db" in stderr
+    for command in (["report"], ["export", "--out", site / "out"], ["demo", "--quiet"]):
+        result = invoke(*command, "--db", site / "loop.db")
+        assert result.exit_code == 2, (command, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "loop.db" in result.stderr
+
+
 def postgres_up() -> bool:
     import socket
 
