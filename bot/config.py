@@ -464,6 +464,17 @@ def _expand(value: Any, loc: Loc, src: Source, env: dict[str, str], problems: li
                 return ""
             return env[m[1]]
 
+        # `${TOKEN` or `${}`: kept as written it would be a token or room that silently never works.
+        if broken := re.search(r"\$\{[^}\s]*\}?", _ENV.sub("", value)):
+            problems.append(
+                src.problem(
+                    loc,
+                    _(
+                        '"{written}" is not an environment variable; write it as ${{NAME}}: a name of '
+                        "letters, digits and _, in braces"
+                    ).format(written=broken[0]),
+                )
+            )
         return _ENV.sub(sub, value)
     return value
 
