@@ -247,17 +247,23 @@ def test_demo_quiet():
     assert "played 8 days" in result.stdout
 
 
-def test_run_with_an_unreachable_gateway_exits_cleanly(files):
+@pytest.mark.parametrize(
+    ("lang", "says"),
+    [
+        ("en", "no logged-in account at the gateway 127.0.0.1:9"),
+        ("zh", "网关 127.0.0.1:9 上没有已登录的微信号"),
+    ],
+)
+def test_run_with_an_unreachable_gateway_exits_cleanly(files, lang: str, says: str):
     # Nothing listens on the config's endpoint: a clear message, exit 2, no traceback.
-    cfg = CONFIG.replace("  token:", "  connect_timeout_seconds: 2\n  token:").replace(
+    cfg = CONFIG.replace("  token:", "  connect_timeout_seconds: 1\n  token:").replace(
         "127.0.0.1:8788", "127.0.0.1:9"
     )
     files["config"].write_text(cfg, encoding="utf-8")
-    result = invoke("run", "--config", files["config"])
+    result = invoke("--lang", lang, "run", "--config", files["config"])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
-    assert "no logged-in account at the gateway 127.0.0.1:9" in result.output
-    assert "Traceback" not in result.output
+    assert says in result.stderr
     assert "Traceback" not in result.output
 
 
