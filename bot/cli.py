@@ -251,6 +251,18 @@ def preview(
     out.print(table)
 
 
+def _can_open(url: str) -> None:
+    """A rehearsal's database (simulate, demo --db) opened once before it plays: one that
+    cannot be (a bad URL, a symlink loop, a read-only folder) is one line and exit 2."""
+    from storage.db import explain_failure, open_db
+
+    try:
+        open_db(url).dispose()
+    except Exception as exc:  # the driver's, SQLAlchemy's or the OS's
+        error(escape(explain_failure(url, exc)))
+        raise typer.Exit(2) from None
+
+
 @app.command(
     help=N_(
         "Rehearse a playbook against a scenario on a virtual clock. Without --transcript: JSON "
@@ -276,12 +288,25 @@ def simulate(
     ] = None,
 ) -> None:
     from bot import config as configs
+    from bot import export as exports
     from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
     from bot.simulate import to_json
     from bot.summary import summary_tables
     from bot.transcript import for_scenario
 
+    if out_file is not None:  # before the rehearsal, which may take a while
+        try:
+            if out_file.is_dir():
+                raise exports.ExportError(
+                    _("--out {file} is a folder; name a file, e.g. rehearsal.jsonl").format(file=out_file)
+                )
+            exports.check_folder(out_file.parent, f"--out {out_file}")
+        except exports.ExportError as exc:
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
+    if db != "sqlite://":  # in memory: nothing that can fail
+        _can_open(db)
     try:
         loaded = configs.load(config) if config is not None else None
         zone = loaded.config.timezone if loaded else "Asia/Shanghai"
@@ -302,7 +327,15 @@ def simulate(
         raise fail(exc) from None
     text = "".join(to_json(s, result.cal) + "\n" for s in result.sent)
     if out_file:
-        out_file.write_text(text, encoding="utf-8")
+
+        def write(part: Path) -> None:
+            part.write_text(text, encoding="utf-8")
+
+        try:
+            exports.write_file(out_file, write)
+        except exports.ExportError as exc:  # the disk full, the folder gone meanwhile
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
     elif not transcript:
         sys.stdout.write(text)
     if transcript:
@@ -413,13 +446,7 @@ def demo(
     )
     db_url = f"sqlite:///{resolved(db)}" if db else "sqlite://"
     if db is not None:
-        from storage.db import explain_failure, open_db
-
-        try:  # a file SQLite cannot open (a symlink loop, a read-only folder): one line, not a traceback
-            open_db(db_url).dispose()
-        except Exception as exc:  # the driver's, SQLAlchemy's or the OS's
-            error(escape(explain_failure(db_url, exc)))
-            raise typer.Exit(2) from None
+        _can_open(db_url)
     if web is not None:
         _demo_web(pb, sc, web, speed, db_url)
         return

@@ -215,6 +215,29 @@ def test_simulate_out_writes_the_file(files, tmp_path: Path):
     assert len(parse_lines(written)) >= 5
 
 
+def test_simulate_refuses_an_out_or_a_db_it_cannot_use_before_it_plays(files, tmp_path: Path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("notes, not a database\n" * 10)  # (SQLite takes a file of a byte or two for empty)
+    for option, value, says in [
+        ("--out", tmp_path, "is a folder; name a file"),
+        ("--out", blocker / "sent.jsonl", f"{blocker} is a file, not a folder"),
+        ("--db", "not-a-url", "cannot open the database not-a-url"),
+        ("--db", f"sqlite:///{blocker}", "file is not a database"),
+    ]:
+        result = invoke("simulate", files["playbook"], files["scenario"], option, value)
+        assert result.exit_code == 2, (option, value, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert says in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stdout == ""  # refused before the rehearsal, not after it
+
+
+def test_demo_web_on_a_port_past_65535():
+    result = invoke("demo", "--members", "3", "--web", "127.0.0.1:99999")
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "cannot listen on 127.0.0.1:99999" in result.stderr
+
+
 def test_simulate_broken_scenario(files):
     files["scenario"].write_text(SCENARIO.replace("from: u02", "from: u77"), encoding="utf-8")
     result = invoke("simulate", files["playbook"], files["scenario"])
