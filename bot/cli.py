@@ -149,15 +149,14 @@ def validate(
                 bad += 1
                 continue
             if kind == "playbook":
-                out.print(
-                    _("[green]ok[/] {file}: {name}, {days} days, {tracks} tracks, {items} items").format(
-                        file=escape(str(f)),
-                        name=escape(pb.name),
-                        days=pb.days,
-                        tracks=len(pb.tracks),
-                        items=len(pb.schedule),
-                    )
-                )
+                n_days, n_tracks, n_items = pb.days, len(pb.tracks), len(pb.schedule)
+                counts = {
+                    "days": i18n.ngettext("{n} day", "{n} days", n_days).format(n=n_days),
+                    "tracks": i18n.ngettext("{n} track", "{n} tracks", n_tracks).format(n=n_tracks),
+                    "items": i18n.ngettext("{n} item", "{n} items", n_items).format(n=n_items),
+                }
+                said = _("[green]ok[/] {file}: {name}, {days}, {tracks}, {items}")
+                out.print(said.format(file=escape(str(f)), name=escape(pb.name), **counts))
                 continue
             kinds = {"config": _("config"), "scenario": _("scenario")}
             out.print(_("[green]ok[/] {file} ({kind})").format(file=escape(str(f)), kind=kinds[kind]))
