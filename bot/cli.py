@@ -97,10 +97,42 @@ def error(text: str) -> None:
     err.print(_("[bold red]error[/] {text}").format(text=text), soft_wrap=True)
 
 
-def fail(exc: InputError) -> typer.Exit:
+def fail(exc: InputError, **wanted: Path | None) -> typer.Exit:
+    """The problems, then exit 2. ``wanted`` (kind=path) are the files the command takes: one of
+    another kind (the scenario given as the playbook, the two swapped) is said as such, in
+    place of its problems, which would only be a list of unknown keys."""
+    wrong: set[str] = set()
+    for kind, path in wanted.items():
+        if path is not None and (found := _kind_of(path)) not in (None, kind):
+            said = _("this is {found}, not {wanted}; check which file goes where (and in what order)")
+            error(escape(f"{path}:1: " + said.format(found=_(KINDS[found]), wanted=_(KINDS[kind]))))
+            wrong.add(str(path))
     for p in exc.problems:
-        error(escape(str(p)))
+        if p.path not in wrong:
+            error(escape(str(p)))
     return typer.Exit(2)
+
+
+KINDS = {"playbook": N_("a playbook"), "scenario": N_("a scenario"), "config": N_("a config")}
+
+
+def _kind_of(path: Path) -> str | None:
+    """What a file surely is by its keys; None if it cannot be read or its keys do not say."""
+    try:
+        data = read_yaml(path).data
+    except InputError:
+        return None
+    keys = set(data) if isinstance(data, dict) else set()
+    found = [
+        kind
+        for kind, has in (
+            ("config", {"cohorts"}),
+            ("scenario", {"events", "members"}),
+            ("playbook", {"tracks"}),
+        )
+        if keys & has
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _kind(data: object) -> str:
@@ -211,7 +243,7 @@ def preview(
     try:
         pb = playbooks.load(playbook)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook) from None
     cal = calendar(pb, day1, timezone)
     run = CohortRun.create("preview", pb, cal, "room")
     total = "N" if members is None else str(members)
@@ -323,7 +355,7 @@ def simulate(
             default_zone=zone,
         )
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook, scenario=scenario, config=config) from None
     text = "".join(to_json(s, result.cal) + "\n" for s in result.sent)
     if out_file:
 
@@ -435,7 +467,7 @@ def demo(
     try:
         pb = playbooks.load(playbook or SAMPLE_PLAYBOOK)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook) from None
     sc, habits = demo_scenario(pb, members, seed)
     who, kinds = describe(sc, habits)
     out.print(
@@ -521,7 +553,7 @@ def run(config: Annotated[Path, typer.Option("--config", help=N_("the deployment
     try:
         loaded = configs.load(config)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     if loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
         i18n.use(loaded.config.language)  # the config's choice over the locale's
     code = run_forever(loaded, out)
@@ -545,7 +577,7 @@ def reload(
         loaded = configs.load(config)
     except InputError as exc:
         err.print(_("[bold red]not reloaded[/]: the running bot keeps the last good version"))
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     try:
         pid = signal_running(loaded)
     except LookupError as exc:
@@ -579,7 +611,7 @@ def _database(config: Path | None, db: str | None) -> tuple[Loaded | None, str]:
     try:
         loaded = configs.load(config) if config is not None else None
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     return loaded, loaded.database_url if loaded else database_url(str(db))
 
 

@@ -238,6 +238,25 @@ def test_demo_web_on_a_port_past_65535():
     assert "cannot listen on 127.0.0.1:99999" in result.stderr
 
 
+def test_files_of_the_wrong_kind_are_said_as_such(files):
+    # Swapped or mistaken files: one line each, not a list of every key as "unknown".
+    pb, sc, cfg = files["playbook"], files["scenario"], files["config"]
+    for args, said in [
+        (
+            ["simulate", sc, pb],
+            [f"{sc}:1: this is a scenario, not a playbook", f"{pb}:1: this is a playbook, not a"],
+        ),
+        (["run", "--config", pb], [f"{pb}:1: this is a playbook, not a config; check which file goes where"]),
+        (["preview", cfg, "--start", "2026-12-01"], [f"{cfg}:1: this is a config, not a playbook"]),
+        (["--lang", "zh", "report", "--config", sc], [f"{sc}:1: 这是彩排场景文件，不是部署配置文件"]),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(said), result.stderr
+        assert all(line.split(" ", 1)[1].startswith(s) for line, s in zip(lines, said, strict=True)), lines
+
+
 def test_simulate_broken_scenario(files):
     files["scenario"].write_text(SCENARIO.replace("from: u02", "from: u77"), encoding="utf-8")
     result = invoke("simulate", files["playbook"], files["scenario"])
