@@ -978,6 +978,16 @@ def operator_add(
     from storage.db import explain_failure, open_db
 
     loaded, url = _database(config, db)
+    if db is not None or url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
+        # A database named by hand must be a bot's: a typo would be a new file, another
+        # program's database would get cohortbot's tables, and one in memory is gone at exit.
+        from storage.readonly import CannotRead, open_readonly
+
+        try:
+            open_readonly(url).dispose()
+        except CannotRead as exc:
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
