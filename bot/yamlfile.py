@@ -510,7 +510,7 @@ def _colon_in_text(lines: list[str], n: int) -> str:
         )
     return _(
         'YAML found a ": " (colon and space) where it does not expect a key; check the indentation, '
-        "and put text that contains \": \" in English quotes"
+        'and put text that contains ": " in English quotes'
     )
 
 
@@ -720,6 +720,25 @@ def _pydantic_message(kind: str, message: str, err: Any) -> str:
         return message
 
 
+class _Shown:
+    """A value quoted in a message, cut short: a block indented under the wrong key would
+    otherwise fill the screen with one line (``days: (got {'k0': ..., ... 3 KB})``)."""
+
+    LIMIT = 60
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def _cut(self, text: str) -> str:
+        return text if len(text) <= self.LIMIT else text[: self.LIMIT - 1] + "…"
+
+    def __repr__(self) -> str:
+        return self._cut(repr(self.value))
+
+    def __str__(self) -> str:
+        return self._cut(str(self.value))
+
+
 def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
@@ -759,13 +778,15 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
             slug = re.sub(r"[^a-z0-9_-]+", "-", bad.lower()).strip("-") or "lesson"
             msg = _(
                 "{value!r} is not a valid id; use lower-case letters, digits, - and _, e.g. {example!r}"
-            ).format(value=bad, example=slug)
+            ).format(value=_Shown(bad), example=_Shown(slug[:40].strip("-")))
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif kind in ("string_type",):
             msg = _pydantic_message(kind, msg, err) + _("; put the value in quotes")
         elif kind.endswith("_parsing") or kind.endswith("_type"):
-            msg = _pydantic_message(kind, msg, err) + _(" (got {value!r})").format(value=err.get("input"))
+            msg = _pydantic_message(kind, msg, err) + _(" (got {value!r})").format(
+                value=_Shown(err.get("input"))
+            )
         else:
             msg = _pydantic_message(kind, msg, err)
         problems.append(source.problem(loc, msg))

@@ -321,6 +321,17 @@ def test_item_day_outside_cohort(day):
     assert "use 1..5" in p.message
 
 
+def test_a_block_under_the_wrong_key_is_quoted_short():
+    # Indented under `days:`, a whole block is the value; the message shows its beginning only.
+    block = "".join(f"  k{i}: {'y' * 50}\n" for i in range(50))
+    text = BASE.replace("days: 5\n", "days:\n" + block)
+    p = one_problem(text)
+    assert (p.line, p.where) == (2, "days")
+    assert "(got {'k0': 'yyy" in p.message and len(p.message) < 150, p.message
+    p = one_problem(BASE.replace("  reading:", f"  Reading {'x' * 200}:"))
+    assert "is not a valid id" in p.message and len(p.message) < 200, p.message
+
+
 def test_track_day_outside_cohort_names_each_day():
     text = BASE.replace("days: [2, 3, 4]", "days: [0, 2, 6]")
     probs = problems_of(text)
