@@ -282,6 +282,33 @@ def preview(
     out.print(table)
 
 
+def _not_a_rehearsal(db: Path) -> str | None:
+    """Why `demo --fresh` must not delete ``db`` (a bot's database, or no database at all, given
+    by mistake), or None: it holds rehearsals only, or nothing."""
+    import sqlite3
+    from contextlib import closing
+    from urllib.parse import quote
+
+    from bot.demo import DEMO_LOGIN
+    from bot.simulate import COHORT_ID
+
+    try:
+        if db.stat().st_size == 0:
+            return None
+        with closing(sqlite3.connect(f"file:{quote(str(resolved(db)))}?mode=ro", uri=True)) as conn:
+            ids = {row[0] for row in conn.execute("SELECT id FROM cohort")}
+            logins = conn.execute("SELECT count(*) FROM web_login WHERE name != ?", (DEMO_LOGIN,)).fetchone()[
+                0
+            ]
+    except (OSError, sqlite3.Error):
+        return _("it is not a cohortbot database")
+    if others := sorted(ids - {COHORT_ID}):
+        return _("it holds the cohorts {ids}").format(ids=", ".join(others))
+    if logins:  # `operator add` before a bot's first start: its database, not a demo's (--web's login)
+        return _("it holds the web console's logins")
+    return None
+
+
 def _can_open(url: str) -> None:
     """A rehearsal's database (simulate, demo --db) opened once before it plays: one that
     cannot be (a bad URL, a symlink loop, a read-only folder) is one line and exit 2."""
@@ -454,6 +481,14 @@ def demo(
                     "or name a new file."
                 ).format(file=escape(str(db))),
                 soft_wrap=False,
+            )
+            raise typer.Exit(2)
+        if db.exists() and (why := _not_a_rehearsal(db)) is not None:
+            error(
+                _(
+                    "--fresh deletes only a rehearsal's database, and {file} is not one ({why}); "
+                    "nothing was deleted: name another file"
+                ).format(file=escape(str(db)), why=escape(why))
             )
             raise typer.Exit(2)
         if db.exists():
