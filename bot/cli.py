@@ -25,7 +25,7 @@ from bot import playbook as playbooks
 from bot import scenario as scenarios
 from bot.i18n import N_, _
 from bot.plan import StartDate
-from bot.yamlfile import InputError, Problem, read_yaml
+from bot.yamlfile import InputError, Problem, read_yaml, resolved
 
 if TYPE_CHECKING:
     from bot.config import Loaded
@@ -97,10 +97,42 @@ def error(text: str) -> None:
     err.print(_("[bold red]error[/] {text}").format(text=text), soft_wrap=True)
 
 
-def fail(exc: InputError) -> typer.Exit:
+def fail(exc: InputError, **wanted: Path | None) -> typer.Exit:
+    """The problems, then exit 2. ``wanted`` (kind=path) are the files the command takes: one of
+    another kind (the scenario given as the playbook, the two swapped) is said as such, in
+    place of its problems, which would only be a list of unknown keys."""
+    wrong: set[str] = set()
+    for kind, path in wanted.items():
+        if path is not None and (found := _kind_of(path)) not in (None, kind):
+            said = _("this is {found}, not {wanted}; check which file goes where (and in what order)")
+            error(escape(f"{path}:1: " + said.format(found=_(KINDS[found]), wanted=_(KINDS[kind]))))
+            wrong.add(str(path))
     for p in exc.problems:
-        error(escape(str(p)))
+        if p.path not in wrong:
+            error(escape(str(p)))
     return typer.Exit(2)
+
+
+KINDS = {"playbook": N_("a playbook"), "scenario": N_("a scenario"), "config": N_("a config")}
+
+
+def _kind_of(path: Path) -> str | None:
+    """What a file surely is by its keys; None if it cannot be read or its keys do not say."""
+    try:
+        data = read_yaml(path).data
+    except InputError:
+        return None
+    keys = set(data) if isinstance(data, dict) else set()
+    found = [
+        kind
+        for kind, has in (
+            ("config", {"cohorts"}),
+            ("scenario", {"events", "members"}),
+            ("playbook", {"tracks"}),
+        )
+        if keys & has
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _kind(data: object) -> str:
@@ -149,15 +181,14 @@ def validate(
                 bad += 1
                 continue
             if kind == "playbook":
-                out.print(
-                    _("[green]ok[/] {file}: {name}, {days} days, {tracks} tracks, {items} items").format(
-                        file=escape(str(f)),
-                        name=escape(pb.name),
-                        days=pb.days,
-                        tracks=len(pb.tracks),
-                        items=len(pb.schedule),
-                    )
-                )
+                n_days, n_tracks, n_items = pb.days, len(pb.tracks), len(pb.schedule)
+                counts = {
+                    "days": i18n.ngettext("{n} day", "{n} days", n_days).format(n=n_days),
+                    "tracks": i18n.ngettext("{n} track", "{n} tracks", n_tracks).format(n=n_tracks),
+                    "items": i18n.ngettext("{n} item", "{n} items", n_items).format(n=n_items),
+                }
+                said = _("[green]ok[/] {file}: {name}, {days}, {tracks}, {items}")
+                out.print(said.format(file=escape(str(f)), name=escape(pb.name), **counts))
                 continue
             kinds = {"config": _("config"), "scenario": _("scenario")}
             out.print(_("[green]ok[/] {file} ({kind})").format(file=escape(str(f)), kind=kinds[kind]))
@@ -212,7 +243,7 @@ def preview(
     try:
         pb = playbooks.load(playbook)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook) from None
     cal = calendar(pb, day1, timezone)
     run = CohortRun.create("preview", pb, cal, "room")
     total = "N" if members is None else str(members)
@@ -256,6 +287,45 @@ def preview(
     out.print(table)
 
 
+def _not_a_rehearsal(db: Path) -> str | None:
+    """Why `demo --fresh` must not delete ``db`` (a bot's database, or no database at all, given
+    by mistake), or None: it holds rehearsals only, or nothing."""
+    import sqlite3
+    from contextlib import closing
+    from urllib.parse import quote
+
+    from bot.demo import DEMO_LOGIN
+    from bot.simulate import COHORT_ID
+
+    try:
+        if db.stat().st_size == 0:
+            return None
+        with closing(sqlite3.connect(f"file:{quote(str(resolved(db)))}?mode=ro", uri=True)) as conn:
+            ids = {row[0] for row in conn.execute("SELECT id FROM cohort")}
+            logins = conn.execute("SELECT count(*) FROM web_login WHERE name != ?", (DEMO_LOGIN,)).fetchone()[
+                0
+            ]
+    except (OSError, sqlite3.Error):
+        return _("it is not a cohortbot database")
+    if others := sorted(ids - {COHORT_ID}):
+        return _("it holds the cohorts {ids}").format(ids=", ".join(others))
+    if logins:  # `operator add` before a bot's first start: its database, not a demo's (--web's login)
+        return _("it holds the web console's logins")
+    return None
+
+
+def _can_open(url: str) -> None:
+    """A rehearsal's database (simulate, demo --db) opened once before it plays: one that
+    cannot be (a bad URL, a symlink loop, a read-only folder) is one line and exit 2."""
+    from storage.db import explain_failure, open_db
+
+    try:
+        open_db(url).dispose()
+    except Exception as exc:  # the driver's, SQLAlchemy's or the OS's
+        error(escape(explain_failure(url, exc)))
+        raise typer.Exit(2) from None
+
+
 @app.command(
     help=N_(
         "Rehearse a playbook against a scenario on a virtual clock. Without --transcript: JSON "
@@ -281,12 +351,25 @@ def simulate(
     ] = None,
 ) -> None:
     from bot import config as configs
+    from bot import export as exports
     from bot.plan import calendar
     from bot.simulate import simulate as run_simulation
     from bot.simulate import to_json
     from bot.summary import summary_tables
     from bot.transcript import for_scenario
 
+    if out_file is not None:  # before the rehearsal, which may take a while
+        try:
+            if out_file.is_dir():
+                raise exports.ExportError(
+                    _("--out {file} is a folder; name a file, e.g. rehearsal.jsonl").format(file=out_file)
+                )
+            exports.check_folder(out_file.parent, f"--out {out_file}")
+        except exports.ExportError as exc:
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
+    if db != "sqlite://":  # in memory: nothing that can fail
+        _can_open(db)
     try:
         loaded = configs.load(config) if config is not None else None
         zone = loaded.config.timezone if loaded else "Asia/Shanghai"
@@ -304,10 +387,18 @@ def simulate(
             default_zone=zone,
         )
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook, scenario=scenario, config=config) from None
     text = "".join(to_json(s, result.cal) + "\n" for s in result.sent)
     if out_file:
-        out_file.write_text(text, encoding="utf-8")
+
+        def write(part: Path) -> None:
+            part.write_text(text, encoding="utf-8")
+
+        try:
+            exports.write_file(out_file, write)
+        except exports.ExportError as exc:  # the disk full, the folder gone meanwhile
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
     elif not transcript:
         sys.stdout.write(text)
     if transcript:
@@ -397,6 +488,14 @@ def demo(
                 soft_wrap=False,
             )
             raise typer.Exit(2)
+        if db.exists() and (why := _not_a_rehearsal(db)) is not None:
+            error(
+                _(
+                    "--fresh deletes only a rehearsal's database, and {file} is not one ({why}); "
+                    "nothing was deleted: name another file"
+                ).format(file=escape(str(db)), why=escape(why))
+            )
+            raise typer.Exit(2)
         if db.exists():
             for stale in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
                 stale.unlink(missing_ok=True)
@@ -408,7 +507,7 @@ def demo(
     try:
         pb = playbooks.load(playbook or SAMPLE_PLAYBOOK)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, playbook=playbook) from None
     sc, habits = demo_scenario(pb, members, seed)
     who, kinds = describe(sc, habits)
     out.print(
@@ -416,14 +515,17 @@ def demo(
             name=escape(pb.name), who=who, seed=seed, kinds=kinds
         )
     )
+    db_url = f"sqlite:///{resolved(db)}" if db else "sqlite://"
+    if db is not None:
+        _can_open(db_url)
     if web is not None:
-        _demo_web(pb, sc, web, speed, f"sqlite:///{db.resolve()}" if db else "sqlite://")
+        _demo_web(pb, sc, web, speed, db_url)
         return
     tr = None if quiet else for_scenario(out, calendar(pb, sc.start), sc, fold=True)
     result = run_simulation(
         pb,
         sc,
-        db_url=f"sqlite:///{db.resolve()}" if db else "sqlite://",
+        db_url=db_url,
         on_send=tr.bot if tr else None,
         on_event=tr.on_event if tr else None,
     )
@@ -491,7 +593,7 @@ def run(config: Annotated[Path, typer.Option("--config", help=N_("the deployment
     try:
         loaded = configs.load(config)
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     if loaded.config.language is not None and _lang_argument(sys.argv[1:]) is None:
         i18n.use(loaded.config.language)  # the config's choice over the locale's
     code = run_forever(loaded, out)
@@ -515,7 +617,7 @@ def reload(
         loaded = configs.load(config)
     except InputError as exc:
         err.print(_("[bold red]not reloaded[/]: the running bot keeps the last good version"))
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     try:
         pid = signal_running(loaded)
     except LookupError as exc:
@@ -549,7 +651,7 @@ def _database(config: Path | None, db: str | None) -> tuple[Loaded | None, str]:
     try:
         loaded = configs.load(config) if config is not None else None
     except InputError as exc:
-        raise fail(exc) from None
+        raise fail(exc, config=config) from None
     return loaded, loaded.database_url if loaded else database_url(str(db))
 
 
@@ -916,6 +1018,16 @@ def operator_add(
     from storage.db import explain_failure, open_db
 
     loaded, url = _database(config, db)
+    if db is not None or url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
+        # A database named by hand must be a bot's: a typo would be a new file, another
+        # program's database would get cohortbot's tables, and one in memory is gone at exit.
+        from storage.readonly import CannotRead, open_readonly
+
+        try:
+            open_readonly(url).dispose()
+        except CannotRead as exc:
+            error(escape(str(exc)))
+            raise typer.Exit(2) from None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

@@ -225,7 +225,8 @@ LEAVE_PAST = N_("Leave is for today or a later day of {playbook} (days {today} t
 def day_arg(arg: str) -> int | None:
     """A day as members and operators write it: 3, 第3天, day3, d3."""
     digits = arg.removeprefix("第").removesuffix("天").lower().removeprefix("day").removeprefix("d")
-    return int(digits) if digits.isdigit() else None
+    # isdecimal, not isdigit: "²" and "①" are digits that int() refuses.
+    return int(digits) if digits.isdecimal() else None
 
 
 @command("makeup", MEMBER, N_('"{word} [day]": make up a missed check-in'))

@@ -26,7 +26,7 @@ from bot.outbox import Pacing
 from bot.plan import StartDate
 from bot.playbook import ID_PATTERN, Playbook, TimeZoneName
 from bot.rollcall import QuietHours
-from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, validate
+from bot.yamlfile import EmptyList, InputError, Loc, Problem, Source, read_yaml, resolved, validate
 from storage.db import BadDatabaseURL, check_url, safe_url, url_password
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -464,6 +464,17 @@ def _expand(value: Any, loc: Loc, src: Source, env: dict[str, str], problems: li
                 return ""
             return env[m[1]]
 
+        # `${TOKEN` or `${}`: kept as written it would be a token or room that silently never works.
+        if broken := re.search(r"\$\{[^}\s]*\}?", _ENV.sub("", value)):
+            problems.append(
+                src.problem(
+                    loc,
+                    _(
+                        '"{written}" is not an environment variable; write it as ${{NAME}}: a name of '
+                        "letters, digits and _, in braces"
+                    ).format(written=broken[0]),
+                )
+            )
         return _ENV.sub(sub, value)
     return value
 
@@ -472,7 +483,7 @@ def _database_url(url: str, base: Path) -> str:
     """A relative SQLite path is relative to the config file, like the playbooks."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str((base / url[len(prefix) :]).resolve())
+        return prefix + str(resolved(base / url[len(prefix) :]))
     return url
 
 
@@ -549,7 +560,7 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
     if isinstance(src.data, dict) and "web" in src.data and src.data["web"] is None:
         src.data["web"] = {}  # `web:` alone: served with the defaults
     cfg = validate(src, Config)
-    base = Path(path).resolve().parent
+    base = resolved(Path(path)).parent
     seen: dict[str, int] = {}
     for i, c in enumerate(cfg.cohorts):
         if c.id in seen:
@@ -615,7 +626,7 @@ def _load(path: str | Path, env: dict[str, str], src: Source) -> Loaded:
     loaded: dict[str, Playbook] = {}
     cache: dict[Path, Playbook] = {}
     for i, c in enumerate(cfg.cohorts):
-        pb_path = (base / c.playbook).resolve()
+        pb_path = resolved(base / c.playbook)
         if not pb_path.is_file():
             problems.append(
                 src.problem(

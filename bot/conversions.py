@@ -159,11 +159,33 @@ def _csv_rows(path: Path, data: bytes) -> list[list[str]]:
     except csv.Error:
         dialect = csv.excel
     try:
-        return [[c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), dialect)]
+        rows = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), dialect)]
     except csv.Error as exc:
         raise CannotImport(
             _("{file} is not readable as CSV: {reason}").format(file=path, reason=exc)
         ) from None
+    if (line := _unclosed_quote(text, dialect)) is not None:
+        raise CannotImport(
+            _(
+                '{file}, line {line}: a quote " opens a field and is never closed, so the rest of the '
+                "file was read as that one field; close the quote or delete it, then import again"
+            ).format(file=path, line=line)
+        )
+    return rows
+
+
+def _unclosed_quote(text: str, dialect: type[csv.Dialect] | csv.Dialect) -> int | None:
+    """The line where a quoted field begins that runs to the end of the file: the csv module
+    (not strict) takes all that is left as one field, and the buyers in it are lost unsaid."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect, strict=True)
+    start = 1
+    try:
+        for _row in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return start
+    return None  # strict mode's other complaints (a quote inside a field) read fine without it
 
 
 def _decode(data: bytes) -> str | None:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select
 
 from bot.i18n import N_, _
 from bot.playbook import Playbook
+from bot.yamlfile import resolved
 from storage.models import LEARNER, OPERATOR
 from storage.readonly import location
 from storage.repo import checkin_t, cohort_t, grant_t, member_t, out_t
@@ -144,24 +145,26 @@ SENDS = (
 
 def database_url(value: str) -> str:
     """``--db``: a database URL, or the path of an SQLite file (what `demo --db` writes)."""
-    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+    return value if "://" in value else f"sqlite:///{resolved(Path(value).expanduser())}"
 
 
-def check_folder(out: Path) -> None:
+def check_folder(out: Path, what: str | None = None) -> None:
     """``out`` is, or can be made, a folder this user may write in; checked before the
-    database is read, so a wrong --out costs nothing."""
+    database is read, so a wrong --out costs nothing. ``what`` begins the error: the option
+    the operator typed (``--csv DIR``), ``--out DIR`` if not given."""
+    what = what or f"--out {out}"
     existing = out
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
         raise ExportError(
-            _("--out {out}: {path} is a file, not a folder; name a folder").format(out=out, path=existing)
+            _("{what}: {path} is a file, not a folder; name a folder").format(what=what, path=existing)
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ExportError(
-            _(
-                "--out {out}: cohortbot may not write in {path}; choose a folder this user may write to"
-            ).format(out=out, path=existing)
+            _("{what}: cohortbot may not write in {path}; choose a folder this user may write to").format(
+                what=what, path=existing
+            )
         )
 
 
@@ -358,7 +361,7 @@ def write(export: Export, out: Path, fmt: str) -> list[Path]:
 def write_file(path: Path, writer: Callable[[Path], None]) -> Path:
     """One file, its folder made if missing; complete or absent (written aside, then renamed);
     a folder or disk that refuses it is one line (ExportError)."""
-    check_folder(path.parent)
+    check_folder(path.parent, _("cannot write {file}").format(file=path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return _atomic(path, writer)

@@ -49,8 +49,15 @@ def closes(cal: Calendar, track: Track, day: int) -> datetime:
 
 
 def closed_days(pb: Playbook, cal: Calendar, tids: Sequence[str], at: datetime) -> list[tuple[str, int]]:
-    """(track id, day) of the track days whose check-ins are over at ``at``."""
-    return [(tid, d) for tid in tids for d in pb.tracks[tid].days if at >= closes(cal, pb.tracks[tid], d)]
+    """(track id, day) of the track days whose check-ins are over at ``at``. A day outside the
+    cohort is left out: `validate` asks this of a playbook it is still telling about such a day
+    (day 10000000 is past any calendar)."""
+    return [
+        (tid, d)
+        for tid in tids
+        for d in pb.tracks[tid].days
+        if 1 <= d <= pb.days and at >= closes(cal, pb.tracks[tid], d)
+    ]
 
 
 def streak_day(run: CohortRun, track: Track, now: datetime) -> int:
@@ -129,7 +136,9 @@ def unfillable(
         return why
     cal = _calendar(pb)
     at = cal.at(it.day, it.at)
-    days = [(tid, d) for tid in tracks for d in pb.tracks[tid].days]
+    days = [(tid, d) for tid in tracks for d in pb.tracks[tid].days if 1 <= d <= pb.days]
+    if not days:
+        return why  # the tracks' days are all outside the cohort, and told as such
     first = min(d for _tid, d in days)
     if at < cal.at(first, cal.day_starts):
         why["checked_in"] = _(

@@ -12,13 +12,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
+from bot.i18n import _
 from bot.playbook import Playbook, ScheduleItem
+
+
+def _not_a_number(value: object) -> object:
+    """pydantic reads a number as seconds since 1970: `start: 1795996800` would be a day 1
+    nobody wrote, `start: 20261201` an error about "zero time"."""
+    if isinstance(value, int | float):
+        raise ValueError(_("{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-12-01").format(value=value))
+    return value
+
 
 # A cohort's start, as operators write it; bounded so date arithmetic cannot overflow.
 StartDate = Annotated[
-    date, Field(ge=date(2000, 1, 1), le=date(2999, 12, 31), description="day 1, e.g. 2026-12-01")
+    date,
+    BeforeValidator(_not_a_number),
+    Field(ge=date(2000, 1, 1), le=date(2999, 12, 31), description="day 1, e.g. 2026-12-01"),
 ]
 
 

@@ -617,5 +617,5 @@ def write_xlsx(report: Report, path: Path) -> Path:
 
 def write_csv(report: Report, folder: Path) -> list[Path]:
     """A CSV file per section in ``folder``: ID-report-funnel.csv, ..."""
-    exports.check_folder(folder)
+    exports.check_folder(folder, f"--csv {folder}")
     return exports.write(as_export(report), folder, "csv")

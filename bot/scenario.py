@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.i18n import _
 from bot.plan import Calendar, StartDate
@@ -30,8 +31,19 @@ class MemberSpec(_Strict):
     )
 
 
+def _not_a_number(value: object) -> object:
+    """pydantic reads a number as seconds since 1970: `at: 5` would be "outside the cohort"."""
+    if isinstance(value, int | float):
+        raise ValueError(
+            _('{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"').format(
+                value=value
+            )
+        )
+    return value
+
+
 class EventSpec(_Strict):
-    at: str | datetime = Field(
+    at: Annotated[str | datetime, BeforeValidator(_not_a_number)] = Field(
         description='"day N HH:MM" in the playbook\'s time zone, or ISO-8601 with offset'
     )
     sender: str | None = Field(None, alias="from", description="member id who sends `text`")

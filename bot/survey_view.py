@@ -92,6 +92,6 @@ def write_files(found: Found, xlsx: Path | None, csv_dir: Path | None) -> list[P
             )
         files.append(exports.write_file(xlsx, partial(exports.write_xlsx, export)))
     if csv_dir is not None:
-        exports.check_folder(csv_dir)
+        exports.check_folder(csv_dir, f"--csv {csv_dir}")
         files += exports.write(export, csv_dir, "csv")
     return files

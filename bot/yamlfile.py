@@ -248,7 +248,9 @@ def _control_problems(text: str, path: str) -> list[Problem]:
 def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
     try:
         value = loader.construct_object(node, deep=True)
-    except ValueError as exc:
+    except (ValueError, LookupError, AttributeError) as exc:
+        # PyYAML's constructors fail on explicitly tagged odd values with whatever their code
+        # trips on: `!!bool abc` KeyError, `!!int ""` IndexError, `!!timestamp x` AttributeError.
         if node.tag == "tag:yaml.org,2002:timestamp":
             # e.g. 2026-13-01: YAML sees a date, Python refuses it.
             raise _problem(
@@ -256,6 +258,16 @@ def _scalar(node: yaml.Node, loader: _Loader, loc: Loc, path: str) -> Any:
                 node,
                 loc,
                 _("{value!r} is not a real date; write YYYY-MM-DD, e.g. 2026-12-01").format(value=node.value),
+            ) from None
+        if not isinstance(exc, ValueError):
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise _problem(
+                path,
+                node,
+                loc,
+                _(
+                    "{value!r} cannot be read as `!!{tag}`, the type written before it; remove `!!{tag}`"
+                ).format(value=node.value, tag=tag),
             ) from None
         raise _problem(
             path,
@@ -498,7 +510,7 @@ def _colon_in_text(lines: list[str], n: int) -> str:
         )
     return _(
         'YAML found a ": " (colon and space) where it does not expect a key; check the indentation, '
-        "and put text that contains \": \" in English quotes"
+        'and put text that contains ": " in English quotes'
     )
 
 
@@ -564,6 +576,15 @@ def _decode(raw: bytes, path: str) -> str:
             "encoding (often GBK/ANSI, from Windows Notepad or Excel); {fix}"
         ).format(fix=save)
         raise InputError([Problem(path, line, "", message)]) from None
+
+
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or, in a symlink loop (RuntimeError up to Python 3.12, OSError
+    after), the absolute path as written: opening it then says what is wrong, with the file."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
 
 
 def read_yaml(path: str | Path) -> Source:
@@ -699,6 +720,25 @@ def _pydantic_message(kind: str, message: str, err: Any) -> str:
         return message
 
 
+class _Shown:
+    """A value quoted in a message, cut short: a block indented under the wrong key would
+    otherwise fill the screen with one line (``days: (got {'k0': ..., ... 3 KB})``)."""
+
+    LIMIT = 60
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def _cut(self, text: str) -> str:
+        return text if len(text) <= self.LIMIT else text[: self.LIMIT - 1] + "…"
+
+    def __repr__(self) -> str:
+        return self._cut(repr(self.value))
+
+    def __str__(self) -> str:
+        return self._cut(str(self.value))
+
+
 def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
@@ -738,13 +778,15 @@ def _explain(source: Source, model: type[BaseModel], exc: ValidationError) -> li
             slug = re.sub(r"[^a-z0-9_-]+", "-", bad.lower()).strip("-") or "lesson"
             msg = _(
                 "{value!r} is not a valid id; use lower-case letters, digits, - and _, e.g. {example!r}"
-            ).format(value=bad, example=slug)
+            ).format(value=_Shown(bad), example=_Shown(slug[:40].strip("-")))
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif kind in ("string_type",):
             msg = _pydantic_message(kind, msg, err) + _("; put the value in quotes")
         elif kind.endswith("_parsing") or kind.endswith("_type"):
-            msg = _pydantic_message(kind, msg, err) + _(" (got {value!r})").format(value=err.get("input"))
+            msg = _pydantic_message(kind, msg, err) + _(" (got {value!r})").format(
+                value=_Shown(err.get("input"))
+            )
         else:
             msg = _pydantic_message(kind, msg, err)
         problems.append(source.problem(loc, msg))

@@ -109,6 +109,24 @@ def test_a_control_character_written_as_an_escape(escape: str):
     assert "delete" in p.message
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("!!bool abc", "'abc' cannot be read as `!!bool`"),
+        ('!!int ""', "'' cannot be read as `!!int`"),
+        ('!!float ""', "'' cannot be read as `!!float`"),
+        ("!!timestamp x", "'x' is not a real date"),
+    ],
+)
+def test_a_type_tag_that_does_not_fit_its_value(value: str, says: str):
+    # PyYAML fails on these with a KeyError, an IndexError, an AttributeError.
+    with pytest.raises(InputError) as caught:
+        parse_yaml(f"name: x\nroom: {value}\n", "t.yaml")
+    (p,) = caught.value.problems
+    assert (p.path, p.line, p.where) == ("t.yaml", 2, "room")
+    assert says in p.message
+
+
 # ---------------------------------------------------------------- deep nesting
 
 
@@ -339,6 +357,23 @@ def test_a_sqlite_file_that_is_not_a_database_fails_run_in_one_line(site: Path):
     cfg, line = config_with(site, "database: sqlite:///cohortbot.db", "database: sqlite:///bot.db")
     stderr = refused(invoke("run", "--config", cfg), f"{cfg}:{line}")
     assert "SQLite" in stderr and "bot.db" in stderr
+
+
+def test_a_symlink_loop_is_named_not_a_traceback(site: Path):
+    # Path.resolve() raises RuntimeError on a loop (Python 3.11): the config's playbook and
+    # database, and --db, went through it.
+    for name in ("loop.yaml", "loop.db"):
+        (site / name).symlink_to(site / name)
+    cfg, line = config_with(site, "playbooks/python-8day.yaml", "loop.yaml")
+    assert "loop.yaml" in refused(invoke("validate", cfg), f"{cfg}:{line}: cohorts[0].playbook")
+    cfg, line = config_with(site, "database: sqlite:///cohortbot.db", "database: sqlite:///loop.db")
+    stderr = refused(invoke("run", "--config", cfg), f"{cfg}:{line}: database")
+    assert "loop.db" in stderr
+    for command in (["report"], ["export", "--out", site / "out"], ["demo", "--quiet"]):
+        result = invoke(*command, "--db", site / "loop.db")
+        assert result.exit_code == 2, (command, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "loop.db" in result.stderr
 
 
 def postgres_up() -> bool:

@@ -215,6 +215,48 @@ def test_simulate_out_writes_the_file(files, tmp_path: Path):
     assert len(parse_lines(written)) >= 5
 
 
+def test_simulate_refuses_an_out_or_a_db_it_cannot_use_before_it_plays(files, tmp_path: Path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("notes, not a database\n" * 10)  # (SQLite takes a file of a byte or two for empty)
+    for option, value, says in [
+        ("--out", tmp_path, "is a folder; name a file"),
+        ("--out", blocker / "sent.jsonl", f"{blocker} is a file, not a folder"),
+        ("--db", "not-a-url", "cannot open the database not-a-url"),
+        ("--db", f"sqlite:///{blocker}", "file is not a database"),
+    ]:
+        result = invoke("simulate", files["playbook"], files["scenario"], option, value)
+        assert result.exit_code == 2, (option, value, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert says in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stdout == ""  # refused before the rehearsal, not after it
+
+
+def test_demo_web_on_a_port_past_65535():
+    result = invoke("demo", "--members", "3", "--web", "127.0.0.1:99999")
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "cannot listen on 127.0.0.1:99999" in result.stderr
+
+
+def test_files_of_the_wrong_kind_are_said_as_such(files):
+    # Swapped or mistaken files: one line each, not a list of every key as "unknown".
+    pb, sc, cfg = files["playbook"], files["scenario"], files["config"]
+    for args, said in [
+        (
+            ["simulate", sc, pb],
+            [f"{sc}:1: this is a scenario, not a playbook", f"{pb}:1: this is a playbook, not a"],
+        ),
+        (["run", "--config", pb], [f"{pb}:1: this is a playbook, not a config; check which file goes where"]),
+        (["preview", cfg, "--start", "2026-12-01"], [f"{cfg}:1: this is a config, not a playbook"]),
+        (["--lang", "zh", "report", "--config", sc], [f"{sc}:1: 这是彩排场景文件，不是部署配置文件"]),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(said), result.stderr
+        assert all(line.split(" ", 1)[1].startswith(s) for line, s in zip(lines, said, strict=True)), lines
+
+
 def test_simulate_broken_scenario(files):
     files["scenario"].write_text(SCENARIO.replace("from: u02", "from: u77"), encoding="utf-8")
     result = invoke("simulate", files["playbook"], files["scenario"])
@@ -247,17 +289,23 @@ def test_demo_quiet():
     assert "played 8 days" in result.stdout
 
 
-def test_run_with_an_unreachable_gateway_exits_cleanly(files):
+@pytest.mark.parametrize(
+    ("lang", "says"),
+    [
+        ("en", "no logged-in account at the gateway 127.0.0.1:9"),
+        ("zh", "网关 127.0.0.1:9 上没有已登录的微信号"),
+    ],
+)
+def test_run_with_an_unreachable_gateway_exits_cleanly(files, lang: str, says: str):
     # Nothing listens on the config's endpoint: a clear message, exit 2, no traceback.
-    cfg = CONFIG.replace("  token:", "  connect_timeout_seconds: 2\n  token:").replace(
+    cfg = CONFIG.replace("  token:", "  connect_timeout_seconds: 1\n  token:").replace(
         "127.0.0.1:8788", "127.0.0.1:9"
     )
     files["config"].write_text(cfg, encoding="utf-8")
-    result = invoke("run", "--config", files["config"])
+    result = invoke("--lang", lang, "run", "--config", files["config"])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
-    assert "no logged-in account at the gateway 127.0.0.1:9" in result.output
-    assert "Traceback" not in result.output
+    assert says in result.stderr
     assert "Traceback" not in result.output
 
 

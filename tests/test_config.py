@@ -130,6 +130,23 @@ def test_every_unset_env_var_is_reported(site: Path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "told"),
+    [
+        ("${WECHATY_TOKEN", "${WECHATY_TOKEN"),
+        ("${}", "${}"),
+        ("${1ROOM}", "${1ROOM}"),
+        ("a${ROOM NAME}", "${ROOM"),
+    ],
+)
+def test_a_broken_env_variable_is_not_kept_as_text(site: Path, written: str, told: str):
+    # Kept as written, `${WECHATY_TOKEN` would be sent as the token and refused, unexplained.
+    text = CONFIG.replace("room: Python 8天训练营 1班", f"room: {written}")
+    p = one_problem(write(site, text))
+    assert (p.line, p.where) == (line_of(text, written), "cohorts[0].room")
+    assert f'"{told}" is not an environment variable; write it as ${{NAME}}' in p.message
+
+
 def test_unknown_key_with_did_you_mean(site: Path):
     text = CONFIG.replace("bot_name:", "bot_nam:")
     p = one_problem(write(site, text))
@@ -176,7 +193,8 @@ def test_bad_start_date(site: Path, bad):
     assert "date" in p.message
 
 
-@pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30"])
+# A number: pydantic would read it as seconds since 1970 (1795996800 is 2026-11-30, silently).
+@pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30", "1795996800", "20261201", "1795996800.0"])
 def test_impossible_start_date_is_an_input_error(site: Path, bad):
     text = CONFIG.replace("start: 2026-12-01", f"start: {bad}")
     p = one_problem(write(site, text))

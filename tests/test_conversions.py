@@ -196,6 +196,11 @@ async def test_an_xlsx_with_a_title_above_the_header_and_numeric_ids(running, tm
         (b"PK\x03\x04broken zip", "is a zip file but not an xlsx workbook"),
         ("订单号,金额,地址\nA1,99,北京\n".encode(), "no column named 昵称 / 微信昵称 / nickname"),
         (b"", "no column named"),
+        # Not strict, the csv module read all after the quote as one field: "0 buyers", exit 0.
+        (
+            '昵称,微信号\n小明,u1\n"小红,u2\n小刚,u3\n'.encode(),
+            'line 3: a quote " opens a field and is never closed',
+        ),
     ],
 )
 async def test_a_file_that_is_no_order_export_is_one_line_and_exit_2(running, tmp_path, content, said):
@@ -295,6 +300,9 @@ def test_read_orders_recognizes_headers_in_either_language(tmp_path):
     p = tmp_path / "tabs.csv"
     p.write_text("手机号\t用户昵称\n1\t小明\n", encoding="gbk")
     assert [b.name for b in read_orders(p).buyers] == ["小明"]
+    # Quotes that close, doubled, mid-field or around a line break, are read as written.
+    p.write_text('昵称,微信号\n小明,"u""1"\n"a"b,u2\n"多\n行",u3\n', encoding="utf-8")
+    assert [b.id for b in read_orders(p).buyers] == ['u"1', "u2", "u3"]
 
 
 # --- the figures --------------------------------------------------------------------------------

@@ -219,6 +219,34 @@ def test_demo_db_refuses_an_existing_file_unless_fresh(tmp_path):
     assert members == 7 + 2  # this rehearsal's only: 7 and the 2 who joined
 
 
+def test_demo_fresh_deletes_only_a_rehearsal(tmp_path):
+    # --db given a bot's database or another file by mistake: --fresh must not delete it.
+    import sqlite3
+
+    from storage.db import open_db
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the assistants' notes\n" * 10, encoding="utf-8")
+    bot_db, logins_db = tmp_path / "bot.db", tmp_path / "logins.db"
+    for path in (bot_db, logins_db):
+        open_db(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(bot_db) as conn:
+        conn.execute(
+            "INSERT INTO cohort (id, playbook, room, start, timezone, created_at) "
+            "VALUES ('py-a', 'x', 'r', '2026-12-01', 'Asia/Shanghai', '2026-11-30 00:00:00')"
+        )
+    add = ["operator", "add", "alice", "--db", logins_db, "--password-stdin"]
+    assert CliRunner().invoke(app, [str(a) for a in add], input="a long password\n").exit_code == 0
+    for path, why in [(notes, "not a cohortbot database"), (bot_db, "cohorts py-a"), (logins_db, "logins")]:
+        result = invoke("demo", "--quiet", "--members", 3, "--db", path, "--fresh")
+        assert result.exit_code == 2, result.output
+        assert "--fresh deletes only a rehearsal's database" in result.stderr and why in result.stderr
+    assert notes.read_text(encoding="utf-8").startswith("the assistants' notes")
+    with sqlite3.connect(bot_db) as conn, sqlite3.connect(logins_db) as other:
+        assert conn.execute("SELECT id FROM cohort").fetchall() == [("py-a",)]
+        assert other.execute("SELECT name FROM web_login").fetchall() == [("alice",)]
+
+
 def test_demo_db_in_a_missing_folder(tmp_path):
     result = invoke("demo", "--quiet", "--db", tmp_path / "nope" / "demo.db")
     assert result.exit_code == 2

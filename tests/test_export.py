@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +21,9 @@ from alembic import command
 from sqlalchemy import create_engine, func, select, text, update
 from typer.testing import CliRunner
 
+from bot import report_views
 from bot.cli import app
-from bot.export import makeup
+from bot.export import ExportError, makeup
 from storage import migrate, repo
 from storage.db import open_db
 from storage.readonly import CannotRead, open_readonly
@@ -343,6 +345,11 @@ def test_a_folder_that_cannot_be_written_is_refused(tmp_path):
     blocker.write_text("x")
     assert_refused(invoke("export", "--db", db, "--out", blocker), "is a file, not a folder")
     assert_refused(invoke("export", "--db", db, "--out", blocker / "sub"), str(blocker), "not a folder")
+    # Said with the option typed, not an --out that `testimonials` and `report` do not have.
+    said = f"cannot write {blocker / 't.csv'}: {blocker} is a file, not a folder"
+    assert_refused(invoke("testimonials", "--db", db, "--csv", blocker / "t.csv"), said)
+    with pytest.raises(ExportError, match=f"^--csv {re.escape(str(blocker))}: .* not a folder"):
+        report_views.write_csv(None, blocker)  # type: ignore[arg-type]  # refused before it is read
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)

@@ -84,6 +84,10 @@ async def test_a_name_with_newlines_cannot_forge_lines_in_each_acknowledgements(
         ("小明\u202e", "小明"),
         ("\ufeff小明", "小明"),
         ("小\n明", "小 明"),
+        ("小\u200d明", "小明"),
+        # The zero-width joiner inside an emoji is part of it: without it 👩‍💻 shows as 👩💻.
+        ("Lily👩\u200d💻", "Lily👩\u200d💻"),
+        ("🏳️\u200d🌈小明\u200d", "🏳️\u200d🌈小明"),
     ],
 )
 async def test_control_characters_in_names_and_texts_never_reach_the_database(harness, raw, stored):

@@ -316,15 +316,18 @@ async def test_a_flood_from_the_group_does_not_hold_up_a_scheduled_post(gateway,
         await bot.stop()
 
 
-async def test_a_wrong_token_is_a_clear_error(gateway):
+@pytest.mark.parametrize(("lang", "says"), [("en", "refused the token"), ("zh", "拒绝了这个 token")])
+async def test_a_wrong_token_is_a_clear_error(gateway, lang: str, says: str):
+    from bot import i18n
     from bot.transports.wechaty import GatewayError
 
+    i18n.use(lang)  # the operator's language, as `run` sets it (conftest sets it back)
     transport = WechatyTransport(gateway.endpoint, "insecure_wrong", SystemClock(), connect_timeout=15)
 
     async def ignore(event):
         return None
 
-    with pytest.raises(GatewayError, match="token"):
+    with pytest.raises(GatewayError, match=says):
         await transport.start(ignore)
 
 

@@ -153,7 +153,7 @@ def test_validate_warning_and_ok_in_both_languages(tmp_path):
     assert f"没问题 {f}：测试营，2 天，1 个打卡项，1 条日程" in zh.stdout
     en = invoke("--lang", "en", "validate", f)
     assert '"交作业，作业打卡" is one keyword, not 2' in en.stderr
-    assert f"ok {f}: 测试营, 2 days, 1 tracks, 1 items" in en.stdout
+    assert f"ok {f}: 测试营, 2 days, 1 track, 1 item" in en.stdout
 
 
 def test_help_in_both_languages():

@@ -57,6 +57,8 @@ async def test_make_up_refusals(harness):
     assert "补卡成功" in await reply(h, "u02", "补卡 第3天")
     await h.until("day 5 08:04")
     assert "补卡成功" in await reply(h, "u02", "补卡 4")
+    # "²" is a digit to str.isdigit, and int() refuses it: no day given (yesterday), not a crash.
+    assert "补卡成功：晨读，第 4 天" in await reply(h, "u01", "补卡 ²")
     await h.until("day 5 08:05")
     await h.until("day 6 08:00")
     assert "2 次补卡机会都用完了" in await reply(h, "u02", "补卡 5")

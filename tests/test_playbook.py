@@ -311,13 +311,25 @@ def test_boolean_is_not_a_day(value):
     assert (p.line, p.where) == (line_of(text, f"day: {value}"), "schedule[1].day")
 
 
-@pytest.mark.parametrize("day", [0, 6, -1])
+# Past any calendar (date, timedelta or C int): said like a day just past the end.
+@pytest.mark.parametrize("day", [0, 6, -1, 10**9, -(10**23)])
 def test_item_day_outside_cohort(day):
     text = item(f"  - day: {day}\n    at: '08:00'\n    post: 早\n")
     p = one_problem(text)
     assert (p.line, p.where) == (line_of(text, f"day: {day}"), "schedule[1].day")
     assert f"day {day} is outside the cohort" in p.message
     assert "use 1..5" in p.message
+
+
+def test_a_block_under_the_wrong_key_is_quoted_short():
+    # Indented under `days:`, a whole block is the value; the message shows its beginning only.
+    block = "".join(f"  k{i}: {'y' * 50}\n" for i in range(50))
+    text = BASE.replace("days: 5\n", "days:\n" + block)
+    p = one_problem(text)
+    assert (p.line, p.where) == (2, "days")
+    assert "(got {'k0': 'yyy" in p.message and len(p.message) < 150, p.message
+    p = one_problem(BASE.replace("  reading:", f"  Reading {'x' * 200}:"))
+    assert "is not a valid id" in p.message and len(p.message) < 200, p.message
 
 
 def test_track_day_outside_cohort_names_each_day():
@@ -328,6 +340,14 @@ def test_track_day_outside_cohort_names_each_day():
         (line_of(text, "days: [0, 2, 6]"), "tracks.lesson.days[2]"),
     ]
     assert "use 1..5" in probs[1].message
+
+
+@pytest.mark.parametrize("day", [10**9, 10**23, -(10**23)])
+def test_a_track_day_past_any_calendar(day):
+    text = BASE.replace("days: [2, 3, 4]", f"days: [2, {day}]")
+    p = one_problem(text)
+    assert (p.line, p.where) == (line_of(text, f"days: [2, {day}]"), "tracks.lesson.days[1]")
+    assert f"day {day} is outside the cohort" in p.message
 
 
 def test_nudge_day_outside_cohort():

@@ -249,6 +249,10 @@ def test_event_time_outside_the_cohort(tmp_path: Path, pb: Playbook, at):
         ('"tomorrow"', 'write "day 2 07:45" or "2026-12-02T07:45:00+08:00"'),
         ('"day two 07:45"', "is not a time"),
         ('"2 07:45"', "is not a time"),
+        # pydantic would read a number as seconds since 1970: "outside the cohort", or inside it.
+        ("5", 'is not a time; write "day 2 07:45"'),
+        ("1796169600", 'is not a time; write "day 2 07:45"'),
+        ("true", 'is not a time; write "day 2 07:45"'),
     ],
 )
 def test_bad_at_string(tmp_path: Path, pb: Playbook, at, says):
@@ -298,9 +302,10 @@ def test_bad_start(tmp_path: Path):
     assert (p.line, p.where) == (1, "start")
 
 
-def test_impossible_start_date(tmp_path: Path):
+@pytest.mark.parametrize("start", ["2026-12-32", "1795996800"])  # a number: seconds since 1970
+def test_impossible_start_date(tmp_path: Path, start: str):
     f = tmp_path / "sc.yaml"
-    f.write_text(SCENARIO.replace("start: 2026-12-01", "start: 2026-12-32"), encoding="utf-8")
+    f.write_text(SCENARIO.replace("start: 2026-12-01", f"start: {start}"), encoding="utf-8")
     with pytest.raises(InputError) as info:
         scenario.load(f)
     (p,) = info.value.problems

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 
 import httpx
 from typer.testing import CliRunner
@@ -242,6 +243,21 @@ async def test_the_overview_shows_the_connection_and_the_alerts_that_are_not_ove
 def test_operator_add_stores_an_argon2_hash_and_refuses_bad_input(tmp_path):
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     runner = CliRunner()
+    # --db names a bot's database: not a new file (a typo), not another program's, not memory.
+    foreign = tmp_path / "other.db"
+    sqlite3.connect(foreign).execute("create table t (x)").connection.commit()
+    for db, said in [
+        (url, "no database file"),
+        (str(foreign), "not a cohortbot database"),
+        ("sqlite://", "in-memory"),
+    ]:
+        r = runner.invoke(
+            cli, ["operator", "add", "alice", "--db", db, "--password-stdin"], input=PASSWORD + "\n"
+        )
+        assert r.exit_code == 2 and said in r.output, r.output
+    assert not (tmp_path / "bot.db").exists()
+    assert sqlite3.connect(foreign).execute("select name from sqlite_master").fetchall() == [("t",)]
+    open_db(url).dispose()  # as `cohortbot run` leaves it
     r = runner.invoke(
         cli, ["operator", "add", "alice", "--db", url, "--password-stdin"], input=PASSWORD + "\n"
     )

@@ -153,7 +153,8 @@ async def test_a_failed_message_resent_from_the_console_goes_out_and_is_in_the_a
         assert "你好 &lt;b&gt;u2&lt;/b&gt;" in page and f'{{"id": "{row}", "member": "u2"}}' in page
         assert f'{{"id": "{row}"}}' in (await c.get("/cohort/c1")).text  # in the send queue too
         headers = {"X-CSRF-Token": token(page), "HX-Request": "true"}
-        for wrong in (str(sent), "999", "x"):  # not failed, not there, not a number
+        # Not failed, not there, not a number (nor one int() or SQL would take).
+        for wrong in (str(sent), "999", "x", "²", "9" * 30):
             r = await c.post("/cohort/c1/resend", data={"id": wrong}, headers=headers)
             assert r.status_code == 404, wrong
         assert (await c.post("/cohort/c1/resend", data={"id": str(row)})).status_code == 403

@@ -23,6 +23,21 @@ _CONTROL = re.compile(
 _LINE_BREAKS = re.compile(r"[\r\n\t\u2028\u2029\x0b\x0c\x85]+")
 
 
+def _pictograph(text: str, i: int) -> bool:
+    """Whether ``text[i]`` is part of an emoji: a symbol, a skin tone, the emoji style mark."""
+    return 0 <= i < len(text) and (
+        text[i] == "\ufe0f" or (ord(text[i]) >= 0x2000 and unicodedata.category(text[i]) in ("So", "Sk"))
+    )
+
+
+def _invisible(m: re.Match[str]) -> str:
+    """A control or invisible character, dropped; but the zero-width joiner between two parts of
+    an emoji is kept (👩‍💻 is one picture, and in names and testimonials it would become two)."""
+    if m[0] == "\u200d" and _pictograph(m.string, m.start() - 1) and _pictograph(m.string, m.end()):
+        return m[0]
+    return ""
+
+
 def clean_text(text: object, limit: int = MAX_TEXT) -> str:
     """A message text from the network, safe to store and match: no NUL or other control
     characters (PostgreSQL refuses NUL; invisible ones hide keywords), newlines kept,
@@ -30,7 +45,7 @@ def clean_text(text: object, limit: int = MAX_TEXT) -> str:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     text = text[: limit * 2].replace("\r\n", "\n")
-    return _CONTROL.sub("", text)[:limit]
+    return _CONTROL.sub(_invisible, text)[:limit]
 
 
 def clean_name(name: object, limit: int = MAX_NAME) -> str:
@@ -38,7 +53,7 @@ def clean_name(name: object, limit: int = MAX_NAME) -> str:
     at most ``limit`` characters (a name must never forge lines in the bot's posts)."""
     text = "" if name is None else str(name)
     text = _LINE_BREAKS.sub(" ", text[: limit * 4])
-    text = _CONTROL.sub("", text)
+    text = _CONTROL.sub(_invisible, text)
     text = "".join(c for c in text if unicodedata.category(c) != "Cc")
     text = " ".join(text.split())
     if len(text) > limit:

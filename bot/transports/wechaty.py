@@ -74,6 +74,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock, within
+from bot.i18n import _
 from bot.transports import wechaty_compat as wx
 from bot.transports.base import (
     Delivered,
@@ -273,9 +274,10 @@ class WechatyTransport:
         except TimeoutError:
             await self.stop()
             raise GatewayError(
-                f"no logged-in account at the gateway {self.endpoint} after {self.connect_timeout:.0f} s; "
-                "check that the gateway runs, that `endpoint` is its address, and that its account "
-                "is logged in"
+                _(
+                    "no logged-in account at the gateway {endpoint} after {seconds:.0f} s; check that "
+                    "the gateway runs, that `endpoint` is its address, and that its account is logged in"
+                ).format(endpoint=self.endpoint, seconds=self.connect_timeout)
             ) from None
         except GatewayError:
             await self.stop()
@@ -293,7 +295,7 @@ class WechatyTransport:
         for task in tasks:
             task.cancel()
         if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=10)
+            _done, stuck = await asyncio.wait(tasks, timeout=10)
             for task in stuck:
                 log.error("%s did not stop within 10 s; leaving it", task.get_name())
         self._tasks = []
@@ -326,16 +328,20 @@ class WechatyTransport:
                     return same[0]
                 if len(same) > 1:
                     raise LookupError(
-                        f"the account is in {len(same)} groups called {room!r} ({', '.join(same)}); "
-                        "write the room id of the right one in `room`"
+                        _(
+                            "the account is in {n} groups called {room!r} ({ids}); write the room id "
+                            "of the right one in `room`"
+                        ).format(n=len(same), room=room, ids=", ".join(same))
                     )
             except (OSError, wx.GRPCError, wx.StreamTerminatedError) as exc:
                 log.warning("could not read the room list yet (%s)", type(exc).__name__)
             if loop.time() > deadline:
-                known = ", ".join(repr(clean_name(t)) for t in topics[:10]) or "none"
+                known = ", ".join(repr(clean_name(t)) for t in topics[:10]) or _("none")
                 raise LookupError(
-                    f"the account is in no group called {room!r} (after {self.room_wait:.0f} s); "
-                    f"its groups: {known}. Write the group's exact name or its room id in `room`"
+                    _(
+                        "the account is in no group called {room!r} (after {seconds:.0f} s); its "
+                        "groups: {known}. Write the group's exact name or its room id in `room`"
+                    ).format(room=room, seconds=self.room_wait, known=known)
                 )
             await asyncio.sleep(2)
 
@@ -571,7 +577,7 @@ class WechatyTransport:
         stream = asyncio.create_task(self._open(puppet))
         watchdog = asyncio.create_task(self._watch(puppet))
         try:
-            done, _ = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait({stream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for running in (stream, watchdog):
                 running.cancel()
@@ -584,7 +590,9 @@ class WechatyTransport:
         if exc is None:
             return "the event stream ended"
         if isinstance(exc, wx.GRPCError) and "UNAUTHENTICATED" in str(exc.status):
-            self._fatal = GatewayError(f"the gateway {self.endpoint} refused the token; check `token`")
+            self._fatal = GatewayError(
+                _("the gateway {endpoint} refused the token; check `token`").format(endpoint=self.endpoint)
+            )
             return "the token was refused"
         if isinstance(exc, TimeoutError):
             return str(exc) or "it stopped answering"
@@ -598,7 +606,7 @@ class WechatyTransport:
         a blocking 3 s telnet on the event loop."""
         host, port = split_endpoint(self.endpoint)
         try:
-            _, writer = await within(asyncio.open_connection(host, int(port)), self.ping_timeout)
+            _reader, writer = await within(asyncio.open_connection(host, int(port)), self.ping_timeout)
         except TimeoutError:
             raise TimeoutError(f"no answer to a connection within {self.ping_timeout:.0f} s") from None
         writer.close()
@@ -854,7 +862,7 @@ def _close_channel(puppet: Any) -> None:
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """host:port, the host of an IPv6 address written in brackets ([::1]:8788) without them."""
-    host, _, port = endpoint.rpartition(":")
+    host, _colon, port = endpoint.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)

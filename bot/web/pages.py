@@ -252,7 +252,7 @@ def routes(console: Console) -> list[Route]:
         login, run, form = found
         member_id = request.path_params["member"]
         track, day = str(form.get("track") or ""), str(form.get("day") or "")
-        if track not in run.playbook.tracks or not day.isdigit():
+        if track not in run.playbook.tracks or not day.isdecimal():
             return PlainTextResponse(_not_here(request, language), status_code=404)
         with db.begin() as conn:
             if repo.member(conn, run.id, member_id) is None:
@@ -273,7 +273,9 @@ def routes(console: Console) -> list[Route]:
         login, run, form = found
         row_id = str(form.get("id") or "")
         with db.begin() as conn:
-            again = resend_failed(conn, run.id, int(row_id), clock.now()) if row_id.isdigit() else None
+            # A row id: decimal digits ("²" is a digit int() refuses), few enough for an SQL integer.
+            number = row_id.isascii() and row_id.isdecimal() and len(row_id) <= 18
+            again = resend_failed(conn, run.id, int(row_id), clock.now()) if number else None
             if again is not None:
                 repo.audit(conn, run.id, f"web:{login.name}", "resend", f"{row_id} {again}", clock.now())
         if again is None:

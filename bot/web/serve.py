@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.config import split_bind
+from bot.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,12 @@ class Served:
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.create_server((host, port), family=family, reuse_port=False)
-        except OSError as exc:
-            raise BindError(f"cannot listen on {bind}: {exc.strerror or exc}") from None
+        except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
+            raise BindError(
+                _("cannot listen on {bind}: {reason}").format(
+                    bind=bind, reason=getattr(exc, "strerror", None) or exc
+                )
+            ) from None
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.app = app
