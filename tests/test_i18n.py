@@ -164,6 +164,9 @@ def test_help_in_both_languages():
     assert "8 天微信训练营的运营助手" in top.stdout
     en = invoke("validate", "--help", env={"LANG": "C"})
     assert "Check files; exit 0" in en.stdout and "warnings count as errors" in en.stdout
+    # Arguments by their names (typer 0.27+ printed "{files}... <list[Path]>": pinned below it).
+    assert "cohortbot validate [OPTIONS] FILES..." in en.stdout and "{files}" not in en.stdout
+    assert "用法：cohortbot validate [选项] FILES..." in zh.stdout and "list[Path]" not in zh.stdout
 
 
 def test_bad_lang_value():
