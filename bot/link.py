@@ -39,10 +39,6 @@ class Link:
         elif isinstance(event, Reconnected):
             self._become(ONLINE, now)
 
-    @property
-    def online(self) -> bool:
-        return self.state == ONLINE
-
     def _become(self, state: str, now: datetime, reason: str = "") -> None:
         if state != self.state:
             self.since = now

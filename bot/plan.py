@@ -14,22 +14,28 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field
 
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.playbook import Playbook, ScheduleItem
 
 
-def _not_a_number(value: object) -> object:
-    """pydantic reads a number as seconds since 1970: `start: 1795996800` would be a day 1
-    nobody wrote, `start: 20261201` an error about "zero time"."""
-    if isinstance(value, int | float):
-        raise ValueError(_("{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-12-01").format(value=value))
-    return value
+def not_a_number(said: str) -> BeforeValidator:
+    """A date or time field that refuses numbers, saying ``said`` (an N_-marked text with
+    {value}): pydantic reads a number as seconds since 1970, so `start: 1795996800` would be a
+    day 1 nobody wrote, `start: 20261201` an error about "zero time", a scenario's `at: 5`
+    "outside the cohort"."""
+
+    def check(value: object) -> object:
+        if isinstance(value, int | float):
+            raise ValueError(_(said).format(value=value))
+        return value
+
+    return BeforeValidator(check)
 
 
 # A cohort's start, as operators write it; bounded so date arithmetic cannot overflow.
 StartDate = Annotated[
     date,
-    BeforeValidator(_not_a_number),
+    not_a_number(N_("{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-12-01")),
     Field(ge=date(2000, 1, 1), le=date(2999, 12, 31), description="day 1, e.g. 2026-12-01"),
 ]
 

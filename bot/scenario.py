@@ -8,10 +8,10 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from bot.i18n import _
-from bot.plan import Calendar, StartDate
+from bot.i18n import N_, _
+from bot.plan import Calendar, StartDate, not_a_number
 from bot.transports.base import Member
 from bot.yamlfile import EmptyList, InputError, Problem, Source, read_yaml, validate
 
@@ -31,21 +31,11 @@ class MemberSpec(_Strict):
     )
 
 
-def _not_a_number(value: object) -> object:
-    """pydantic reads a number as seconds since 1970: `at: 5` would be "outside the cohort"."""
-    if isinstance(value, int | float):
-        raise ValueError(
-            _('{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"').format(
-                value=value
-            )
-        )
-    return value
-
-
 class EventSpec(_Strict):
-    at: Annotated[str | datetime, BeforeValidator(_not_a_number)] = Field(
-        description='"day N HH:MM" in the playbook\'s time zone, or ISO-8601 with offset'
-    )
+    at: Annotated[
+        str | datetime,
+        not_a_number(N_('{value!r} is not a time; write "day 2 07:45" or "2026-12-02T07:45:00+08:00"')),
+    ] = Field(description='"day N HH:MM" in the playbook\'s time zone, or ISO-8601 with offset')
     sender: str | None = Field(None, alias="from", description="member id who sends `text`")
     text: str | None = None
     dm: bool = Field(False, description="a private message to the bot instead of a group message")
